@@ -1,0 +1,218 @@
+"""The MediaPipe Face Landmarker, wrapped: one reusable instance, landmarks in pixels, pose and expression."""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import NoFaceError, SkinscanError
+from .model import verify_model
+
+__all__ = [
+    "FaceLandmarks",
+    "FaceLandmarker",
+    "shared_landmarker",
+    "detect_landmarks",
+    "pose_from_matrix",
+    "N_LANDMARKS",
+    "RIGHT_IRIS",
+    "LEFT_IRIS",
+]
+
+N_LANDMARKS = 478
+# Iris points: centre first, then four on the limbus. "Right" and "left" are the subject's own:
+# the right iris is on the image left of an unmirrored frontal photo.
+RIGHT_IRIS = np.array([468, 469, 470, 471, 472])
+LEFT_IRIS = np.array([473, 474, 475, 476, 477])
+
+
+@dataclass(frozen=True)
+class FaceLandmarks:
+    """One face as found by the landmarker.
+
+    Attributes
+    ----------
+    points : ndarray, shape (478, 2), float64
+        Landmark (x, y) in pixels of the photo given to the landmarker (468 mesh + 10 iris).
+    z : ndarray, shape (478,), float64
+        Relative depth in pixels (MediaPipe's normalised z times the image width); smaller is nearer.
+    yaw_deg, pitch_deg, roll_deg : float
+        Head pose from the facial transformation matrix, in degrees. Yaw > 0: the face turns
+        towards the image right; pitch > 0: chin up; roll > 0: the face rotates clockwise in the image.
+    matrix : ndarray, shape (4, 4)
+        MediaPipe's facial transformation matrix (canonical mesh, cm, to camera space).
+    blendshapes : dict of str to float
+        The 52 expression scores in [0, 1].
+    n_faces : int
+        How many faces the photo holds; these landmarks are of the largest.
+    image_shape : tuple of int
+        (height, width) of the photo the landmarks refer to.
+    """
+
+    points: np.ndarray
+    z: np.ndarray
+    yaw_deg: float
+    pitch_deg: float
+    roll_deg: float
+    matrix: np.ndarray
+    blendshapes: dict[str, float] = field(default_factory=dict)
+    n_faces: int = 1
+    image_shape: tuple[int, int] = (0, 0)
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(x0, y0, x1, y1) of the 468 mesh points, in pixels."""
+        p = self.points[:468]
+        return float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()), float(p[:, 1].max())
+
+    def blendshape_vector(self) -> np.ndarray:
+        """Blendshape scores as a vector in name order (for expression differences)."""
+        return np.array([self.blendshapes[k] for k in sorted(self.blendshapes)], dtype=np.float64)
+
+    def transformed(self, affine: np.ndarray, image_shape: tuple[int, int] | None = None) -> "FaceLandmarks":
+        """The same landmarks after a 2x3 affine map of the photo (z scaled by its scale)."""
+        a = np.asarray(affine, dtype=np.float64)
+        pts = self.points @ a[:, :2].T + a[:, 2]
+        scale = float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
+        return FaceLandmarks(pts, self.z * scale, self.yaw_deg, self.pitch_deg, self.roll_deg, self.matrix,
+                             dict(self.blendshapes), self.n_faces, image_shape or self.image_shape)
+
+
+def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
+    """Yaw, pitch, roll in degrees from MediaPipe's facial transformation matrix.
+
+    The rotation is decomposed as R = Rz(roll) Ry(yaw) Rx(pitch) in MediaPipe's camera frame
+    (x right, y up, z towards the viewer); signs are then set so that yaw > 0 turns the face to
+    the image right, pitch > 0 lifts the chin and roll > 0 turns the face clockwise in the image.
+    """
+    r = np.asarray(matrix, dtype=np.float64)[:3, :3]
+    r = r / np.cbrt(max(np.linalg.det(r), 1e-12))
+    yaw = np.degrees(np.arcsin(np.clip(-r[2, 0], -1.0, 1.0)))
+    pitch = np.degrees(np.arctan2(r[2, 1], r[2, 2]))
+    roll = np.degrees(np.arctan2(r[1, 0], r[0, 0]))
+    return float(yaw), float(pitch), float(-roll)
+
+
+class FaceLandmarker:
+    """A MediaPipe Face Landmarker created once and reused.
+
+    Use it as a context manager, or call :meth:`close`. MediaPipe's C library is not
+    thread-safe, so calls to :meth:`detect` are serialised by a lock; for parallel work use one
+    instance per process (see :func:`shared_landmarker`).
+
+    Parameters
+    ----------
+    model_path : str or Path, optional
+        The ``face_landmarker.task`` bundle; default ``$SKINSCAN_MODEL`` then the shipped copy.
+    max_faces : int
+        How many faces to look for; the largest is analysed and the count recorded.
+    min_confidence : float
+        Face detection and presence confidence.
+
+    Examples
+    --------
+    >>> from skinscan import FaceLandmarker, load_photo            # doctest: +SKIP
+    >>> with FaceLandmarker() as lm:                                # doctest: +SKIP
+    ...     face = lm.detect(load_photo("me.jpg").rgb)
+    ...     face.points.shape
+    (478, 2)
+    """
+
+    def __init__(self, model_path: str | os.PathLike | None = None, *, max_faces: int = 4,
+                 min_confidence: float = 0.5):
+        path = verify_model(model_path)
+        from mediapipe.tasks.python import BaseOptions, vision
+
+        opts = vision.FaceLandmarkerOptions(
+            base_options=BaseOptions(model_asset_path=str(path)),
+            running_mode=vision.RunningMode.IMAGE,
+            num_faces=int(max_faces),
+            min_face_detection_confidence=min_confidence,
+            min_face_presence_confidence=min_confidence,
+            output_face_blendshapes=True,
+            output_facial_transformation_matrixes=True,
+        )
+        try:
+            self._impl = vision.FaceLandmarker.create_from_options(opts)
+        except Exception as exc:  # MediaPipe raises RuntimeError/ValueError with C++ text
+            from .errors import ModelError
+
+            raise ModelError(f"MediaPipe could not load the model: {exc}", path) from None
+        self._lock = threading.Lock()
+        self.model_path = path
+
+    def __enter__(self) -> "FaceLandmarker":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        impl, self._impl = getattr(self, "_impl", None), None
+        if impl is not None:
+            impl.close()
+
+    def detect(self, rgb: np.ndarray) -> FaceLandmarks:
+        """Find the largest face in an RGB uint8 image.
+
+        Raises
+        ------
+        NoFaceError
+            When no face is found.
+        """
+        import mediapipe as mp
+
+        if self._impl is None:
+            raise SkinscanError("this FaceLandmarker is closed")
+        if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
+            raise TypeError(f"expected an RGB uint8 array of shape (H, W, 3), got {getattr(rgb, 'dtype', type(rgb))} "
+                            f"{getattr(rgb, 'shape', '')}")
+        # mp.Image reads the raw buffer: a non-contiguous view gives silently wrong pixels.
+        rgb = np.ascontiguousarray(rgb)
+        h, w = rgb.shape[:2]
+        with self._lock:
+            res = self._impl.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+        if not res.face_landmarks:
+            raise NoFaceError("no face found in the photo")
+        pts = [np.array([(p.x * w, p.y * h, p.z * w) for p in face], dtype=np.float64) for face in res.face_landmarks]
+        areas = [np.ptp(p[:468, 0]) * np.ptp(p[:468, 1]) for p in pts]
+        k = int(np.argmax(areas))
+        matrix = np.asarray(res.facial_transformation_matrixes[k], dtype=np.float64)
+        yaw, pitch, roll = pose_from_matrix(matrix)
+        shapes = {c.category_name: float(c.score) for c in res.face_blendshapes[k]} if res.face_blendshapes else {}
+        return FaceLandmarks(
+            points=pts[k][:, :2].copy(),
+            z=pts[k][:, 2].copy(),
+            yaw_deg=yaw,
+            pitch_deg=pitch,
+            roll_deg=roll,
+            matrix=matrix,
+            blendshapes=shapes,
+            n_faces=len(pts),
+            image_shape=(h, w),
+        )
+
+
+_shared: FaceLandmarker | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_landmarker(model_path: str | os.PathLike | None = None) -> FaceLandmarker:
+    """The process-wide landmarker, created on first use (one per process, reused by every call)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared._impl is None or (
+            model_path is not None and os.fspath(model_path) != os.fspath(_shared.model_path)
+        ):
+            if _shared is not None:
+                _shared.close()
+            _shared = FaceLandmarker(model_path)
+        return _shared
+
+
+def detect_landmarks(rgb: np.ndarray, *, model_path: str | os.PathLike | None = None) -> FaceLandmarks:
+    """Landmarks of the largest face in ``rgb`` using the process-wide landmarker."""
+    return shared_landmarker(model_path).detect(rgb)
