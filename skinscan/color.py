@@ -1,0 +1,62 @@
+"""Colour helpers shared by quality checks and metrics: exact sRGB decoding, CIELAB in float, luminance."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["srgb_to_linear", "linear_to_srgb", "rgb_to_lab", "luminance", "as_float01"]
+
+# sRGB (IEC 61966-2-1) primaries, D65 white.
+_RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
+                        [0.2126729, 0.7151522, 0.0721750],
+                        [0.0193339, 0.1191920, 0.9503041]], dtype=np.float32)
+_D65 = np.array([0.95047, 1.0, 1.08883], dtype=np.float32)
+_LUT = None
+
+
+def as_float01(rgb: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [0, 1]; float input is passed through as float32."""
+    if rgb.dtype == np.uint8:
+        return rgb.astype(np.float32) * np.float32(1 / 255)
+    return np.asarray(rgb, dtype=np.float32)
+
+
+def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
+    """Decode sRGB to linear light, float32 in [0, 1]. uint8 input uses an exact lookup table."""
+    global _LUT
+    if rgb.dtype == np.uint8:
+        if _LUT is None:
+            v = np.arange(256, dtype=np.float64) / 255
+            _LUT = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(np.float32)
+        return _LUT[rgb]
+    v = np.asarray(rgb, dtype=np.float32)
+    return np.where(v <= 0.04045, v / 12.92, ((np.maximum(v, 0) + 0.055) / 1.055) ** 2.4).astype(np.float32)
+
+
+def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
+    """Encode linear light to sRGB float32 in [0, 1] (clipped)."""
+    v = np.clip(np.asarray(lin, dtype=np.float32), 0, 1)
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055).astype(np.float32)
+
+
+def rgb_to_lab(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
+    """CIELAB (D65, 2°) from sRGB (uint8 or float in [0, 1]) or from linear RGB with ``linear=True``.
+
+    Computed in float32 from linearised sRGB; unlike OpenCV's 8-bit Lab, L* is in [0, 100] and
+    a*, b* are unscaled, so values can be compared with published ones.
+    """
+    lin = np.asarray(rgb, dtype=np.float32) if linear else srgb_to_linear(rgb)
+    xyz = lin @ _RGB_TO_XYZ.T / _D65
+    eps, kappa = 216 / 24389, 24389 / 27
+    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    lab = np.empty_like(f)
+    lab[..., 0] = 116 * f[..., 1] - 16
+    lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
+    lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
+    return lab
+
+
+def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
+    """Relative luminance Y in [0, 1] (linear light) from sRGB or linear RGB."""
+    lin = np.asarray(rgb, dtype=np.float32) if linear else srgb_to_linear(rgb)
+    return lin @ _RGB_TO_XYZ[1]
