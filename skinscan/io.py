@@ -1,0 +1,330 @@
+"""Reading photo files into upright sRGB uint8 arrays, with the metadata later stages need.
+
+Everything that can go wrong while reading a file becomes an :class:`~skinscan.errors.ImageLoadError`
+naming the file and the reason; no Pillow, libheif or OS exception leaves :func:`load_photo`.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import io
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from .errors import ImageLoadError, SkinscanError
+
+__all__ = ["Photo", "load_photo", "read_capture_time", "SUPPORTED_SUFFIXES", "is_photo_file",
+           "save_jpeg", "save_png"]
+
+SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif",
+                                ".gif"})
+# MPO is how Pillow names the multi-picture JPEGs many phones write.
+_SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "GIF"})
+_ORIENTATION, _DATETIME, _EXIF_IFD, _GPS_IFD = 0x0112, 0x0132, 0x8769, 0x8825
+_DATETIME_ORIGINAL, _OFFSET_TIME, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9010, 0x9011
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+_MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"GIF8": "GIF"}
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing pixel arrays with == is ambiguous; identity is meant
+class Photo:
+    """A decoded photo: upright sRGB pixels plus what the file said about them.
+
+    Attributes
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        Pixels in sRGB, EXIF orientation applied, alpha dropped, C-contiguous.
+    path : Path or None
+        The file read, or None for an array given directly.
+    capture_time : datetime or None
+        EXIF DateTimeOriginal (else DateTime); timezone-aware when the file records the offset.
+    orientation : int
+        EXIF orientation (1-8) that was applied to make the image upright; 1 when none.
+    source_mode : str
+        Pillow mode of the file's pixels before conversion (``"RGB"``, ``"I;16"``, ``"CMYK"``...).
+    format : str
+        Pillow format name (``"JPEG"``, ``"PNG"``, ``"HEIF"``...).
+    icc_converted : bool
+        True when an embedded non-sRGB colour profile was converted to sRGB.
+    n_frames : int
+        Frames or pages in the file; only the first is used.
+    exif_has_gps : bool
+        True when the EXIF carries a GPS block (the file reveals a location).
+    content_hash : str
+        SHA-256 hex digest of the file's bytes, a cache key that ignores the file's name.
+    """
+
+    rgb: np.ndarray
+    path: Path | None
+    capture_time: datetime | None
+    orientation: int
+    source_mode: str
+    format: str
+    icc_converted: bool
+    n_frames: int
+    exif_has_gps: bool
+    content_hash: str
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(height, width) of the upright image in pixels."""
+        return self.rgb.shape[0], self.rgb.shape[1]
+
+
+def is_photo_file(path: str | os.PathLike) -> bool:
+    """True when the file's suffix (any case) is one of :data:`SUPPORTED_SUFFIXES`; the file is not opened."""
+    return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
+
+
+def load_photo(path: str | os.PathLike, *, max_pixels: int = 100_000_000) -> Photo:
+    """Read a photo file into an upright sRGB uint8 array.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A JPEG, PNG, TIFF, WebP, BMP, HEIC/HEIF or GIF file. Of animated or multi-page files
+        the first frame is used.
+    max_pixels : int, optional
+        Refuse images declaring more pixels than this (decompression-bomb guard), before decoding.
+
+    Returns
+    -------
+    Photo
+        ``rgb`` has shape (H, W, 3), dtype uint8, in sRGB, after the EXIF orientation.
+
+    Raises
+    ------
+    ImageLoadError
+        Missing, unreadable, empty, not an image, unsupported format, truncated, damaged or too large.
+
+    Notes
+    -----
+    Conversions, chosen so every photo of a series lands on the same scale:
+
+    ==================  ==========================================================
+    source              to 8-bit RGB
+    ==================  ==========================================================
+    alpha (RGBA, LA..)  alpha channel dropped, not composited: the colour under it is kept
+    I;16, I (16 bit)    top byte kept (``v >> 8``), not clipped; 3 equal channels
+    F (float)           taken as 0-1, scaled by 255
+    L, 1, P, YCbCr      Pillow's conversion; grey gives 3 equal channels
+    CMYK                embedded profile if any, else Pillow's formula (Adobe inversion handled)
+    LAB                 littleCMS Lab (D50) to sRGB
+    ICC profile         non-sRGB profiles converted to sRGB, relative colorimetric intent
+    ==================  ==========================================================
+
+    libheif rotates HEIC while decoding, so its orientation is not applied twice; ``orientation``
+    still reports the file's value. A broken embedded profile is ignored, as viewers do. Truncated
+    files are errors unless a caller has set Pillow's global ``ImageFile.LOAD_TRUNCATED_IMAGES``.
+
+    Examples
+    --------
+    >>> photo = load_photo("sample_images/astronaut/2026-01-05/photo_1.jpg")   # doctest: +SKIP
+    >>> photo.shape, photo.rgb.dtype                                          # doctest: +SKIP
+    ((512, 512), dtype('uint8'))
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    im = _open(data, path, max_pixels=max_pixels)
+    fmt, source_mode, n_frames = im.format, im.mode, int(getattr(im, "n_frames", 1))
+    try:
+        im.load()
+    except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError... for bad data
+        raise ImageLoadError(f"image data is truncated or damaged ({e})", path) from e
+    exif, capture_time, has_gps = _metadata(im)
+    icc = im.info.get("icc_profile")
+    if fmt == "HEIF":  # already upright: libheif applied the rotation, pillow-heif reset the tag to 1
+        orientation, upright = int(im.info.get("original_orientation") or 1), True
+    else:
+        tag = exif.get(_ORIENTATION, 1)
+        orientation = tag if isinstance(tag, int) and 1 <= tag <= 8 else 1
+        upright = orientation == 1
+    try:
+        if not upright:
+            im = ImageOps.exif_transpose(im)
+        rgb, icc_converted = _to_rgb(im, icc)
+    except Exception as e:  # e.g. an exotic mode Pillow cannot convert
+        raise ImageLoadError(f"cannot convert the {source_mode} image to RGB ({e})", path) from e
+    return Photo(rgb=np.ascontiguousarray(rgb, dtype=np.uint8), path=path, capture_time=capture_time,
+                 orientation=orientation, source_mode=source_mode, format=fmt, icc_converted=icc_converted,
+                 n_frames=n_frames, exif_has_gps=has_gps, content_hash=hashlib.sha256(data).hexdigest())
+
+
+def read_capture_time(path: str | os.PathLike) -> datetime | None:
+    """The photo's EXIF capture time without decoding its pixels, or None when it records none.
+
+    Raises :class:`~skinscan.errors.ImageLoadError` when the file cannot be opened as a photo.
+    """
+    path = Path(path)
+    data = _read_bytes(path)
+    return _metadata(_open(data, path, max_pixels=2**62))[1]  # no limit: the pixels are never decoded
+
+
+def save_jpeg(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 92) -> None:
+    """Write an (H, W, 3) or (H, W) uint8 array as a JPEG carrying no metadata (no EXIF, no ICC).
+
+    Exports must not leak the source's time, location or camera, so nothing is copied over.
+    Raises ``ValueError`` for a bad array or quality, :class:`~skinscan.errors.SkinscanError`
+    when the file cannot be written.
+    """
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    _save(path, rgb, "JPEG", quality=quality)
+
+
+def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
+    """Write an (H, W, 3) or (H, W) uint8 array as a PNG carrying no metadata; see :func:`save_jpeg`."""
+    _save(path, rgb, "PNG")
+
+
+def _save(path: str | os.PathLike, rgb: np.ndarray, fmt: str, **options) -> None:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)):
+        raise ValueError(f"expected an (H, W, 3) or (H, W) uint8 array, got shape {rgb.shape} {rgb.dtype}")
+    try:
+        Image.fromarray(np.ascontiguousarray(rgb)).save(path, format=fmt, **options)
+    except OSError as e:
+        raise SkinscanError(f"cannot write the image ({e.strerror or e})", path) from e
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The whole file, read once: it feeds both the decoder and the content hash."""
+    if path.is_dir():
+        raise ImageLoadError("is a folder, not a photo file", path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ImageLoadError("file not found", path) from None
+    except PermissionError:
+        raise ImageLoadError("permission denied: the file cannot be read", path) from None
+    except OSError as e:
+        raise ImageLoadError(f"cannot read the file ({e.strerror or e})", path) from None
+    if not data:
+        raise ImageLoadError("file is empty (0 bytes)", path)
+    return data
+
+
+@functools.cache
+def _register_heif() -> None:
+    # Imported on first use: libheif is a large native library that plain JPEG runs never need.
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
+
+
+def _open(data: bytes, path: Path, *, max_pixels: int) -> Image.Image:
+    """Identify the image lazily (header only) and check its format and declared size."""
+    _register_heif()
+    try:
+        with warnings.catch_warnings():
+            # The size is checked against max_pixels below; Pillow's lower warning threshold is only noise.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            im = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        ceiling = 2 * Image.MAX_IMAGE_PIXELS
+        raise ImageLoadError(f"image declares more than {ceiling:,} pixels, over the limit of "
+                             f"{min(ceiling, max_pixels):,}", path) from None
+    except Image.UnidentifiedImageError:
+        kind = _signature(data)
+        reason = (f"damaged {kind} file (its header cannot be read)" if kind
+                  else f"not an image file (starts with {data[:8]!r})")
+        raise ImageLoadError(reason, path) from None
+    except Exception as e:  # plugins raise assorted errors on malformed headers
+        raise ImageLoadError(f"cannot read the image header ({e})", path) from e
+    if im.format not in _SUPPORTED_FORMATS:
+        raise ImageLoadError(f"{im.format} images are not supported (use JPEG, PNG, TIFF, WebP, BMP, HEIC "
+                             "or GIF)", path)
+    width, height = im.size
+    if width * height > max_pixels:
+        raise ImageLoadError(f"image declares {width}x{height} pixels, over the limit of {max_pixels:,}", path)
+    return im
+
+
+def _signature(data: bytes) -> str | None:
+    """The image format a file's first bytes claim, to tell a damaged image from a non-image."""
+    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+        return "HEIF"
+    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
+        return "WebP"
+    return next((kind for magic, kind in _MAGIC.items() if data.startswith(magic)), None)
+
+
+def _metadata(im: Image.Image) -> tuple[Image.Exif, datetime | None, bool]:
+    """EXIF, capture time and whether GPS is present; malformed EXIF must not cost the pixels."""
+    try:
+        exif = im.getexif()
+        sub = exif.get_ifd(_EXIF_IFD)
+        capture_time = (_parse_exif_time(sub.get(_DATETIME_ORIGINAL), sub.get(_OFFSET_TIME_ORIGINAL))
+                        or _parse_exif_time(exif.get(_DATETIME), sub.get(_OFFSET_TIME)))
+        return exif, capture_time, bool(exif.get_ifd(_GPS_IFD))
+    except Exception:
+        return Image.Exif(), None, False
+
+
+def _parse_exif_time(stamp: object, offset: object) -> datetime | None:
+    """Parse EXIF "YYYY:MM:DD HH:MM:SS" (plus "+HH:MM" offset); None for absent or blank stamps."""
+    if isinstance(stamp, bytes):
+        stamp = stamp.decode("ascii", "replace")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        t = datetime.strptime(stamp.strip("\x00 ")[:19], "%Y:%m:%d %H:%M:%S")
+    except ValueError:  # cameras write "0000:00:00 00:00:00" or blanks when the clock was unset
+        return None
+    m = re.fullmatch(r"([+-])(\d\d):(\d\d)", offset.strip("\x00 ")) if isinstance(offset, str) else None
+    if m:
+        delta = timedelta(hours=int(m[2]), minutes=int(m[3]))
+        t = t.replace(tzinfo=timezone(-delta if m[1] == "-" else delta))
+    return t
+
+
+@functools.cache
+def _srgb() -> ImageCms.ImageCmsProfile:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _source_profile(icc: bytes | None, mode: str) -> ImageCms.ImageCmsProfile | None:
+    """The embedded profile when it needs converting: present, readable, matching the mode, not sRGB."""
+    if not icc:
+        return None
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        description = ImageCms.getProfileDescription(profile).strip().lower()
+        space = profile.profile.xcolor_space.strip()
+    except Exception:  # a broken profile is ignored, as browsers and viewers do
+        return None
+    # Missing an sRGB profile under another name only costs an identity conversion.
+    if description.startswith("srgb") or space != {"L": "GRAY", "CMYK": "CMYK"}.get(mode, "RGB"):
+        return None
+    return profile
+
+
+def _to_rgb(im: Image.Image, icc: bytes | None) -> tuple[np.ndarray, bool]:
+    """(H, W, 3) uint8 sRGB pixels, and whether a colour profile was converted."""
+    mode = im.mode
+    if mode == "I" or mode.startswith("I;16"):
+        gray = (np.clip(np.asarray(im), 0, 65535) >> 8).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2), False
+    if mode == "F":
+        gray = np.clip(np.rint(np.nan_to_num(np.asarray(im, dtype=np.float64)) * 255), 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2), False
+    if mode == "LAB":  # Pillow has no LAB->RGB conversion; littleCMS has, with its D50 Lab profile
+        profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB"))
+    else:
+        base = {"L": "L", "LA": "L", "CMYK": "CMYK"}.get(mode, "RGB")
+        if mode != base:
+            im = im.convert(base)  # drops alpha (not composited), expands palettes and bilevel images
+        profile = _source_profile(icc, base)
+    if profile is not None:
+        # Relative colorimetric keeps in-gamut colours exact, which skin colour measurement relies on.
+        im = ImageCms.profileToProfile(im, profile, _srgb(), outputMode="RGB",
+                                       renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    return np.asarray(im if im.mode == "RGB" else im.convert("RGB")), profile is not None
