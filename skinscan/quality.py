@@ -16,6 +16,8 @@ __all__ = [
     "QualityThresholds",
     "LightReference",
     "light_reference",
+    "light_gains",
+    "SCLERA_TARGET",
     "sclera_mask",
     "sharpness",
     "assess_quality",
@@ -39,6 +41,9 @@ class QualityCheck:
 
     A check that cannot be computed (no reference photo, no sclera visible) has ``value`` NaN and
     ``passed`` True: absence of evidence is reported in ``detail``, not counted as a failure.
+    ``blocking`` checks make a failed photo unfit for trends (blur, clipping, pose, expression
+    change); the others are warnings whose effect is handled elsewhere (low resolution makes the
+    pore metrics NaN; a colour cast is normalised on the sclera).
     """
 
     name: str
@@ -48,6 +53,7 @@ class QualityCheck:
     unit: str
     passed: bool
     detail: str = ""
+    blocking: bool = True
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,7 +64,7 @@ class QualityThresholds:
     """Thresholds of the quality checks (defaults chosen for the pore band, 0.1–0.5 mm)."""
 
     min_px_per_mm: float = 10.0  # a 0.15 mm pore is then 1.5 px across; below, pores are not measurable
-    min_sharpness: float = 0.35  # fine/coarse band energy ratio on skin, see `sharpness`
+    min_sharpness: float = 0.45  # sharp samples 0.73-0.77; a Gaussian blur of sigma 0.1 mm gives 0.46-0.49
     max_clipped_pct: float = 2.0
     max_dark_pct: float = 2.0
     max_abs_yaw_deg: float = 15.0
@@ -90,6 +96,33 @@ class LightReference:
         b = np.asarray(getattr(other, f"{use}_rgb"), dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             return b / a
+
+
+#: Linear-light colour the sclera is normalised to: a neutral white of sRGB ~200.
+SCLERA_TARGET = 0.58
+
+
+def light_gains(light: LightReference, *, min_pixels: int = 30) -> tuple[np.ndarray, str]:
+    """Per-channel linear gains that bring a photo's light to a fixed white, and the reference used.
+
+    The sclera (whites of the eyes) is taken to be neutral and of a fixed brightness, so a photo's
+    white balance and exposure are undone without looking at the skin being measured; when the
+    sclera is not visible (closed eyes, glasses) the background is used for the colour cast only;
+    otherwise the photo is left as it is.
+
+    Returns
+    -------
+    gains : ndarray, shape (3,)
+    source : str
+        ``"sclera"``, ``"background"`` or ``"none"``.
+    """
+    sclera = np.asarray(light.sclera_rgb, dtype=np.float64)
+    if light.sclera_pixels >= min_pixels and np.all(np.isfinite(sclera)) and np.all(sclera > 0.02):
+        return np.clip(SCLERA_TARGET / sclera, 0.25, 4.0), "sclera"
+    bg = np.asarray(light.background_rgb, dtype=np.float64)
+    if light.background_pixels >= min_pixels and np.all(np.isfinite(bg)) and np.all(bg > 0.02):
+        return np.clip(bg.mean() / bg, 0.5, 2.0), "background"
+    return np.ones(3), "none"
 
 
 def _poly_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
@@ -155,16 +188,16 @@ def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray 
 
 
 def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
-    """Fine-to-coarse detail ratio on skin: band energy at 0.1–0.2 mm over band energy at 0.4–0.8 mm.
+    """Fine-to-coarse detail ratio on skin: band energy at one octave over band energy two octaves lower.
 
-    Computed on log luminance (so independent of exposure) with differences of Gaussians whose
-    widths are set in millimetres (so independent of resolution where the photo resolves
-    0.1 mm). Defocus and motion blur remove the fine band first, so the ratio falls with blur.
+    The fine octave starts at 0.1 mm, or at 0.7 px when the photo does not resolve 0.1 mm; the
+    coarse octave starts four times wider. Computed on log luminance (so independent of
+    exposure). Defocus and motion blur remove the fine band first, so the ratio falls with blur.
     """
     g = np.log(np.asarray(gray, dtype=np.float32) + 1e-3)
-    s = lambda mm: max(mm / mm_per_px, 0.5)  # noqa: E731  (sigma in px, never below half a pixel)
-    b1 = cv2.GaussianBlur(g, (0, 0), s(0.1)) - cv2.GaussianBlur(g, (0, 0), s(0.2))
-    b2 = cv2.GaussianBlur(g, (0, 0), s(0.4)) - cv2.GaussianBlur(g, (0, 0), s(0.8))
+    s0 = max(0.1 / mm_per_px, 0.7)  # sigma in px
+    b1 = cv2.GaussianBlur(g, (0, 0), s0) - cv2.GaussianBlur(g, (0, 0), 2 * s0)
+    b2 = cv2.GaussianBlur(g, (0, 0), 4 * s0) - cv2.GaussianBlur(g, (0, 0), 8 * s0)
     m = mask.astype(bool)
     if m.sum() < 100:
         return float("nan")
@@ -172,12 +205,17 @@ def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
     return float(np.sqrt(np.mean(b1[m] ** 2) / e2)) if e2 > 0 else float("nan")
 
 
+_WARNINGS = {"resolution", "face_count", "expression", "white_balance_mismatch", "exposure_mismatch",
+             "background_white_balance_mismatch"}
+
+
 def _check(name, value, threshold, comparison, unit, detail="") -> QualityCheck:
     value = float(value)
+    blocking = name not in _WARNINGS
     if not np.isfinite(value):
-        return QualityCheck(name, value, float(threshold), comparison, unit, True, detail or "not measurable")
+        return QualityCheck(name, value, float(threshold), comparison, unit, True, detail or "not measurable", blocking)
     ok = value <= threshold if comparison == "<=" else value >= threshold
-    return QualityCheck(name, value, float(threshold), comparison, unit, bool(ok), detail)
+    return QualityCheck(name, value, float(threshold), comparison, unit, bool(ok), detail, blocking)
 
 
 def _crop_box(face: FaceLandmarks, shape: tuple[int, int], pad: float = 0.15) -> tuple[slice, slice]:

@@ -1,0 +1,294 @@
+"""Shared metric machinery: input checks, per-region statistics over label images, scale-space blob detection."""
+
+from __future__ import annotations
+
+from typing import Mapping
+
+import cv2
+import numpy as np
+
+MaskArg = np.ndarray | Mapping[str, np.ndarray]
+
+
+def as_masks(mask: MaskArg, shape: tuple[int, int]) -> dict[str, np.ndarray]:
+    """A single mask becomes ``{"region": mask}``; every mask is checked against the image shape."""
+    masks = {"region": mask} if isinstance(mask, np.ndarray) else dict(mask)
+    for k, m in masks.items():
+        if m.shape != shape:
+            raise ValueError(f"mask {k!r} has shape {m.shape}, expected the image's {shape}")
+    return {k: m.astype(bool, copy=False) for k, m in masks.items()}
+
+
+def check_rgb(rgb: np.ndarray) -> np.ndarray:
+    if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise TypeError(f"expected an RGB image of shape (H, W, 3), got {getattr(rgb, 'shape', type(rgb))}")
+    if rgb.dtype != np.uint8 and not np.issubdtype(rgb.dtype, np.floating):
+        raise TypeError(f"expected uint8 or float RGB, got {rgb.dtype}")
+    return rgb
+
+
+def check_scale(mm_per_px: float) -> float:
+    mm_per_px = float(mm_per_px)
+    if not np.isfinite(mm_per_px) or mm_per_px <= 0:
+        raise ValueError(f"mm_per_px must be a positive number, got {mm_per_px}")
+    return mm_per_px
+
+
+def region_means(values: np.ndarray, masks: dict[str, np.ndarray]) -> dict[str, float]:
+    """Mean of a map over each mask (NaN for an empty mask), ignoring non-finite values."""
+    out = {}
+    finite = np.isfinite(values)
+    for k, m in masks.items():
+        sel = m & finite
+        n = np.count_nonzero(sel)
+        out[k] = float(values[sel].mean()) if n else float("nan")
+    return out
+
+
+def area_cm2(masks: dict[str, np.ndarray], mm_per_px: float) -> dict[str, float]:
+    return {k: np.count_nonzero(m) * mm_per_px ** 2 / 100.0 for k, m in masks.items()}
+
+
+def work_scale(mm_per_px: float, px_per_mm: float) -> float:
+    """Resize factor taking a photo to a working resolution (never upsampling)."""
+    return min(1.0, px_per_mm * mm_per_px)
+
+
+def resize(img: np.ndarray, f: float, *, interpolation=cv2.INTER_AREA) -> np.ndarray:
+    if f >= 0.999:
+        return img
+    return cv2.resize(img, None, fx=f, fy=f, interpolation=interpolation)
+
+
+def resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape == shape:
+        return mask
+    return cv2.resize(mask.astype(np.uint8), (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def robust_sigma(values: np.ndarray, *, max_samples: int = 200_000) -> float:
+    """1.4826 x median absolute deviation: the spread of the dense part, blind to sparse outliers.
+
+    Large inputs are subsampled on a regular stride (the median of 200,000 values is already
+    within a fraction of a percent).
+    """
+    if values.size == 0:
+        return float("nan")
+    if values.size > max_samples:
+        values = values[:: values.size // max_samples]
+    med = np.median(values)
+    return float(1.4826 * np.median(np.abs(values - med)))
+
+
+def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
+    return cv2.GaussianBlur(img, (0, 0), float(sigma_px), borderType=cv2.BORDER_REFLECT)
+
+
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of ``img`` using only pixels under ``mask`` (normalised convolution)."""
+    m = mask.astype(np.float32)
+    num = blur(img * m, sigma_px)
+    den = blur(m, sigma_px)
+    return np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0).astype(np.float32)
+
+
+def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
+                      min_contrast: float = 0.0, max_elongation: float = 4.0) -> dict[str, np.ndarray]:
+    """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
+
+    ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
+    response is ``-sigma^2 * LoG``; a blob is a pixel that is the maximum over its 3x3 neighbourhood
+    in its own and the adjacent scales, lies under ``mask``, exceeds ``k_sigma`` times the robust
+    spread of that scale's response over the mask (and ``min_contrast``), and is round: the ratio
+    of its Hessian eigenvalues is below ``max_elongation`` (points along lines and edges are not
+    blobs; the test of Lowe 2004, section 4.1).
+
+    Returns
+    -------
+    dict
+        ``x``, ``y`` (px), ``sigma`` (px), ``response`` (blob contrast in signal units), each (N,).
+
+    References
+    ----------
+    .. [1] Lindeberg T. (1998) Feature detection with automatic scale selection. IJCV 30(2):79–116.
+    .. [2] Lowe D. G. (2004) Distinctive image features from scale-invariant keypoints. IJCV 60(2):91–110.
+    """
+    sigmas_px = np.asarray(sigmas_px, dtype=np.float64)
+    stack = np.empty((len(sigmas_px),) + signal.shape, dtype=np.float32)
+    smooth = np.empty_like(stack)
+    for i, s in enumerate(sigmas_px):
+        smooth[i] = blur(signal, s)
+        stack[i] = -(s * s) * cv2.Laplacian(smooth[i], cv2.CV_32F, ksize=3)
+    kernel = np.ones((3, 3), np.uint8)
+    spatial_max = np.stack([cv2.dilate(layer, kernel) for layer in stack])
+    scale_max = spatial_max.copy()
+    scale_max[1:] = np.maximum(scale_max[1:], spatial_max[:-1])
+    scale_max[:-1] = np.maximum(scale_max[:-1], spatial_max[1:])
+    m = mask.astype(bool)
+    thr = np.array([k_sigma * robust_sigma(layer[m]) if m.any() else np.inf for layer in stack])
+    thr = np.maximum(thr, min_contrast)
+    peak = (stack >= scale_max) & (stack > thr[:, None, None]) & m[None]
+    si, ys, xs = np.nonzero(peak)
+    h, w = signal.shape
+    # Hessian of the smoothed signal at each peak, by central differences (vectorised over peaks).
+    yc, xc = np.clip(ys, 1, h - 2), np.clip(xs, 1, w - 2)
+    g = smooth
+    dxx = g[si, yc, xc + 1] + g[si, yc, xc - 1] - 2 * g[si, yc, xc]
+    dyy = g[si, yc + 1, xc] + g[si, yc - 1, xc] - 2 * g[si, yc, xc]
+    dxy = 0.25 * (g[si, yc + 1, xc + 1] + g[si, yc - 1, xc - 1] - g[si, yc + 1, xc - 1] - g[si, yc - 1, xc + 1])
+    tr, det = dxx + dyy, dxx * dyy - dxy * dxy
+    r = max_elongation
+    round_ = (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
+    si, ys, xs = si[round_], ys[round_], xs[round_]
+    # Refine each blob's scale between the sampled ones: a parabola through the responses at the
+    # neighbouring scales, in log sigma (sizes otherwise snap to the few sampled scales).
+    log_s = np.log(sigmas_px)
+    sigma = sigmas_px[si].copy()
+    inner = (si > 0) & (si < len(sigmas_px) - 1)
+    if inner.any() and len(sigmas_px) >= 3:
+        i, y, x = si[inner], ys[inner], xs[inner]
+        r_lo, r0, r_hi = stack[i - 1, y, x], stack[i, y, x], stack[i + 1, y, x]
+        curv = r_lo - 2 * r0 + r_hi
+        delta = np.where(curv < 0, 0.5 * (r_lo - r_hi) / np.where(curv < 0, curv, -1), 0.0)
+        delta = np.clip(delta, -0.5, 0.5)
+        step = np.where(delta > 0, log_s[np.minimum(i + 1, len(log_s) - 1)] - log_s[i], log_s[i] - log_s[i - 1])
+        sigma[inner] = np.exp(log_s[i] + delta * step)
+    return {"x": xs.astype(np.float64), "y": ys.astype(np.float64), "sigma": sigma,
+            "response": stack[si, ys, xs].astype(np.float64)}
+
+
+def blob_mask(blobs: dict[str, np.ndarray], shape: tuple[int, int], *, scale: float = 1.0,
+              diameter_factor: float = 2 * np.sqrt(2)) -> np.ndarray:
+    """Pixels covered by detected blobs (discs of their diameter), in a grid ``scale`` times the blobs' own."""
+    out = np.zeros(shape, np.uint8)
+    if len(blobs["x"]) == 0:
+        return out.astype(bool)
+    r = np.maximum(np.round(blobs["sigma"] * diameter_factor / 2 * scale).astype(int), 1)
+    for rad in np.unique(r):  # one pass per distinct radius (a handful), not per blob
+        sel = r == rad
+        pts = np.zeros(shape, np.uint8)
+        pts[np.clip((blobs["y"][sel] * scale).astype(int), 0, shape[0] - 1),
+            np.clip((blobs["x"][sel] * scale).astype(int), 0, shape[1] - 1)] = 1
+        out |= cv2.dilate(pts, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rad + 1, 2 * rad + 1)))
+    return out.astype(bool)
+
+
+def blobs_per_region(blobs: dict[str, np.ndarray], masks: dict[str, np.ndarray], mm_per_px: float,
+                     *, diameter_factor: float = 2 * np.sqrt(2)) -> dict[str, dict[str, float]]:
+    """Count, density (per cm^2), area (%) and mean diameter (mm) of blobs whose centre lies in each mask."""
+    xs, ys = blobs["x"].astype(int), blobs["y"].astype(int)
+    d_mm = blobs["sigma"] * diameter_factor * mm_per_px
+    disc_mm2 = np.pi * (d_mm / 2) ** 2
+    out = {}
+    for k, m in masks.items():
+        inside = m[ys, xs] if len(xs) else np.zeros(0, bool)
+        a_mm2 = np.count_nonzero(m) * mm_per_px ** 2
+        n = int(inside.sum())
+        out[k] = {
+            "count": n,
+            "density_per_cm2": n / (a_mm2 / 100.0) if a_mm2 > 0 else float("nan"),
+            "area_pct": 100.0 * float(disc_mm2[inside].sum()) / a_mm2 if a_mm2 > 0 else float("nan"),
+            "diameter_mm": float(d_mm[inside].mean()) if n else float("nan"),
+            "response_sum_mm2": float((blobs["response"][inside] * disc_mm2[inside]).sum()),
+            "area_mm2": a_mm2,
+        }
+    return out
+
+
+class SkinImage:
+    """One photo's colour representations, computed once and shared by the metric families.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3)
+        sRGB, uint8 or float in [0, 1].
+    gains : array-like of 3 floats, optional
+        Linear-light per-channel gains that normalise the photo's light (white balance and
+        exposure), measured on references that are not skin (see ``skinscan.quality``).
+    """
+
+    def __init__(self, rgb: np.ndarray, *, gains=None):
+        from ..color import srgb_to_linear
+
+        self.rgb = check_rgb(rgb)
+        lin = srgb_to_linear(rgb)
+        if gains is not None:
+            g = np.asarray(gains, dtype=np.float32).reshape(1, 1, 3)
+            lin = np.clip(lin * g, 0, 1)
+        self.lin = lin
+        self.shape = rgb.shape[:2]
+        self._cache: dict[str, np.ndarray] = {}
+
+    @property
+    def lab(self) -> np.ndarray:
+        if "lab" not in self._cache:
+            from ..color import rgb_to_lab
+
+            self._cache["lab"] = rgb_to_lab(self.lin, linear=True)
+        return self._cache["lab"]
+
+    @property
+    def chromophores(self) -> np.ndarray:
+        """(haemoglobin, melanin, shading) densities, shape (H, W, 3)."""
+        if "chromo" not in self._cache:
+            from ..color import unmix_chromophores
+
+            self._cache["chromo"] = unmix_chromophores(self.lin)
+        return self._cache["chromo"]
+
+    @property
+    def shading(self) -> np.ndarray:
+        """Grey optical density left after haemoglobin and melanin are unmixed: relief without pigment.
+
+        Noisier than :attr:`darkness` at the finest scales (it mixes colour channels, which JPEG
+        stores at half resolution), so it serves features of a millimetre and more (scars).
+        """
+        return self.chromophores[..., 2]
+
+    def relief(self, mm_per_px: float, *, smooth_mm: float = 0.3) -> np.ndarray:
+        """Grey relief at full resolution: :attr:`darkness` less the darkening by haemoglobin and melanin.
+
+        Luminance keeps the photo's full resolution (JPEG stores colour at half of it), but a brown
+        spot or a red patch darkens it too. Their contribution, from the unmixed densities
+        smoothed at ``smooth_mm`` and weighted by how much each channel contributes to luminance at
+        that place, is taken out, so pores, lines and texture are measured on relief alone.
+        """
+        key = f"relief{mm_per_px:.6g}/{smooth_mm}"
+        if key not in self._cache:
+            from ..color import HAEMOGLOBIN_OD, MELANIN_OD
+
+            sig = max(smooth_mm / mm_per_px, 0.5)
+            w = blur(self.lin, sig) * np.array([0.2126, 0.7152, 0.0722], np.float32)
+            w /= np.maximum(w.sum(axis=2, keepdims=True), 1e-6)
+            chromo = self.chromophores
+            pigment = (w @ HAEMOGLOBIN_OD) * blur(np.ascontiguousarray(chromo[..., 0]), sig) \
+                + (w @ MELANIN_OD) * blur(np.ascontiguousarray(chromo[..., 1]), sig)
+            self._cache[key] = (self.darkness - pigment).astype(np.float32)
+        return self._cache[key]
+
+    @property
+    def darkness(self) -> np.ndarray:
+        """Grey optical density of luminance (larger = darker): the signal for relief (pores, scars, lines, texture)."""
+        if "dark" not in self._cache:
+            from ..color import luminance
+
+            self._cache["dark"] = -np.log10(np.maximum(luminance(self.lin, linear=True), 1e-4)).astype(np.float32)
+        return self._cache["dark"]
+
+
+def skin_image(rgb) -> SkinImage:
+    return rgb if isinstance(rgb, SkinImage) else SkinImage(rgb)
+
+
+class MetricResult(dict):
+    """``{region: {metric: value}}`` plus ``maps`` (name -> image-sized array) and ``notes`` (why a value is NaN)."""
+
+    def __init__(self, values=None, *, maps=None, notes=None):
+        super().__init__(values or {})
+        self.maps: dict[str, np.ndarray] = maps or {}
+        self.notes: dict[str, str] = notes or {}
+
+    @property
+    def value(self) -> dict[str, float]:
+        """The values of a single-mask call (region ``"region"``)."""
+        return self["region"]

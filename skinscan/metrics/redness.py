@@ -1,0 +1,72 @@
+"""Redness: CIELAB a*, an erythema index from haemoglobin density, and the red area."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._common import MaskArg, MetricResult, as_masks, check_scale, masked_blur, region_means, skin_image
+
+__all__ = ["redness", "REDNESS_KEYS"]
+
+REDNESS_KEYS = {"a_star": "CIELAB a*", "erythema_index": "a.u.", "red_area_pct": "%"}
+
+
+def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray | None = None,
+            reference_percentile: float = 50.0, threshold: float = 0.03, smooth_mm: float = 0.5) -> MetricResult:
+    """Redness of skin: mean a*, erythema index and the share of red skin, per mask.
+
+    Parameters
+    ----------
+    rgb : ndarray (H, W, 3) or SkinImage
+        sRGB photo (uint8 or float in [0, 1]); light-normalise it first for comparisons.
+    mask : ndarray of bool (H, W) or dict of str to such masks
+        The skin to measure.
+    mm_per_px : float
+        Photo scale (unused by these values, accepted for a uniform signature).
+    reference_mask : ndarray of bool, optional
+        The subject's skin used as "unaffected" reference (default: the union of the masks).
+    reference_percentile : float
+        The reference level is this percentile of haemoglobin density over the reference skin
+        (default the median: the subject's typical skin in the same photo, so that a colour cast,
+        which shifts every pixel's haemoglobin alike, cancels).
+    threshold : float
+        Haemoglobin density above the reference that counts as red (0.03 is about +2.5 a* on
+        light skin).
+    smooth_mm : float
+        Gaussian smoothing of the haemoglobin map before thresholding: redness comes in patches of
+        millimetres, pixel noise does not.
+
+    Returns
+    -------
+    MetricResult
+        Per region: ``a_star`` (CIELAB a*, D65), ``erythema_index`` (100 x haemoglobin density,
+        a.u.) and ``red_area_pct`` (%). Higher = redder. Maps: ``a_star``, ``erythema``, ``red``.
+
+    Notes
+    -----
+    a* is computed in float from linearised sRGB (OpenCV's 8-bit Lab is rescaled and cannot be
+    compared with published values). The erythema index is the haemoglobin density from an
+    optical-density unmixing (``skinscan.color.unmix_chromophores``), which, unlike a*, is not
+    moved by melanin or by exposure.
+
+    References
+    ----------
+    .. [1] Tsumura N. et al. (2003) ACM TOG 22(3):770–779.
+    .. [2] Dawson J. B. et al. (1980) A theoretical and experimental study of light absorption and
+       scattering by in vivo skin. Phys Med Biol 25(4):695–709 (log-reflectance erythema index).
+    """
+    check_scale(mm_per_px)
+    img = skin_image(rgb)
+    masks = as_masks(mask, img.shape)
+    a_map = img.lab[..., 1]
+    hb = img.chromophores[..., 0]
+    ref_mask = reference_mask if reference_mask is not None else np.logical_or.reduce(list(masks.values()))
+    hb_smooth = masked_blur(hb, ref_mask, max(smooth_mm / check_scale(mm_per_px), 0.5))
+    ref = float(np.percentile(hb_smooth[ref_mask], reference_percentile)) if ref_mask.any() else float("nan")
+    red = hb_smooth > ref + threshold
+    a_mean = region_means(a_map, masks)
+    hb_mean = region_means(hb, masks)
+    red_pct = region_means(red.astype(np.float32), masks)
+    values = {k: {"a_star": a_mean[k], "erythema_index": 100.0 * hb_mean[k], "red_area_pct": 100.0 * red_pct[k]}
+              for k in masks}
+    return MetricResult(values, maps={"a_star": a_map, "erythema": 100.0 * hb, "red": red})

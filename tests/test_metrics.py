@@ -1,0 +1,171 @@
+"""Metric kernels on synthetic skin with known injected ground truth (the phantom's own records)."""
+
+import numpy as np
+import pytest
+
+from skinscan import phantom
+from skinscan.color import rgb_to_lab
+from skinscan.metrics import (SkinImage, compute_metrics, ita_degrees, pigmentation_metrics, pore_metrics,
+                              redness, roughness, scar_metrics, wrinkle_metrics)
+
+MM = 1 / 12  # 12 px/mm, a close phone photo
+
+
+@pytest.fixture(scope="module")
+def skin():
+    rng = np.random.default_rng(0)
+    h = w = 640
+    base = np.full((h, w, 3), (200, 150, 130), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < 300 ** 2
+    base = phantom.sensor_noise(base, 0.01, rng)
+    base, _ = phantom.skin_microtexture(base, mask, mm_per_px=MM, rng=rng)
+    return base, mask
+
+
+def _v(fn, img, mask, **kw):
+    return fn(img, mask, mm_per_px=MM, **kw).value
+
+
+def test_redness_follows_injected_a_star(skin):
+    base, mask = skin
+    red, rec = phantom.redness_for_delta_a(base, mask, 3.0)
+    a0, a1 = _v(redness, base, mask), _v(redness, red, mask)
+    assert a1["a_star"] - a0["a_star"] == pytest.approx(rec["delta_a_star"], abs=0.15)
+    assert a1["erythema_index"] > a0["erythema_index"] + 3
+    # The erythema index (haemoglobin density) ignores exposure, a* does not.
+    bright = _v(redness, phantom.exposure(base, 0.3), mask)
+    assert abs(bright["erythema_index"] - a0["erythema_index"]) < 0.1 * (a1["erythema_index"] - a0["erythema_index"])
+
+
+def test_red_area_counts_the_red_half(skin):
+    base, mask = skin
+    half = mask.copy()
+    half[:, :320] = False
+    red, _ = phantom.redness_for_delta_a(base, half, 6.0)
+    v = _v(redness, red, mask)
+    share = 100 * half.sum() / mask.sum()
+    assert v["red_area_pct"] == pytest.approx(share, abs=6)
+
+
+def test_roughness_tracks_band_energy_and_ignores_exposure_and_resolution(skin):
+    base, mask = skin
+    r0 = _v(roughness, base, mask)["roughness"]
+    tex, rec = phantom.add_texture(base, mask, mm_per_px=MM, energy_gain=0.44, rng=np.random.default_rng(1))
+    r1 = _v(roughness, tex, mask)["roughness"]
+    assert r1 / r0 == pytest.approx(np.sqrt(1 + rec["energy_gain"]), rel=0.05)
+    assert _v(roughness, phantom.exposure(base, -0.3), mask)["roughness"] == pytest.approx(r0, rel=0.03)
+    import cv2
+
+    half = cv2.resize(base, None, fx=0.7, fy=0.7, interpolation=cv2.INTER_AREA)
+    m_half = cv2.resize(mask.astype(np.uint8), (half.shape[1], half.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    r_half = roughness(half, m_half, mm_per_px=MM / 0.7).value["roughness"]
+    assert r_half == pytest.approx(r0, rel=0.1)
+
+
+def test_pores_count_and_size(skin):
+    base, mask = skin
+    p0 = _v(pore_metrics, base, mask)
+    img, rec = phantom.add_pores(base, mask, mm_per_px=MM, density_per_cm2=40, diameter_mm=(0.2, 0.3),
+                                 rng=np.random.default_rng(2))
+    p1 = _v(pore_metrics, img, mask)
+    added = p1["pore_density"] - p0["pore_density"]
+    # About three in four injected pores stand out of the baseline relief (itself pore-sized).
+    assert added == pytest.approx(rec["density_per_cm2"], rel=0.35)
+    assert p1["pore_area_pct"] > p0["pore_area_pct"]
+    assert 0.1 < p1["pore_diameter_mm"] < 0.5
+
+
+def test_pores_not_measurable_at_low_resolution(skin):
+    base, mask = skin
+    res = pore_metrics(base, mask, mm_per_px=0.2)
+    assert np.isnan(res.value["pore_density"]) and "px/mm" in res.notes["pores"]
+
+
+def test_scars_counted_and_not_confused_with_spots_or_lines(skin):
+    base, mask = skin
+    img, rec = phantom.add_scars(base, mask, mm_per_px=MM, density_per_cm2=1.0, rng=np.random.default_rng(3))
+    s = _v(scar_metrics, img, mask)
+    assert s["scar_density"] == pytest.approx(rec["density_per_cm2"], abs=0.35)
+    assert s["scar_severity"] > 0 and s["scar_area_pct"] > 0
+    spots, _ = phantom.add_spots(base, mask, mm_per_px=MM, density_per_cm2=1.2, melanin_od=0.2,
+                                 rng=np.random.default_rng(4))
+    lines, _ = phantom.add_lines(base, mask, mm_per_px=MM, density_mm_per_cm2=20, rng=np.random.default_rng(5))
+    assert _v(scar_metrics, spots, mask)["scar_density"] < 0.15
+    assert _v(scar_metrics, lines, mask)["scar_density"] < 0.25
+
+
+def test_wrinkle_density_matches_drawn_length(skin):
+    base, mask = skin
+    w0 = _v(wrinkle_metrics, base, mask)["wrinkle_density"]
+    img, rec = phantom.add_lines(base, mask, mm_per_px=MM, density_mm_per_cm2=10, width_mm=(0.15, 0.3),
+                                 rng=np.random.default_rng(6))
+    w1 = _v(wrinkle_metrics, img, mask)["wrinkle_density"]
+    assert w1 - w0 == pytest.approx(rec["density_mm_per_cm2"], rel=0.25)
+
+
+def test_spots_and_melanin(skin):
+    base, mask = skin
+    img, rec = phantom.add_spots(base, mask, mm_per_px=MM, density_per_cm2=1.0, melanin_od=0.2,
+                                 rng=np.random.default_rng(7))
+    p0, p1 = _v(pigmentation_metrics, base, mask), _v(pigmentation_metrics, img, mask)
+    assert p1["spot_density"] - p0["spot_density"] == pytest.approx(rec["density_per_cm2"], abs=0.3)
+    assert p1["spot_area_pct"] > p0["spot_area_pct"] and p1["tone_evenness"] > p0["tone_evenness"]
+    assert p1["melanin_index"] > p0["melanin_index"] + 0.1
+    # Redness is not read as pigment.
+    red, _ = phantom.redness_for_delta_a(base, mask, 4.0)
+    assert abs(_v(pigmentation_metrics, red, mask)["tone_evenness"] - p0["tone_evenness"]) < 0.3
+    # An even tan changes the skin-tone class but not the spots' pigment load or the evenness,
+    # and neither does a colour cast.
+    darker = _v(pigmentation_metrics, phantom.add_melanin(base, mask, melanin_od=0.2), mask)
+    assert darker["ita_deg"] < p0["ita_deg"] - 5
+    assert darker["melanin_index"] == pytest.approx(p0["melanin_index"], abs=0.05)
+    cast = _v(pigmentation_metrics, phantom.white_balance(img, (1.08, 1.0, 0.92)), mask)
+    assert cast["tone_evenness"] == pytest.approx(p1["tone_evenness"], rel=0.05)
+    assert cast["melanin_index"] == pytest.approx(p1["melanin_index"], rel=0.05)
+
+
+def test_ita_matches_hand_computed_value():
+    lab = rgb_to_lab(np.array([[200, 150, 130]], np.uint8))[0]
+    expected = np.degrees(np.arctan((lab[0] - 50) / lab[2]))
+    assert ita_degrees(lab[0], lab[2]) == pytest.approx(expected, abs=1e-4)
+    assert ita_degrees(60.0, 0.0) == pytest.approx(90.0)  # b* = 0 does not divide by zero
+    img = np.full((50, 50, 3), (200, 150, 130), np.uint8)
+    v = pigmentation_metrics(img, np.ones((50, 50), bool), mm_per_px=0.1).value
+    assert v["ita_deg"] == pytest.approx(expected, abs=0.01)
+
+
+def test_compute_metrics_per_region_and_units(skin):
+    base, mask = skin
+    left = mask.copy()
+    left[:, 320:] = False
+    values, extra = compute_metrics(base, {"face": mask, "left": left}, mm_per_px=MM)
+    assert set(values) == {"face", "left"}
+    assert len(values["face"]) == 16 and all(np.isfinite(v) for v in values["face"].values())
+    assert {"texture", "a_star", "lines", "spots", "pore_blobs"} <= set(extra["maps"])
+
+
+def test_nan_input_does_not_raise(skin):
+    base, mask = skin
+    f = base.astype(np.float32) / 255
+    f[100:120, 100:120] = np.nan
+    values, _ = compute_metrics(f, {"face": mask}, mm_per_px=MM)
+    assert np.isfinite(values["face"]["a_star"]) or np.isnan(values["face"]["a_star"])
+
+
+def test_bad_arguments_are_clear_errors(skin):
+    base, mask = skin
+    with pytest.raises(ValueError, match="mm_per_px"):
+        redness(base, mask, mm_per_px=0)
+    with pytest.raises(ValueError, match="shape"):
+        roughness(base, mask[:10], mm_per_px=MM)
+    with pytest.raises(TypeError):
+        redness(base[..., 0], mask, mm_per_px=MM)
+
+
+def test_skin_image_applies_light_gains(skin):
+    base, mask = skin
+    cast = phantom.white_balance(base, (1.1, 1.0, 0.9))
+    fixed = SkinImage(cast, gains=(1 / 1.1, 1.0, 1 / 0.9))
+    a_fixed = redness(fixed, mask, mm_per_px=MM).value["a_star"]
+    assert a_fixed == pytest.approx(_v(redness, base, mask)["a_star"], abs=0.3)
