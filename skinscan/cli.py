@@ -3,112 +3,50 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
-import traceback
 from pathlib import Path
 
 EXAMPLES = """\
 examples:
-  skinscan analyse photos/ --out out/         analyse every photo under photos/
+  skinscan analyse photos/ --out out/         analyse every photo under photos/, write tables,
+                                              charts and a report per subject
+  skinscan report --out out/                  rebuild the reports from out/skinscan.db
   skinscan demo                               analyse sample_images/ into out/
   skinscan validate --draws 8                 prove the metrics on the phantom protocol
 """
 
 
-def _discover(paths: list[str]) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """Photo files under the given paths (sorted), and the paths that are not photos with a reason."""
-    from .io import is_photo_file
-
-    photos, skipped = [], []
-    for p in map(Path, paths):
-        if p.is_dir():
-            for f in sorted(p.rglob("*")):
-                if f.is_file() and not f.name.startswith("."):
-                    (photos.append(f) if is_photo_file(f) else None)
-        elif p.is_file():
-            photos.append(p)
-        else:
-            skipped.append((p, "no such file or folder"))
-    return photos, skipped
-
-
-def _subject_of(path: Path, roots: list[Path]) -> str:
-    """The first folder below the root a photo was found under (its subject), else the root's name."""
-    for r in roots:
-        try:
-            rel = path.relative_to(r)
-        except ValueError:
-            continue
-        return rel.parts[0] if len(rel.parts) > 2 else r.name
-    return path.parent.name
-
-
-def _safe_stem(path: Path, roots: list[Path]) -> str:
-    for r in roots:
-        try:
-            rel = path.relative_to(r)
-            return "__".join(rel.with_suffix("").parts)
-        except ValueError:
-            continue
-    return path.stem
-
-
 def cmd_analyse(args: argparse.Namespace) -> int:
-    from .analysis import analyse_photo
-    from .errors import SkinscanError
-    from .io import save_jpeg
-    from .landmarks import FaceLandmarker
-    from .progress import Progress
-    from .regions import draw_regions
+    from .batch import run_batch, write_outputs
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "regions").mkdir(exist_ok=True)
-    (out / "canonical").mkdir(exist_ok=True)
-    roots = [Path(p) for p in args.paths if Path(p).is_dir()]
-    photos, skipped = _discover(args.paths)
-    if not photos and not skipped:
-        print(f"skinscan: no photos found under {' '.join(args.paths)}", file=sys.stderr)
+    missing = [p for p in args.paths if not Path(p).exists()]
+    if missing:
+        print(f"skinscan: no such file or folder: {', '.join(missing)}", file=sys.stderr)
         return 2
-    rows, references, failed = [], {}, 0
-    with FaceLandmarker(args.model) as lm:
-        bar = Progress(photos, "analysing", enabled=not args.quiet)
-        for path in bar:
-            subject = _subject_of(path, roots)
-            bar.set_postfix(path.name)
-            try:
-                res = analyse_photo(path, reference=references.get(subject), landmarker=lm)
-            except SkinscanError as exc:
-                failed += 1
-                rows.append({"subject": subject, "photo": str(path), "status": "skipped", "error": exc.reason})
-                if args.debug:
-                    traceback.print_exc()
-                continue
-            references.setdefault(subject, res)
-            stem = _safe_stem(path, roots)
-            save_jpeg(out / "regions" / f"{stem}.jpg", draw_regions(res.rgb, res.masks), quality=88)
-            can, _ = res.canonical()
-            save_jpeg(out / "canonical" / f"{stem}.jpg", can, quality=90)
-            rows.append({"subject": subject, "status": "analysed", "error": "", **res.record()})
-    for p, why in skipped:
-        failed += 1
-        rows.append({"subject": "", "photo": str(p), "status": "skipped", "error": why})
-    fields: list[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-    with open(out / "photos.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-    n_ok = sum(r["status"] == "analysed" for r in rows)
-    flagged = sum(bool(r.get("quality_flags")) for r in rows if r["status"] == "analysed")
-    print(f"skinscan: {n_ok} of {len(rows)} photos analysed ({flagged} with quality flags), "
-          f"{failed} skipped; table: {out / 'photos.csv'}")
-    for r in rows:
-        if r["status"] != "analysed":
-            print(f"  skipped {r['photo']}: {r['error']}", file=sys.stderr)
-    return 0 if failed == 0 else 1
+    res = run_batch(args.paths, args.out, jobs=args.jobs, allow_file_time=args.allow_file_time,
+                    model_path=args.model, progress=not args.quiet)
+    if not args.no_report:
+        write_outputs(args.out, paths=args.paths, formats=tuple(args.formats.split(",")),
+                      include_flagged=args.include_flagged, progress=not args.quiet)
+    for path, reason in res.failures:
+        print(f"  skipped {path}: {reason}", file=sys.stderr)
+    print(f"skinscan: {res.summary()}")
+    return 0 if res.ok else 1
+
+
+def cmd_outputs(args: argparse.Namespace) -> int:
+    from .batch import STORE_NAME, write_outputs
+
+    if not (Path(args.out) / STORE_NAME).exists():
+        print(f"skinscan: {Path(args.out) / STORE_NAME} not found; run 'skinscan analyse PATH --out {args.out}' first",
+              file=sys.stderr)
+        return 2
+    written = write_outputs(args.out, paths=args.photos or None, formats=tuple(args.formats.split(",")),
+                            include_flagged=args.include_flagged, charts=args.command == "chart",
+                            reports=args.command == "report", progress=not args.quiet)
+    kind = "charts" if args.command == "chart" else "reports"
+    print(f"skinscan: {len(written.get(kind, []))} {kind} written under {args.out}")
+    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -148,16 +86,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--model", default=None, help="face_landmarker.task to use (default: $SKINSCAN_MODEL, then the shipped copy)")
     sub = p.add_subparsers(dest="command", required=True)
-    a = sub.add_parser("analyse", aliases=["analyze"], help="analyse photos and folders of photos",
-                       epilog="example: skinscan analyse photos/ --out out/",
+    def common(sp, *, photos: bool):
+        sp.add_argument("--out", default="out", help="output folder (default: out)")
+        sp.add_argument("--formats", default="png", help="chart formats, comma-separated: png,svg,pdf (default: png)")
+        sp.add_argument("--include-flagged", action="store_true",
+                        help="keep photos that failed a blocking quality check in the trends")
+        if photos:
+            sp.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+            sp.add_argument("--allow-file-time", action="store_true",
+                            help="date photos without EXIF capture time by their file time")
+            sp.add_argument("--no-report", action="store_true", help="analyse only; no charts or reports")
+
+    a = sub.add_parser("analyse", aliases=["analyze"], help="analyse photo folders into tables, charts and reports",
+                       epilog="example: skinscan analyse photos/ --out out/ --jobs 2\n\n"
+                              "layout: photos/<subject>/<session>/*.jpg with session folders named by date\n"
+                              "(2026-03-14, '2026-03-14 after') or session-N; or flat folders grouped by EXIF day.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders (searched recursively)")
-    a.add_argument("--out", default="out", help="output folder (default: out)")
+    a.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
+    common(a, photos=True)
     a.set_defaults(func=cmd_analyse)
-    d = sub.add_parser("demo", help="analyse the bundled sample series into out/",
+    for name, what in (("chart", "trend charts"), ("report", "one HTML report per subject")):
+        c = sub.add_parser(name, help=f"write {what} from an analysed output folder",
+                           epilog=f"example: skinscan {name} --out out/ --photos photos/",
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        common(c, photos=False)
+        c.add_argument("--photos", nargs="*", default=None, metavar="PATH",
+                       help="the photo folders, for their sessions.csv treatment days")
+        c.set_defaults(func=cmd_outputs)
+    d = sub.add_parser("demo", help="analyse the bundled sample series into out/ and write its report",
                        epilog="example: skinscan demo --out out/")
     d.add_argument("--samples", default="sample_images", help="sample folder (default: sample_images)")
-    d.add_argument("--out", default="out", help="output folder (default: out)")
+    common(d, photos=True)
     d.set_defaults(func=cmd_demo)
     v = sub.add_parser("validate", help="run the phantom protocol and print the validation table",
                        epilog="example: skinscan validate --draws 8 --out out/",

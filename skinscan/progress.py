@@ -12,7 +12,8 @@ T = TypeVar("T")
 class Progress:
     """Wrap an iterable and report progress: ``for x in Progress(items, "analysing"): ...``.
 
-    ``set_postfix(text)`` shows the current item's name or outcome.
+    ``set_postfix(text)`` shows the current item's name or outcome; ``step()`` and ``close()``
+    drive it by hand.
     """
 
     def __init__(self, items: Iterable[T], label: str, *, total: int | None = None, stream=None,
@@ -47,6 +48,16 @@ class Progress:
         elif final or self.postfix:
             self.stream.write(line + "\n")
         self.stream.flush()
+
+    def step(self, postfix: str = "") -> None:
+        """Count one item done (for work that is not a simple loop, e.g. futures as they complete)."""
+        self.n += 1
+        self.postfix = postfix or self.postfix
+        self._draw()
+
+    def close(self) -> None:
+        self.postfix = "done"
+        self._draw(final=True)
 
     def __iter__(self) -> Iterator[T]:
         for item in self.items:

@@ -41,6 +41,10 @@ SUBJECT = "astronaut"
 DATES = ("2026-01-05", "2026-02-06", "2026-03-10", "2026-04-09", "2026-05-12")
 TIMES = ("10:04:12", "18:31:40", "09:15:03", "12:47:55", "20:02:26")  # first photo; the second 37 s later
 PHOTOS_PER_SESSION = 2
+#: Photos after the first treatment (done right after the baseline photos): folder date, label,
+#: time, and the extra post-treatment redness (mean delta a* over the face) on top of session 0.
+RECOVERY = (("2026-01-06", "day 1", "09:12:40", 5.0), ("2026-01-08", "day 3", "19:40:05", 1.2))
+NEEDLE_DEPTH_MM = (1.0, 1.0, 1.5, 1.5, 1.5)
 
 #: Injected doses per session (baseline first), in the units of :mod:`skinscan.phantom`.
 SCHEDULE = {
@@ -145,6 +149,8 @@ def main(argv=None) -> int:
         sessions = []
         for k, date in enumerate(DATES):
             img, gt = inject(master, masks, mm_per_px, {n: v[k] for n, v in SCHEDULE.items()}, placements, seeds)
+            if k == 0:
+                baseline_img = img
             lab = rgb_to_lab(img[masks["face"]]).mean(axis=0)
             folder = root / date
             folder.mkdir(exist_ok=True)
@@ -182,6 +188,24 @@ def main(argv=None) -> int:
                   f"scars={gt['scars']['count']} spots={gt['spots']['count']} lines={line_mm:.0f} mm "
                   f"texture={gt['texture']['energy_gain']:.3f}")
 
+        # Healing after the first treatment: redness on top of session 0, fading by day 3.
+        recovery = []
+        for date, label, when_t, extra in RECOVERY:
+            folder = root / f"{date} {label}"
+            folder.mkdir(exist_ok=True)
+            img, red = phantom.redness_for_delta_a(baseline_img, masks["face"], extra)
+            when = f"{date.replace('-', ':')} {when_t}"
+            name = f"IMG_{date.replace('-', '')}_{when_t.replace(':', '')}.jpg"
+            photo, nuis = photograph(img, nuisance_rng)
+            save_jpeg(folder / name, photo, nuis["jpeg_quality"], when)
+            recovery.append({"file": f"{date} {label}/{name}", "datetime_original": when,
+                             "extra_delta_a_star": round(red["delta_a_star"], 3), "after_treatment_of": DATES[0],
+                             **nuis})
+        with open(root / "sessions.csv", "w", newline="") as fh:
+            fh.write("date,session,treatment,needle_depth_mm,notes\n")
+            for date, depth in zip(DATES, NEEDLE_DEPTH_MM):
+                fh.write(f"{date},{date},microneedling,{depth},photos taken before the procedure\n")
+
         truth = {
             "subject": SUBJECT, "seed": SEED,
             "source": "skimage.data.astronaut() (NASA photo of Eileen Collins, public domain), 512 x 512",
@@ -198,20 +222,20 @@ def main(argv=None) -> int:
                       "places; each session keeps a prefix of one random pool. delta_a_star.applied is the mean a* "
                       "over the face mask, all concerns injected, minus the master's."),
             "sessions": sessions,
+            "recovery": recovery,
         }
         (root / "ground_truth.json").write_text(json.dumps(truth, indent=1))
 
         # Every photo must still be a findable face.
         failed = 0
-        for s in sessions:
-            for p in s["photos"]:
-                rgb = np.asarray(Image.open(root / p["file"]).convert("RGB"))
-                try:
-                    found = lm.detect(rgb)
-                    print(f"  {p['file']}: face found, {estimate_scale(found).px_per_mm:.2f} px/mm")
-                except Exception as exc:  # report every photo, then fail
-                    failed += 1
-                    print(f"  {p['file']}: NO FACE ({exc})")
+        for p in [p for s in sessions for p in s["photos"]] + recovery:
+            rgb = np.asarray(Image.open(root / p["file"]).convert("RGB"))
+            try:
+                found = lm.detect(rgb)
+                print(f"  {p['file']}: face found, {estimate_scale(found).px_per_mm:.2f} px/mm")
+            except Exception as exc:  # report every photo, then fail
+                failed += 1
+                print(f"  {p['file']}: NO FACE ({exc})")
     return 1 if failed else 0
 
 

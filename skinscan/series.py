@@ -1,0 +1,255 @@
+"""A subject's treatment series: session values, change from baseline, minimal detectable change, and recovery after a treatment.
+
+Input are the store's tidy tables (``ResultStore.values_frame()`` and ``photos_frame()``), so a
+notebook can call these functions on any exported results too.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import numpy as np
+import pandas as pd
+
+from .metrics import HIGHER_IS_WORSE, METRIC_UNITS
+
+__all__ = [
+    "DEFAULT_NOISE_SD",
+    "RECOVERY_WINDOW_DAYS",
+    "included_values",
+    "split_recovery",
+    "summarise",
+    "recovery_curve",
+    "recovery_time_hours",
+]
+
+#: Photo-to-photo SD of each metric over nuisance-only photos of the validation protocol
+#: (``skinscan validate``: rotation, yaw, scale, exposure, white balance, JPEG, noise), used as
+#: the measurement noise when a series has no repeated photos within a session.
+DEFAULT_NOISE_SD = {
+    "a_star": 0.08, "erythema_index": 0.12, "red_area_pct": 1.5, "roughness": 0.02,
+    "pore_density": 0.6, "pore_area_pct": 0.012, "pore_diameter_mm": 0.004,
+    "scar_density": 0.03, "scar_area_pct": 0.03, "scar_severity": 0.3, "wrinkle_density": 0.15,
+    "spot_density": 0.05, "spot_area_pct": 0.2, "melanin_index": 0.05, "ita_deg": 0.9, "tone_evenness": 0.4,
+}
+#: Photos up to this many days after a treatment (and not on a treatment day) belong to its recovery.
+RECOVERY_WINDOW_DAYS = 14
+#: 1.96 for a two-sided 95% interval.
+_Z95 = 1.959964
+
+
+def included_values(values: pd.DataFrame, photos: pd.DataFrame, *, include_flagged: bool = False) -> pd.DataFrame:
+    """The values of analysed photos, without those a blocking quality check excluded (unless asked)."""
+    ok = photos[photos["status"] == "analysed"]
+    if not include_flagged and "excluded_by" in ok:
+        ok = ok[ok["excluded_by"].fillna("").astype(str) == ""]
+    keep = set(zip(ok["subject"], ok["session"], ok["photo"]))
+    mask = [k in keep for k in zip(values["subject"], values["session"], values["photo"])]
+    return values[np.asarray(mask, dtype=bool)]
+
+
+def _session_dates(photos: pd.DataFrame) -> pd.DataFrame:
+    cols = ["subject", "session", "session_index", "date"]
+    return photos[cols].drop_duplicates(["subject", "session"])
+
+
+def split_recovery(photos: pd.DataFrame, treatments: dict[str, list[date]], *,
+                   window_days: int = RECOVERY_WINDOW_DAYS) -> tuple[set, set]:
+    """Split sessions into treatment-series sessions and recovery sessions.
+
+    A session dated 1 to ``window_days`` days after one of its subject's treatment days, and not
+    itself a treatment day, is a recovery session: its photos show the redness of healing, not
+    progress, so it is charted as recovery and left out of the trend.
+
+    Returns
+    -------
+    series_sessions, recovery_sessions : set of (subject, session)
+    """
+    series, recovery = set(), set()
+    for row in _session_dates(photos).itertuples(index=False):
+        days = treatments.get(row.subject, [])
+        d = pd.Timestamp(row.date).date() if pd.notna(row.date) else None
+        is_recovery = d is not None and d not in days and any(
+            timedelta(days=1) <= d - t <= timedelta(days=window_days) for t in days)
+        (recovery if is_recovery else series).add((row.subject, row.session))
+    return series, recovery
+
+
+def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[str, list[date]] | None = None,
+              include_flagged: bool = False, noise_sd: dict[str, float] | None = None) -> pd.DataFrame:
+    """Session values and their change from baseline, labelled against the minimal detectable change.
+
+    Each session's value is the median over its photos; their SD is the session's measurement
+    noise. The within-subject SD ``s_w`` of a metric is pooled over the sessions with repeated
+    photos (else taken from ``noise_sd``, the validation protocol's photo-to-photo SD), and the
+    minimal detectable change between the baseline (n0 photos) and a session (n photos) is
+
+        MDC95 = 1.96 * s_w * sqrt(1/n0 + 1/n)
+
+    A change larger than the MDC is ``improved`` or ``worse`` by the metric's direction (ITA°,
+    a skin-tone descriptor, is ``changed``); otherwise ``no detectable change``.
+
+    Parameters
+    ----------
+    values, photos : DataFrame
+        ``ResultStore.values_frame()`` and ``photos_frame()`` (columns: subject, session,
+        session_index, date, photo, region, metric, value, unit / status, excluded_by).
+    treatments : dict of subject to list of date, optional
+        Treatment days (``sessions.csv``): sessions in the recovery window after one are left out.
+    include_flagged : bool
+        Keep photos that failed a blocking quality check.
+    noise_sd : dict, optional
+        Fallback measurement SD per metric (default :data:`DEFAULT_NOISE_SD`).
+
+    Returns
+    -------
+    DataFrame
+        One row per (subject, session, region, metric): subject, session, session_index, date,
+        region, metric, unit, value, spread, n_photos, n_excluded, change_abs, change_pct, mdc,
+        mdc_source ("repeats" or "validation"), label, higher_is_worse.
+
+    References
+    ----------
+    .. [1] Weir J. P. (2005) Quantifying test-retest reliability using the intraclass correlation
+       coefficient and the SEM. J Strength Cond Res 19(1):231–240 (MDC = 1.96 sqrt 2 SEM).
+    """
+    noise_sd = {**DEFAULT_NOISE_SD, **(noise_sd or {})}
+    treatments = treatments or {}
+    series_sessions, _ = split_recovery(photos, treatments)
+    kept = included_values(values, photos, include_flagged=include_flagged)
+    kept = kept[[(s, x) in series_sessions for s, x in zip(kept["subject"], kept["session"])]]
+    analysed = photos[photos["status"] == "analysed"]
+    excluded = analysed[analysed["excluded_by"].fillna("").astype(str) != ""] if not include_flagged \
+        else analysed.iloc[:0]
+    n_excl = excluded.groupby(["subject", "session"]).size().to_dict()
+    columns = ["subject", "session", "session_index", "date", "region", "metric", "unit", "value", "spread",
+               "n_photos", "n_excluded", "change_abs", "change_pct", "mdc", "mdc_source", "label", "higher_is_worse"]
+    if kept.empty:
+        return pd.DataFrame(columns=columns)
+    keys = ["subject", "session", "session_index", "date", "region", "metric"]
+    g = kept.groupby(keys, dropna=False)["value"]
+    out = g.median().rename("value").to_frame()
+    out["spread"] = g.std(ddof=1)
+    out["n_photos"] = g.count()
+    out = out.reset_index()
+    out["unit"] = out["metric"].map(METRIC_UNITS).fillna("")
+    out["n_excluded"] = [n_excl.get((s, x), 0) for s, x in zip(out["subject"], out["session"])]
+    # Pooled within-session SD per subject, region and metric, over sessions with repeats.
+    reps = out[out["n_photos"] >= 2].assign(var=lambda d: d["spread"] ** 2)
+    pooled = reps.groupby(["subject", "region", "metric"])["var"].mean().pow(0.5)
+    out = out.sort_values(["subject", "region", "metric", "session_index"]).reset_index(drop=True)
+    first = out.groupby(["subject", "region", "metric"])["session_index"].transform("min")
+    base = out[out["session_index"] == first].set_index(["subject", "region", "metric"])
+    idx = list(zip(out["subject"], out["region"], out["metric"]))
+    base_value = np.array([base["value"].get(k, np.nan) for k in idx])
+    base_n = np.array([base["n_photos"].get(k, 1) for k in idx], dtype=float)
+    s_w = np.array([pooled.get(k, np.nan) for k in idx])
+    fallback = out["metric"].map(noise_sd).to_numpy(dtype=float)
+    source = np.where(np.isfinite(s_w) & (s_w > 0), "repeats", "validation")
+    s_w = np.where(source == "repeats", s_w, fallback)
+    out["change_abs"] = out["value"] - base_value
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["change_pct"] = 100.0 * out["change_abs"] / np.abs(base_value)
+    out["mdc"] = _Z95 * s_w * np.sqrt(1.0 / base_n + 1.0 / out["n_photos"].to_numpy(dtype=float))
+    out["mdc_source"] = source
+    out["higher_is_worse"] = out["metric"].map(HIGHER_IS_WORSE).fillna(True).astype(bool)
+    out["label"] = _labels(out, first)
+    return out[columns]
+
+
+def _labels(out: pd.DataFrame, first: pd.Series) -> np.ndarray:
+    change, mdc = out["change_abs"].to_numpy(), out["mdc"].to_numpy()
+    worse_dir = np.where(out["higher_is_worse"].to_numpy(), 1.0, -1.0)
+    detectable = np.abs(change) > mdc
+    label = np.where(~detectable | ~np.isfinite(change), "no detectable change",
+                     np.where(change * worse_dir > 0, "worse", "improved"))
+    descriptor = out["metric"].eq("ita_deg").to_numpy()
+    label = np.where(descriptor & detectable, "changed", label)
+    return np.where(out["session_index"].to_numpy() == first.to_numpy(), "baseline", label)
+
+
+def recovery_curve(values: pd.DataFrame, photos: pd.DataFrame, treatments: dict[str, list[date]], *,
+                   metrics=("a_star", "erythema_index"), include_flagged: bool = False,
+                   noise_sd: dict[str, float] | None = None) -> pd.DataFrame:
+    """Redness over the hours after each treatment, against its pre-treatment level.
+
+    The pre-treatment level is the median of the photos of the session on the treatment day (taken
+    before the procedure); every photo of a recovery session after it is one point, at its capture
+    time (hours after the treatment-day photos, or after noon when they have none).
+
+    Returns
+    -------
+    DataFrame
+        subject, treatment_date, hours_after, session, photo, region, metric, value, pre_value, mdc.
+    """
+    noise_sd = {**DEFAULT_NOISE_SD, **(noise_sd or {})}
+    _, recovery = split_recovery(photos, treatments)
+    vals = included_values(values, photos, include_flagged=include_flagged)
+    vals = vals[vals["metric"].isin(metrics)]
+    cols = ["subject", "treatment_date", "hours_after", "session", "photo", "region", "metric", "value",
+            "pre_value", "mdc"]
+    rows = []
+    times = _capture_times(photos)
+    for subject, days in treatments.items():
+        sv = vals[vals["subject"] == subject]
+        dates = pd.to_datetime(sv["date"]).dt.date
+        for t in sorted(days):
+            pre = sv[dates == t]
+            if pre.empty:
+                continue
+            pre_times = [times.get(p) for p in pre["photo"].unique() if times.get(p) is not None]
+            t0 = max(pre_times) if pre_times else datetime.combine(t, time(12))
+            pre_stats = pre.groupby(["region", "metric"])["value"].agg(["median", "std", "count"])
+            in_recovery = np.array([(subject, s) in recovery for s in sv["session"]], dtype=bool)
+            after = sv[in_recovery & (dates > t).to_numpy() & (dates <= t + timedelta(days=RECOVERY_WINDOW_DAYS)).to_numpy()]
+            for r in after.itertuples(index=False):
+                ts = times.get(r.photo)
+                if ts is None:
+                    ts = datetime.combine(pd.Timestamp(r.date).date(), time(12))
+                st = pre_stats.loc[(r.region, r.metric)] if (r.region, r.metric) in pre_stats.index else None
+                if st is None:
+                    continue
+                sd = st["std"] if st["count"] >= 2 and np.isfinite(st["std"]) and st["std"] > 0 \
+                    else noise_sd.get(r.metric, np.nan)
+                rows.append((subject, t, (ts - t0).total_seconds() / 3600.0, r.session, r.photo, r.region,
+                             r.metric, r.value, st["median"], _Z95 * sd * np.sqrt(1 + 1 / st["count"])))
+    return pd.DataFrame(rows, columns=cols).sort_values(["subject", "treatment_date", "metric", "region",
+                                                         "hours_after"]).reset_index(drop=True)
+
+
+def _capture_times(photos: pd.DataFrame) -> dict[str, datetime]:
+    if "capture_time" not in photos:
+        return {}
+    out = {}
+    for p, t in zip(photos["photo"], photos["capture_time"]):
+        if isinstance(t, str) and t:
+            try:
+                out[p] = datetime.fromisoformat(t).replace(tzinfo=None)
+            except ValueError:
+                continue
+        elif isinstance(t, (datetime, pd.Timestamp)) and pd.notna(t):
+            out[p] = pd.Timestamp(t).to_pydatetime().replace(tzinfo=None)
+    return out
+
+
+def recovery_time_hours(curve: pd.DataFrame) -> dict[tuple, float]:
+    """Hours until redness is back within the MDC of its pre-treatment level, per (subject, treatment, region, metric).
+
+    Linear interpolation between the last point above and the first within the band; NaN when
+    the last photo is still above it; the first photo's time (an upper bound) when it already is.
+    """
+    out = {}
+    for key, g in curve.groupby(["subject", "treatment_date", "region", "metric"]):
+        g = g.groupby("hours_after", as_index=False)[["value", "pre_value", "mdc"]].median()
+        excess = (g["value"] - g["pre_value"] - g["mdc"]).to_numpy()
+        h = g["hours_after"].to_numpy()
+        within = np.flatnonzero(excess <= 0)
+        if within.size == 0:
+            out[key] = float("nan")
+        elif within[0] == 0:
+            out[key] = float(h[0])
+        else:
+            i = within[0]
+            x0, x1, e0, e1 = h[i - 1], h[i], excess[i - 1], excess[i]
+            out[key] = float(x0 + (x1 - x0) * e0 / (e0 - e1)) if e0 != e1 else float(x1)
+    return out
