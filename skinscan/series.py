@@ -42,10 +42,15 @@ def included_values(values: pd.DataFrame, photos: pd.DataFrame, *, include_flagg
     """The values of analysed photos, without those a blocking quality check excluded (unless asked)."""
     ok = photos[photos["status"] == "analysed"]
     if not include_flagged and "excluded_by" in ok:
-        ok = ok[ok["excluded_by"].fillna("").astype(str) == ""]
+        ok = ok[_flags(ok["excluded_by"]) == ""]
     keep = set(zip(ok["subject"], ok["session"], ok["photo"]))
     mask = [k in keep for k in zip(values["subject"], values["session"], values["photo"])]
     return values[np.asarray(mask, dtype=bool)]
+
+
+def _flags(column: pd.Series) -> pd.Series:
+    """A ';'-joined flag column as text, '' where empty (CSV readers turn an all-empty column into NaN floats)."""
+    return column.astype(object).where(column.notna(), "").astype(str)
 
 
 def _session_dates(photos: pd.DataFrame) -> pd.DataFrame:
@@ -119,8 +124,7 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     kept = included_values(values, photos, include_flagged=include_flagged)
     kept = kept[[(s, x) in series_sessions for s, x in zip(kept["subject"], kept["session"])]]
     analysed = photos[photos["status"] == "analysed"]
-    excluded = analysed[analysed["excluded_by"].fillna("").astype(str) != ""] if not include_flagged \
-        else analysed.iloc[:0]
+    excluded = analysed[_flags(analysed["excluded_by"]) != ""] if not include_flagged else analysed.iloc[:0]
     n_excl = excluded.groupby(["subject", "session"]).size().to_dict()
     columns = ["subject", "session", "session_index", "date", "region", "metric", "unit", "value", "spread",
                "n_photos", "n_excluded", "change_abs", "change_pct", "mdc", "mdc_source", "label", "higher_is_worse"]
@@ -132,6 +136,8 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     out["spread"] = g.std(ddof=1)
     out["n_photos"] = g.count()
     out = out.reset_index()
+    # Number the treatment sessions 0, 1, 2... (discovery's index also counts recovery folders).
+    out["session_index"] = out.groupby("subject")["session_index"].rank(method="dense").astype(int) - 1
     out["unit"] = out["metric"].map(METRIC_UNITS).fillna("")
     out["n_excluded"] = [n_excl.get((s, x), 0) for s, x in zip(out["subject"], out["session"])]
     # Pooled within-session SD per subject, region and metric, over sessions with repeats.

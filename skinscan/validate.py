@@ -37,7 +37,8 @@ class Concern:
     regions: tuple[str, ...]
     doses: tuple[float, float, float, float]
     unit: str
-    metrics: tuple[tuple[str, int], ...]  # (metric key, expected direction of response: +1 or -1)
+    # (metric key, expected direction of response: +1 or -1; 0 for a descriptor, see DESCRIPTOR_MAX_SD)
+    metrics: tuple[tuple[str, int], ...]
 
 
 CONCERNS = (
@@ -50,11 +51,17 @@ CONCERNS = (
     Concern("lines", ("forehead", "periorbital_left", "periorbital_right"), (5.0, 10.0, 15.0, 20.0),
             "mm of line/cm2", (("wrinkle_density", 1),)),
     Concern("spots", ("cheek_left", "cheek_right"), (0.3, 0.6, 0.9, 1.2), "spots/cm2 of 1-3 mm",
-            (("spot_density", 1), ("spot_area_pct", 1), ("melanin_index", 1), ("ita_deg", -1),
-             ("tone_evenness", 1))),
+            (("spot_density", 1), ("spot_area_pct", 1), ("melanin_index", 1), ("tone_evenness", 1),
+             ("ita_deg", 0))),
     Concern("texture", ("cheek_left", "cheek_right", "forehead", "chin", "nose", "perioral"), (0.15, 0.3, 0.45, 0.6),
             "relative band-energy gain", (("roughness", 1),)),
 )
+
+
+#: ITA° describes the constitutive skin tone (it classifies the light and deep validation faces);
+#: a few brown spots must not move it, so it is held to stability instead of a dose response: its
+#: SD over nuisance-only photos must stay below this many degrees.
+DESCRIPTOR_MAX_SD = {"ita_deg": 3.0}
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,8 @@ class MetricRow:
 
     @property
     def passed(self) -> dict[str, bool]:
+        if self.direction == 0:
+            return {"stable": bool(self.nuisance_sd <= DESCRIPTOR_MAX_SD.get(self.metric, np.inf))}
         return {"monotonic": bool(self.rho == 1.0), "detectable": bool(self.detect_ratio >= 3.0),
                 "specific": bool(self.crosstalk_pct < 30.0)}
 
@@ -217,6 +226,8 @@ class ValidationReport:
         for r in self.rows:
             resp = ", ".join(f"{v:.3g}" for v in r.responses)
             ok = "yes" if all(r.passed.values()) else "NO: " + ", ".join(k for k, v in r.passed.items() if not v)
+            if r.direction == 0:
+                ok = f"descriptor, SD <= {DESCRIPTOR_MAX_SD[r.metric]:g}: " + ("yes" if all(r.passed.values()) else "NO")
             lines.append(f"| {r.tone} | {r.concern} | {r.metric} | {resp} | {r.nuisance_sd:.3g} | "
                          f"{r.detect_ratio:.1f} | {r.rho:+.2f} | {r.crosstalk_pct:.0f}% ({r.crosstalk_by}) | "
                          f"{r.cv_pct:.1f} | {ok} |")
@@ -294,7 +305,7 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                     resp.append(float(np.nanmean(d) - np.nanmean(null)))
                 resp = np.array(resp)
                 sd = float(np.nanstd(null, ddof=1)) if n_draws > 1 else float("nan")
-                rho = _spearman(np.array(c.doses), direction * resp)
+                rho = _spearman(np.array(c.doses), (direction or 1) * resp)
                 own = abs(resp[-1])
                 worst, by = 0.0, "-"
                 for other in CONCERNS:
@@ -307,7 +318,7 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                 rows.append(MetricRow(
                     tone=tone, concern=c.name, metric=metric, direction=direction, responses=resp.tolist(),
                     nuisance_sd=sd, nuisance_mean=float(np.nanmean(null)), rho=rho,
-                    detect_ratio=float(direction * resp[0] / sd) if sd > 0 else float("inf"),
+                    detect_ratio=float((direction or 1) * resp[0] / sd) if sd > 0 else float("inf"),
                     crosstalk_pct=worst, crosstalk_by=by,
                     cv_pct=100 * sd / abs(float(np.nanmean(null))) if np.nanmean(null) else float("nan")))
     return ValidationReport(rows, n_draws, {"tones": list(tones), "seed": seed, "jobs": jobs})

@@ -66,14 +66,22 @@ def test_roughness_tracks_band_energy_and_ignores_exposure_and_resolution(skin):
 def test_pores_count_and_size(skin):
     base, mask = skin
     p0 = _v(pore_metrics, base, mask)
-    img, rec = phantom.add_pores(base, mask, mm_per_px=MM, density_per_cm2=40, diameter_mm=(0.2, 0.3),
-                                 rng=np.random.default_rng(2))
-    p1 = _v(pore_metrics, img, mask)
-    added = p1["pore_density"] - p0["pore_density"]
-    # About three in four injected pores stand out of the baseline relief (itself pore-sized).
-    assert added == pytest.approx(rec["density_per_cm2"], rel=0.35)
-    assert p1["pore_area_pct"] > p0["pore_area_pct"]
-    assert 0.1 < p1["pore_diameter_mm"] < 0.5
+    added = []
+    for density in (20, 40):
+        img, rec = phantom.add_pores(base, mask, mm_per_px=MM, density_per_cm2=density, diameter_mm=(0.2, 0.3),
+                                     rng=np.random.default_rng(2))
+        res = pore_metrics(img, mask, mm_per_px=MM)
+        added.append(res.value["pore_density"] - p0["pore_density"])
+        # Precision: nearly every detection sits on an injected (or a baseline) pore.
+        blobs = res.maps["pore_blobs"]
+        d = np.linalg.norm(blobs[:, None, :2] - rec["centres_px"][None], axis=2).min(axis=1)
+        assert np.mean(d < 2.5) > 0.8
+        assert res.value["pore_area_pct"] > p0["pore_area_pct"]
+        assert 0.15 < res.value["pore_diameter_mm"] < 0.4
+    # Recall is partial (the detector keeps only pores that stand out of the baseline relief,
+    # itself pore-sized) but constant: twice the pores, twice the count.
+    assert 0.25 * 20 < added[0] < 1.1 * 20
+    assert added[1] / added[0] == pytest.approx(2.0, rel=0.3)
 
 
 def test_pores_not_measurable_at_low_resolution(skin):

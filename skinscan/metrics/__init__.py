@@ -61,16 +61,30 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None) 
     values: dict[str, dict[str, float]] = {k: {} for k in masks}
     maps, notes = {}, {}
     wanted = list(families or METRICS)
-    # Texture runs last: it leaves out the discrete features the other families found.
-    for name in sorted(wanted, key=lambda n: n == "texture"):
+    # Pigmentation runs before pores (a pore inside a brown spot is part of the spot) and texture
+    # last (it leaves out the discrete features the others found).
+    order = {"pigmentation": -1, "texture": 1}
+    for name in sorted(wanted, key=lambda n: order.get(n, 0)):
         fn, _ = METRICS[name]
-        kwargs = {"exclude": feature_mask(maps, img.shape, mm_per_px)} if name == "texture" else {}
+        kwargs = {}
+        if name == "texture":
+            kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px)
+        elif name == "pores" and "spots" in maps:
+            kwargs["exclude"] = _grow(maps["spots"], 0.5 / mm_per_px)
         res = fn(img, masks, mm_per_px=mm_per_px, **kwargs)
         for region, vals in res.items():
             values[region].update(vals)
         maps.update(res.maps)
         notes.update(res.notes)
     return values, {"maps": maps, "notes": notes}
+
+
+def _grow(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    import cv2
+
+    r = max(int(round(radius_px)), 1)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
 
 
 def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin_mm: float = 1.0) -> np.ndarray:
@@ -89,5 +103,4 @@ def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin
     for key in ("lines", "spots"):
         if key in maps:
             out |= maps[key]
-    r = max(int(round(margin_mm / mm_per_px)), 1)
-    return cv2.dilate(out.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+    return _grow(out, margin_mm / mm_per_px)

@@ -10,7 +10,7 @@ from ._common import (MaskArg, MetricResult, as_masks, blur, check_scale, masked
 
 __all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
 
-SPOT_DIAMETER_MM = (0.7, 8.0)
+SPOT_DIAMETER_MM = (0.8, 6.0)
 PIGMENT_KEYS = {"spot_density": "per cm2", "spot_area_pct": "%", "melanin_index": "a.u.", "ita_deg": "deg",
                 "tone_evenness": "a.u."}
 
@@ -24,8 +24,8 @@ def ita_degrees(l_star, b_star):
     return np.degrees(np.arctan2(np.asarray(l_star, dtype=np.float64) - 50.0, np.asarray(b_star, dtype=np.float64)))
 
 
-def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold: float = 0.08,
-                         diameter_mm=SPOT_DIAMETER_MM, background_mm: float = 4.0,
+def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold: float = 0.1,
+                         diameter_mm=SPOT_DIAMETER_MM, background_mm: float = 2.5,
                          work_px_per_mm: float = 4.0) -> MetricResult:
     """Brown spots, their pigment load, skin tone and its evenness.
 
@@ -42,7 +42,7 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     mask : ndarray of bool or dict of masks
     mm_per_px : float
     spot_threshold : float
-        Melanin density above the surrounding skin that makes a spot (0.08 is about 3 L* darker on
+        Melanin density above the surrounding skin that makes a spot (0.1 is about 4 L* darker on
         light skin).
     diameter_mm : (float, float)
     background_mm : float
@@ -62,8 +62,9 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
                                       region pixel: the pigment load of the spots
         ``ita_deg``         degrees   ITA° of the median L*, b*: the skin-tone class, a
                                       descriptor rather than a better/worse score
-        ``tone_evenness``   a.u.      100 x (97th − 3rd percentile) of the local melanin
-                                      excess: the range of local tone variation
+        ``tone_evenness``   a.u.      100 x (99th percentile − median) of the local melanin
+                                      excess: how far the darkest skin stands out of the
+                                      typical tone
         ==================  ========  =====================================================
 
         Maps: ``melanin`` (working resolution), ``spots`` (photo resolution).
@@ -102,12 +103,12 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
             continue
         lb = lab_img[m]
         ex = excess[ms]
-        lo, hi = np.percentile(ex, [3, 97])
+        mid, hi = np.percentile(ex, [50, 99])
         values[k] = {
             "spot_density": float(np.count_nonzero(ms[cy, cx]) / a_cm2),
             "spot_area_pct": 100.0 * float(np.count_nonzero(spot_mask & ms)) / np.count_nonzero(ms),
             "melanin_index": 100.0 * float(load[ms].mean()),
             "ita_deg": float(ita_degrees(np.median(lb[:, 0]), np.median(lb[:, 2]))),
-            "tone_evenness": 100.0 * float(hi - lo),
+            "tone_evenness": 100.0 * float(hi - mid),
         }
     return MetricResult(values, maps={"melanin": mel, "spots": resize_mask(spot_mask, img.shape)})

@@ -15,8 +15,8 @@ PORE_KEYS = {"pore_density": "per cm2", "pore_area_pct": "%", "pore_diameter_mm"
 MIN_PX_PER_MM_PORES = 10.0
 
 
-def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAMETER_MM, k_sigma: float = 4.0,
-                 min_px_per_mm: float = MIN_PX_PER_MM_PORES) -> MetricResult:
+def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAMETER_MM, k_sigma: float = 5.0,
+                 min_px_per_mm: float = MIN_PX_PER_MM_PORES, exclude: np.ndarray | None = None) -> MetricResult:
     """Pore density, area and size from dark blobs in the pore band.
 
     Blobs are scale-space maxima of the scale-normalised Laplacian of the grey optical density,
@@ -34,6 +34,8 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
         Detection threshold in robust standard deviations.
     min_px_per_mm : float
         Below this resolution every value is NaN, with the reason in ``notes``.
+    exclude : ndarray of bool, optional
+        Where blobs are not pores (e.g. inside brown spots, whose mottled edges look pore-sized).
 
     Returns
     -------
@@ -55,10 +57,13 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
         nan = {"pore_density": np.nan, "pore_area_pct": np.nan, "pore_diameter_mm": np.nan}
         return MetricResult({k: dict(nan) for k in masks}, notes={"pores": why})
     union = np.logical_or.reduce(list(masks.values()))
+    if exclude is not None:
+        union = union & ~exclude
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 6)
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_per_px, 0.5)
     blobs = detect_dark_blobs(img.relief(mm_per_px), union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma)
-    stats = blobs_per_region(blobs, masks, mm_per_px)
+    stats = blobs_per_region(blobs, masks if exclude is None else {k: m & ~exclude for k, m in masks.items()},
+                             mm_per_px)
     values = {k: {"pore_density": s["density_per_cm2"], "pore_area_pct": s["area_pct"],
                   "pore_diameter_mm": s["diameter_mm"]} for k, s in stats.items()}
     return MetricResult(values, maps={"pore_blobs": np.stack([blobs["x"], blobs["y"], blobs["sigma"]], 1)})
