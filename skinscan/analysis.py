@@ -198,8 +198,10 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     area_px = {k: int(np.count_nonzero(masks[k])) for k in REGION_NAMES}
     region_area_mm2 = {k: v * scale.mm_per_px ** 2 for k, v in area_px.items()}
     light = light_reference(rgb, face)
+    # Exposure is judged on all the skin the regions cover, before the skin mask drops glare.
+    candidate = region_masks(face, mm_per_px=scale.mm_per_px, apply_skin_mask=False)["face"]
     quality = assess_quality(
-        rgb, face, scale, masks["face"], light=light,
+        rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
         reference_face=reference.face if reference is not None else None,
         reference_light=reference.light if reference is not None else None,
         thresholds=thresholds,

@@ -226,6 +226,7 @@ def _crop_box(face: FaceLandmarks, shape: tuple[int, int], pad: float = 0.15) ->
 
 
 def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.ndarray, *,
+                   exposure_mask: np.ndarray | None = None,
                    light: LightReference | None = None,
                    reference_face: FaceLandmarks | None = None,
                    reference_light: LightReference | None = None,
@@ -238,7 +239,10 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
     face : FaceLandmarks
     scale : Scale
     skin : ndarray of bool, shape (H, W)
-        The skin being measured (for blur and exposure).
+        The skin being measured (for blur, and for exposure unless ``exposure_mask`` is given).
+    exposure_mask : ndarray of bool, optional
+        Where to count clipped and dark pixels: the skin before glare and shadow were dropped from
+        it (a skin mask that removed the clipped pixels would hide them).
     light : LightReference, optional
         This photo's light references (computed when omitted).
     reference_face, reference_light : optional
@@ -254,8 +258,9 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
     t = thresholds
     box = _crop_box(face, rgb.shape[:2])
     crop, skin_c = rgb[box], skin[box]
-    n_skin = max(int(skin_c.sum()), 1)
-    skin_px = crop[skin_c]
+    expo_c = skin_c if exposure_mask is None else exposure_mask[box]
+    n_skin = max(int(expo_c.sum()), 1)
+    skin_px = crop[expo_c]
     clipped = 100.0 * np.count_nonzero(skin_px.max(axis=1) >= 250) / n_skin
     dark = 100.0 * np.count_nonzero(skin_px.max(axis=1) <= 10) / n_skin
     sharp = sharpness(luminance(crop), skin_c, mm_per_px=scale.mm_per_px)

@@ -1,0 +1,37 @@
+"""A reduced run of the phantom protocol (`skinscan validate`), asserting its four thresholds.
+
+Three nuisance draws per dose instead of the command's default, on the light and the deep-tone
+face: every metric must respond monotonically to its own concern's four doses, detectably
+through photo noise, and specifically (under 30% of its own response under any other concern).
+"""
+
+import numpy as np
+import pytest
+
+from skinscan.validate import CONCERNS, run_validation
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_validation(n_draws=3, tones=("light", "deep"), jobs=2, progress=False)
+
+
+def test_every_metric_meets_every_threshold(report):
+    assert not report.failures(), "\n" + report.table()
+
+
+def test_the_protocol_covers_every_metric_on_both_tones(report):
+    metrics = {m for c in CONCERNS for m, _ in c.metrics}
+    assert len(metrics) == 16
+    for tone in ("light", "deep"):
+        assert {r.metric for r in report.rows if r.tone == tone} == metrics
+
+
+def test_responses_are_in_physical_units(report):
+    row = {(r.tone, r.metric): r for r in report.rows}
+    # Redness is injected as a known rise of mean a* over its zone: 1.5, 3, 4.5, 6.
+    np.testing.assert_allclose(row["light", "a_star"].responses, [1.5, 3.0, 4.5, 6.0], atol=0.5)
+    # Lines are injected at 5-20 mm per cm2 of forehead and periorbital skin; the detector finds
+    # part of each (faint, 0.15-0.4 mm wide) but must scale with the dose.
+    lines = np.array(row["light", "wrinkle_density"].responses)
+    assert 1.5 < lines[-1] / lines[0] < 5.0 and lines[-1] > 3.0  # four times the dose
