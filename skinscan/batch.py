@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
 from .discover import Discovery, PhotoEntry, discover, safe_name
-from .errors import SkinscanError
+from .errors import CalibrationError, NoFaceError, SkinscanError
 from .metrics import METRIC_UNITS
 from .progress import Progress
 from .store import ResultStore
@@ -24,6 +25,14 @@ __all__ = ["BatchResult", "run_batch", "write_outputs", "STORE_NAME", "file_hash
 
 STORE_NAME = "skinscan.db"
 _UNSORTED = ("(unsorted)", "(none)")
+#: Stored instead of the content hash for outcomes worth retrying (an internal error, memory, a lost
+#: worker): such a row never counts as done, so the next run analyses the photo again and replaces it.
+_RETRY = "retry:"
+#: What to do, appended to the reasons of errors whose message says only what went wrong.
+_ADVICE = {
+    NoFaceError: "use a photo with the whole face in the frame, facing the camera, in even light",
+    CalibrationError: "retake it facing the camera with the eyes open, without glasses, close enough",
+}
 
 
 @dataclass
@@ -43,7 +52,7 @@ class BatchResult:
 
     def summary(self) -> str:
         """One line for the terminal."""
-        return (f"{self.n_analysed + self.n_cached} of {self.n_photos} files analysed "
+        return (f"{self.n_analysed + self.n_cached} of {self.n_photos} photos analysed "
                 f"({self.n_cached} already in the store, {self.n_flagged} with quality flags), "
                 f"{len(self.failures)} skipped; results in {self.out_dir}")
 
@@ -78,30 +87,57 @@ def _init_worker(references: dict, out_dir: str, model_path, overlays: bool) -> 
               landmarker=FaceLandmarker(model_path))
 
 
+def _one_line(text) -> str:
+    return " ".join(str(text).split())
+
+
+def _reason(exc: SkinscanError) -> str:
+    """The error's reason with what to do about it, on one line."""
+    reason = _one_line(exc.reason)
+    advice = next((a for kind, a in _ADVICE.items() if isinstance(exc, kind)), None)
+    return f"{reason}; {advice}" if advice else reason
+
+
+def _internal_error_reason(exc: BaseException) -> str:
+    """The one-line reason recorded for an exception skinscan did not expect."""
+    return f"internal error ({type(exc).__name__}): {_one_line(exc)} — please report"
+
+
 def _analyse_entry(entry: PhotoEntry, content_hash: str) -> dict:
-    """Analyse one photo in a worker; everything returned is plain data for the store."""
+    """Analyse one photo in a worker; everything returned is plain data for the store.
+
+    Whatever goes wrong with one photo becomes its ``skipped`` outcome with a one-line reason:
+    an expected failure (not a photo, no face...) says why and what to do, anything else is an
+    internal error, retried by the next run. Only the batch's own failures (the store) stop it.
+    """
     from .io import save_jpeg
     from .regions import draw_regions
 
     base = {"entry": entry, "content_hash": content_hash}
     try:
         a = analyse_photo(entry.path, reference=_W["references"].get(entry.subject), landmarker=_W["landmarker"])
+        if _W["overlays"]:
+            out = _W["out_dir"]
+            save_jpeg(out / "regions" / f"{_stem(entry)}.jpg", draw_regions(a.rgb, a.masks), quality=85)
+            can, _ = a.canonical()
+            save_jpeg(out / "canonical" / f"{_stem(entry)}.jpg", can, quality=90)
+        return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
+                "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks)}
     except SkinscanError as exc:
-        return {**base, "status": "skipped", "error": exc.reason}
+        # A write error is the output folder's, not the photo's: try again next run.
+        retry = exc.path is not None and exc.path != entry.path
+        return {**base, "status": "skipped", "error": _reason(exc), "retry": retry}
     except MemoryError:
-        return {**base, "status": "skipped", "error": "out of memory while analysing this photo"}
-    if _W["overlays"]:
-        out = _W["out_dir"]
-        save_jpeg(out / "regions" / f"{_stem(entry)}.jpg", draw_regions(a.rgb, a.masks), quality=85)
-        can, _ = a.canonical()
-        save_jpeg(out / "canonical" / f"{_stem(entry)}.jpg", can, quality=90)
-    return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
-            "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks)}
+        return {**base, "status": "skipped", "retry": True,
+                "error": "out of memory while analysing this photo; close other programs or use fewer --jobs"}
+    except Exception as exc:  # a bug must cost one photo, not the batch
+        return {**base, "status": "skipped", "error": _internal_error_reason(exc), "retry": True}
 
 
 def _store_result(store: ResultStore, res: dict) -> None:
     e: PhotoEntry = res["entry"]
-    entry = {**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": res["content_hash"]}
+    key = _RETRY + res["content_hash"] if res.get("retry") else res["content_hash"]
+    entry = {**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": key}
     record = res.get("record") or {"photo": str(e.path), "capture_time": e.capture_time.isoformat()
                                    if e.capture_time else ""}
     store.add_photo(entry, record=record, metrics=res.get("metrics"), quality=res.get("quality"),
@@ -109,29 +145,40 @@ def _store_result(store: ResultStore, res: dict) -> None:
 
 
 def _find_references(disc: Discovery, hashes: dict, model_path) -> dict[str, PhotoAnalysis]:
-    """Each subject's reference: its first photo (baseline session) that analyses."""
+    """Each subject's reference: its first photo (baseline session) that analyses and passes the
+    blocking quality checks, else the first that analyses at all."""
     from .landmarks import FaceLandmarker
 
     refs: dict[str, PhotoAnalysis] = {}
     with FaceLandmarker(model_path) as lm:
         for subject in disc.subjects:
+            fallback = None
             for e in (x for x in disc.entries if x.subject == subject):
                 if hashes.get(e.path) is None:
                     continue
                 try:
-                    refs[subject] = _slim_reference(analyse_photo(e.path, landmarker=lm))
+                    a = analyse_photo(e.path, landmarker=lm, metrics=False)
+                except Exception:  # recorded with its reason when the batch reaches it
+                    continue
+                if not a.excluded_by:
+                    refs[subject] = _slim_reference(a)
                     break
-                except SkinscanError:
-                    continue  # it is recorded with its reason when the batch reaches it
+                fallback = fallback or a
+            if subject not in refs and fallback is not None:
+                refs[subject] = _slim_reference(fallback)
     return refs
 
 
 def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, model_path=None,
-              progress: bool = True, overlays: bool = True) -> BatchResult:
+              progress: bool = True, overlays: bool = True, busy_timeout: float = 30.0) -> BatchResult:
     """Analyse every photo under ``paths`` into ``out_dir/skinscan.db``.
 
     Photos already in the store with the same content hash and pipeline version are skipped, so
-    an interrupted batch resumes where it stopped; each photo is written in its own transaction.
+    an interrupted batch resumes where it stopped; each photo is written in its own transaction,
+    so a batch killed at any moment loses at most the photos being analysed. Several batches may
+    write the same store at once: each checks before every photo whether another has stored it.
+    A photo that cannot be analysed, for any reason, is stored as ``skipped`` with a one-line
+    reason; only a failure of the store itself stops the batch.
 
     Parameters
     ----------
@@ -146,6 +193,9 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
         Date photos without EXIF capture time by their file time.
     overlays : bool
         Write the region overlay and the canonical-frame image of every photo.
+    busy_timeout : float
+        Seconds to wait for another process writing the same store before giving up with
+        :class:`~skinscan.store.StoreBusyError`.
 
     Returns
     -------
@@ -153,14 +203,18 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     """
     out = Path(out_dir)
     for sub in ("", "regions", "canonical"):
-        (out / sub).mkdir(parents=True, exist_ok=True)
+        try:
+            (out / sub).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise SkinscanError(f"cannot create the output folder ({e.strerror or e}); choose another --out",
+                                out / sub) from None
     disc = discover(paths, allow_file_time=allow_file_time)
     result = BatchResult(out, n_photos=len(disc.entries) + len(disc.skipped))
-    with ResultStore(out / STORE_NAME) as store:
+    with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
         for path, reason in disc.skipped:
-            key = "path:" + hashlib.sha256(os.fsencode(str(path))).hexdigest()
             store.add_photo({"subject": _UNSORTED[0], "session": _UNSORTED[1], "session_index": 0, "date": None,
-                             "path": str(path), "pipeline_version": PIPELINE_VERSION, "content_hash": key},
+                             "path": str(path), "pipeline_version": PIPELINE_VERSION,
+                             "content_hash": _path_key(path)},
                             record={"photo": str(path)}, status="skipped", error=reason)
             result.failures.append((str(path), reason))
         hashes, todo = {}, []
@@ -169,9 +223,11 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                 hashes[e.path] = file_hash(e.path)
             except OSError as exc:
                 hashes[e.path] = None
-                reason = f"cannot read the file ({exc.strerror or exc})"
-                key = "path:" + hashlib.sha256(os.fsencode(str(e.path))).hexdigest()
-                store.add_photo({**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": key},
+                reason = ("permission denied: the file cannot be read; make it readable (chmod a+r) or copy it"
+                          if isinstance(exc, PermissionError) else
+                          f"cannot read the file ({exc.strerror or exc}); check the disk or copy the file again")
+                store.add_photo({**e.as_dict(), "pipeline_version": PIPELINE_VERSION,
+                                 "content_hash": _path_key(e.path)},
                                 record={"photo": str(e.path)}, status="skipped", error=reason)
                 result.failures.append((str(e.path), reason))
                 continue
@@ -188,20 +244,78 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                 _init_worker(*initargs)
                 try:
                     for e in todo:
-                        _record(store, _analyse_entry(e, hashes[e.path]), result)
+                        if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
+                            result.n_cached += 1  # another skinscan writing this store got there first
+                        else:
+                            _record(store, _analyse_entry(e, hashes[e.path]), result)
                         bar.step(e.path.name)
                 finally:
                     _W.pop("landmarker").close()
+                    _W.clear()
             else:
-                with ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=initargs) as ex:
-                    futures = [ex.submit(_analyse_entry, e, hashes[e.path]) for e in todo]
-                    for fut in as_completed(futures):
-                        res = fut.result()
-                        _record(store, res, result)
-                        bar.step(res["entry"].path.name)
+                _run_pool(store, todo, hashes, jobs, initargs, result, bar)
             bar.close()
         store.export(out)
     return result
+
+
+def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,
+              result: BatchResult, bar: Progress) -> None:
+    """Analyse ``todo`` in ``jobs`` worker processes, storing each result as it arrives.
+
+    Photos are handed out a few at a time, each after checking that no other skinscan writing the
+    same store has stored it meanwhile, so a failure of the store or an interrupt leaves little
+    queued. A worker that dies (killed, out of memory, a crash in native code) costs the photos it
+    and its siblings had in hand, stored as to be retried; a new pool takes the rest.
+    """
+    pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=initargs)
+
+    def submit(e: PhotoEntry):
+        nonlocal pool
+        try:
+            return pool.submit(_analyse_entry, e, hashes[e.path])
+        except BrokenProcessPool:
+            pool.shutdown(wait=False)
+            pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=initargs)
+            return pool.submit(_analyse_entry, e, hashes[e.path])
+
+    try:
+        queue, running = iter(todo), {}
+        while True:
+            while len(running) < 2 * jobs:
+                e = next(queue, None)
+                if e is None:
+                    break
+                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
+                    result.n_cached += 1
+                    bar.step(e.path.name)
+                else:
+                    running[submit(e)] = e
+            if not running:
+                break
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                e = running.pop(fut)
+                try:
+                    res = fut.result()
+                except BrokenProcessPool:
+                    res = {"entry": e, "content_hash": hashes[e.path], "status": "skipped", "retry": True,
+                           "error": "the worker process analysing this photo stopped unexpectedly; run skinscan "
+                                    "again to retry it (with --jobs 1 if it happens again)"}
+                except Exception as exc:  # e.g. a result that cannot be sent back from the worker
+                    res = {"entry": e, "content_hash": hashes[e.path], "status": "skipped", "retry": True,
+                           "error": _internal_error_reason(exc)}
+                _record(store, res, result)
+                bar.step(e.path.name)
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _path_key(path) -> str:
+    """Store key of a file that could not be read: never a content hash, so it is retried every run."""
+    return "path:" + hashlib.sha256(os.fsencode(str(path))).hexdigest()
 
 
 def _record(store: ResultStore, res: dict, result: BatchResult) -> None:
@@ -214,7 +328,8 @@ def _record(store: ResultStore, res: dict, result: BatchResult) -> None:
 
 
 def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: bool = False, charts: bool = True,
-                  reports: bool = True, progress: bool = True) -> dict[str, list[Path]]:
+                  reports: bool = True, progress: bool = True, model_path=None,
+                  busy_timeout: float = 30.0) -> dict[str, list[Path]]:
     """Tables, charts and one HTML report per subject from the store in ``out_dir``.
 
     Parameters
@@ -227,13 +342,21 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         Chart formats among ``png``, ``svg``, ``pdf``.
     include_flagged : bool
         Keep photos that failed a blocking quality check in the trends.
+    model_path : path, optional
+        The landmarker model for the report's before/after images.
+    busy_timeout : float
+        Seconds to wait for another process writing the store.
+
+    Every subject with an analysed photo gets a report, also when quality checks leave all its
+    photos out of the trends (the report's quality table then says why). Output files are named
+    by :func:`~skinscan.discover.safe_name`, so no subject or session name can lead outside ``out_dir``.
     """
     from . import charts as ch
     from . import report as rp
     from .series import recovery_curve, recovery_time_hours, summarise
 
     out = Path(out_dir)
-    with ResultStore(out / STORE_NAME) as store:
+    with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
         values, photos = store.values_frame(), store.photos_frame()
         written = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in store.export(out).items()}
     treatments = {}
@@ -241,35 +364,62 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         disc = discover(paths)
         treatments = {s: disc.treatment_dates(s) for s in disc.subjects}
     summary = summarise(values, photos, treatments=treatments, include_flagged=include_flagged)
-    summary.to_csv(out / "changes.csv", index=False)
+    tmp = out / f".changes.{os.getpid()}.csv"
+    summary.to_csv(tmp, index=False)
+    os.replace(tmp, out / "changes.csv")  # a reader, or another skinscan, never sees half a file
     written["changes"] = [out / "changes.csv"]
     curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged)
     hours = recovery_time_hours(curve)
-    subjects = [s for s in summary["subject"].unique() if s != _UNSORTED[0]]
+    analysed = photos.loc[photos["status"] == "analysed", "subject"]
+    subjects = sorted(s for s in set(summary["subject"]) | set(analysed) if s != _UNSORTED[0])
     written["charts"], written["reports"] = [], []
-    for subject in Progress(subjects, "reporting", enabled=progress):
-        slug = safe_name(subject)
-        sub_dir = out / "charts" / slug
-        days = treatments.get(subject, [])
-        if charts:
-            sub_dir.mkdir(parents=True, exist_ok=True)
-            for metric in sorted(summary.loc[summary["subject"] == subject, "metric"].unique()):
-                fig = ch.trend_chart(summary, subject=subject, metric=metric, treatments=days)
-                for fmt in formats:
-                    written["charts"].append(ch.save_figure(fig, sub_dir / f"trend_{metric}.{fmt}"))
-        if reports:
-            before_after = _before_after(out, photos, summary, subject)
-            sub_curve = curve[curve["subject"] == subject]
-            sub_hours = {(k[2], k[3]): v for k, v in hours.items() if k[0] == subject}
-            html = rp.build_report(summary, photos, subject=subject, treatments=days, recovery=sub_curve,
-                                   recovery_hours=sub_hours, before_after=before_after)
-            path = out / f"report_{slug}.html"
-            rp.write_report(path, html)
-            written["reports"].append(path)
+    landmarker = _LazyLandmarker(model_path)
+    try:
+        for subject in Progress(subjects, "reporting", enabled=progress):
+            slug = safe_name(subject)
+            days = treatments.get(subject, [])
+            if charts:
+                sub_dir = out / "charts" / slug
+                sub_dir.mkdir(parents=True, exist_ok=True)
+                for metric in sorted(summary.loc[summary["subject"] == subject, "metric"].unique()):
+                    fig = ch.trend_chart(summary, subject=subject, metric=metric, treatments=days)
+                    for fmt in formats:
+                        written["charts"].append(ch.save_figure(fig, sub_dir / f"trend_{metric}.{fmt}"))
+            if reports:
+                before_after = _before_after(out, photos, summary, subject, landmarker)
+                sub_curve = curve[curve["subject"] == subject]
+                sub_hours = {(k[2], k[3]): v for k, v in hours.items() if k[0] == subject}
+                html = rp.build_report(summary, photos, subject=subject, treatments=days, recovery=sub_curve,
+                                       recovery_hours=sub_hours, before_after=before_after)
+                path = out / f"report_{slug}.html"
+                rp.write_report(path, html)
+                written["reports"].append(path)
+    finally:
+        landmarker.close()
     return written
 
 
-def _before_after(out: Path, photos, summary, subject: str) -> dict | None:
+class _LazyLandmarker:
+    """A landmarker created on first use and closed explicitly (MediaPipe objects left to the
+    garbage collector at exit print a traceback)."""
+
+    def __init__(self, model_path):
+        self.model_path, self._lm = model_path, None
+
+    def get(self):
+        from .landmarks import FaceLandmarker
+
+        if self._lm is None:
+            self._lm = FaceLandmarker(self.model_path)
+        return self._lm
+
+    def close(self) -> None:
+        if self._lm is not None:
+            self._lm.close()
+            self._lm = None
+
+
+def _before_after(out: Path, photos, summary, subject: str, landmarker: _LazyLandmarker) -> dict | None:
     """Baseline and latest photo of a subject in the canonical frame, with redness and texture change maps."""
     from .align import canonical_frame, warp_to_canonical
 
@@ -287,7 +437,7 @@ def _before_after(out: Path, photos, summary, subject: str) -> dict | None:
     imgs, valid, maps = [], np.ones(frame.shape, bool), {"redness": [], "texture": []}
     for p in pick:
         try:
-            a = analyse_photo(p, keep_maps=True)
+            a = analyse_photo(p, keep_maps=True, landmarker=landmarker.get())
         except (SkinscanError, OSError):
             return None
         rgb, v = warp_to_canonical(a.rgb, a.face, mm_per_px=a.scale.mm_per_px, frame=frame)

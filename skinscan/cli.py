@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
+import warnings
 from pathlib import Path
 
 EXAMPLES = """\
@@ -16,20 +18,29 @@ examples:
 """
 
 
+def _formats(text: str) -> tuple[str, ...]:
+    formats = tuple(f.strip().lower().lstrip(".") for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("png", "svg", "pdf")]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(f"unknown chart format {', '.join(bad) or repr(text)}; "
+                                         "use png, svg and/or pdf")
+    return formats
+
+
 def cmd_analyse(args: argparse.Namespace) -> int:
     from .batch import run_batch, write_outputs
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
-        print(f"skinscan: no such file or folder: {', '.join(missing)}", file=sys.stderr)
+        print(f"skinscan: no such file or folder: {', '.join(map(_text, missing))}; check the path", file=sys.stderr)
         return 2
     res = run_batch(args.paths, args.out, jobs=args.jobs, allow_file_time=args.allow_file_time,
-                    model_path=args.model, progress=not args.quiet)
+                    model_path=args.model, progress=not args.quiet, busy_timeout=args.wait)
     if not args.no_report:
-        write_outputs(args.out, paths=args.paths, formats=tuple(args.formats.split(",")),
-                      include_flagged=args.include_flagged, progress=not args.quiet)
+        write_outputs(args.out, paths=args.paths, formats=args.formats, include_flagged=args.include_flagged,
+                      progress=not args.quiet, model_path=args.model, busy_timeout=args.wait)
     for path, reason in res.failures:
-        print(f"  skipped {path}: {reason}", file=sys.stderr)
+        print(f"  skipped {_text(path)}: {reason}", file=sys.stderr)
     print(f"skinscan: {res.summary()}")
     return 0 if res.ok else 1
 
@@ -41,9 +52,10 @@ def cmd_outputs(args: argparse.Namespace) -> int:
         print(f"skinscan: {Path(args.out) / STORE_NAME} not found; run 'skinscan analyse PATH --out {args.out}' first",
               file=sys.stderr)
         return 2
-    written = write_outputs(args.out, paths=args.photos or None, formats=tuple(args.formats.split(",")),
+    written = write_outputs(args.out, paths=args.photos or None, formats=args.formats,
                             include_flagged=args.include_flagged, charts=args.command == "chart",
-                            reports=args.command == "report", progress=not args.quiet)
+                            reports=args.command == "report", progress=not args.quiet, model_path=args.model,
+                            busy_timeout=args.wait)
     kind = "charts" if args.command == "chart" else "reports"
     print(f"skinscan: {len(written.get(kind, []))} {kind} written under {args.out}")
     return 0
@@ -78,26 +90,45 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if not fails else 1
 
 
+def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> None:
+    """--debug, --quiet and --model, accepted before and after the command.
+
+    On the commands their default is ``argparse.SUPPRESS``: an option not repeated after the
+    command then leaves the value given before it alone instead of resetting it.
+    """
+    unset = argparse.SUPPRESS if on_command else None
+    parser.add_argument("--debug", action="store_true", default=unset or False,
+                        help="show full tracebacks and warnings")
+    parser.add_argument("--quiet", action="store_true", default=unset or False, help="no progress bar")
+    parser.add_argument("--model", default=unset,
+                        help="face_landmarker.task to use (default: $SKINSCAN_MODEL, then the shipped copy)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="skinscan", description="Measure facial skin change across microneedling "
                                 "sessions from ordinary photos, locally, in millimetres.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--debug", action="store_true", help="show full tracebacks")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--model", default=None, help="face_landmarker.task to use (default: $SKINSCAN_MODEL, then the shipped copy)")
+    _global_options(p, on_command=False)
+    shared = argparse.ArgumentParser(add_help=False)
+    _global_options(shared, on_command=True)
     sub = p.add_subparsers(dest="command", required=True)
+
     def common(sp, *, photos: bool):
         sp.add_argument("--out", default="out", help="output folder (default: out)")
-        sp.add_argument("--formats", default="png", help="chart formats, comma-separated: png,svg,pdf (default: png)")
+        sp.add_argument("--formats", default=("png",), type=_formats,
+                        help="chart formats, comma-separated: png,svg,pdf (default: png)")
         sp.add_argument("--include-flagged", action="store_true",
                         help="keep photos that failed a blocking quality check in the trends")
+        sp.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                        help="how long to wait for another skinscan writing the same --out (default: 30)")
         if photos:
             sp.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
             sp.add_argument("--allow-file-time", action="store_true",
                             help="date photos without EXIF capture time by their file time")
             sp.add_argument("--no-report", action="store_true", help="analyse only; no charts or reports")
 
-    a = sub.add_parser("analyse", aliases=["analyze"], help="analyse photo folders into tables, charts and reports",
+    a = sub.add_parser("analyse", aliases=["analyze"], parents=[shared],
+                       help="analyse photo folders into tables, charts and reports",
                        epilog="example: skinscan analyse photos/ --out out/ --jobs 2\n\n"
                               "layout: photos/<subject>/<session>/*.jpg with session folders named by date\n"
                               "(2026-03-14, '2026-03-14 after') or session-N; or flat folders grouped by EXIF day.",
@@ -106,19 +137,20 @@ def build_parser() -> argparse.ArgumentParser:
     common(a, photos=True)
     a.set_defaults(func=cmd_analyse)
     for name, what in (("chart", "trend charts"), ("report", "one HTML report per subject")):
-        c = sub.add_parser(name, help=f"write {what} from an analysed output folder",
+        c = sub.add_parser(name, parents=[shared], help=f"write {what} from an analysed output folder",
                            epilog=f"example: skinscan {name} --out out/ --photos photos/",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         common(c, photos=False)
         c.add_argument("--photos", nargs="*", default=None, metavar="PATH",
                        help="the photo folders, for their sessions.csv treatment days")
         c.set_defaults(func=cmd_outputs)
-    d = sub.add_parser("demo", help="analyse the bundled sample series into out/ and write its report",
+    d = sub.add_parser("demo", parents=[shared],
+                       help="analyse the bundled sample series into out/ and write its report",
                        epilog="example: skinscan demo --out out/")
     d.add_argument("--samples", default="sample_images", help="sample folder (default: sample_images)")
     common(d, photos=True)
     d.set_defaults(func=cmd_demo)
-    v = sub.add_parser("validate", help="run the phantom protocol and print the validation table",
+    v = sub.add_parser("validate", parents=[shared], help="run the phantom protocol and print the validation table",
                        epilog="example: skinscan validate --draws 8 --out out/",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("--draws", type=int, default=8, help="nuisance draws per dose (default: 8)")
@@ -130,23 +162,37 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _text(value) -> str:
+    """A path or name as printable text: undecodable file-name bytes become ``\\xNN``."""
+    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    for stream in (sys.stdout, sys.stderr):  # a file name in no encoding must not crash a print
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     parser = build_parser()
     args = parser.parse_args(argv)
     for k in ("debug", "quiet", "model"):
         args.__dict__.setdefault(k, None)
+    if not args.debug:  # numpy's and matplotlib's warnings are for developers, not for a terminal
+        warnings.simplefilter("ignore")
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("skinscan: interrupted", file=sys.stderr)
+        print("skinscan: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
         return 130
     except Exception as exc:  # an unexpected failure: one line unless --debug
         from .errors import SkinscanError
 
         if args.debug:
-            raise
-        kind = "error" if isinstance(exc, SkinscanError) else f"internal error ({type(exc).__name__})"
-        print(f"skinscan: {kind}: {exc} (run with --debug for details)", file=sys.stderr)
+            traceback.print_exc()
+            return 2
+        if isinstance(exc, SkinscanError):
+            what = f"error: {exc}"
+        else:
+            what = f"internal error ({type(exc).__name__}): {exc} — please report it"
+        print(f"skinscan: {_text(' '.join(what.split()))} (run with --debug for the traceback)", file=sys.stderr)
         return 2
 
 

@@ -50,6 +50,7 @@ _NUMBERED_FOLDER = re.compile(r"session[-_ ]?(\d+)", re.IGNORECASE)
 _WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
                                *(f"LPT{i}" for i in range(10))})
 _MAX_NAME = 80
+_VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".avi", ".mkv", ".webm"})
 
 
 class SessionsFileError(SkinscanError, ValueError):
@@ -309,13 +310,13 @@ class _Scanner:
             if is_dir:
                 dirs.append(path)
             elif not is_file:
-                self.skip(path, "not a regular file (broken link, device or socket)")
+                self.skip(path, _not_regular(item))
             elif item.name.lower() in SIDECAR_FILES:
                 continue
             elif is_photo_file(path):
                 files.append(path)
             else:
-                self.skip(path, f"not a photo file type ({path.suffix.lower() or 'no extension'})")
+                self.skip(path, _not_a_photo(path))
         return files, dirs
 
     def read_csv(self, subject: str, folder: Path) -> None:
@@ -421,6 +422,23 @@ class _Scanner:
             self.found.append(found)
 
 
+def _not_a_photo(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in _VIDEO_SUFFIXES:
+        return f"not a photo file type ({suffix}: a video); to analyse it, export a still frame as JPEG"
+    return f"not a photo file type ({suffix or 'no extension'})"
+
+
+def _not_regular(item: os.DirEntry) -> str:
+    try:
+        link = item.is_symlink()
+    except OSError:
+        link = False
+    if link:
+        return "not a regular file (a symbolic link that is broken or loops); fix or remove the link"
+    return "not a regular file (broken link, device or socket)"
+
+
 def _subject_name(folder: Path) -> str:
     return _text(folder.absolute().name or str(folder.absolute()))
 
@@ -466,7 +484,7 @@ def discover(root_or_paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         if stat.S_ISDIR(mode):
             scan.root(p)
         elif not is_photo_file(p):
-            scan.skip(p, f"not a photo file type ({p.suffix.lower() or 'no extension'})")
+            scan.skip(p, _not_a_photo(p))
         else:
             scan.photo(p)
     return Discovery(entries=_order(scan.found), skipped=scan.skipped, sessions_csv=scan.sessions_csv)

@@ -30,7 +30,12 @@ SUPPORTED_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp
 _SUPPORTED_FORMATS = frozenset({"JPEG", "MPO", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "GIF"})
 _ORIENTATION, _DATETIME, _EXIF_IFD, _GPS_IFD = 0x0112, 0x0132, 0x8769, 0x8825
 _DATETIME_ORIGINAL, _OFFSET_TIME, _OFFSET_TIME_ORIGINAL = 0x9003, 0x9010, 0x9011
-_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1")
+_HEIF_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1")
+# ISO base media brands of videos (MP4, MOV, 3GP, M4V), to name a video saved or renamed as a photo.
+_VIDEO_BRANDS = (b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"qt  ", b"M4V ", b"M4VH",
+                 b"3gp4", b"3gp5", b"3gp6", b"3g2a", b"dash", b"MSNV")
+_RECOPY = "copy the file again from the phone or camera (the copy may be incomplete)"
+_NOT_A_PHOTO = "only photos (JPEG, PNG, TIFF, WebP, BMP, HEIC, GIF) are analysed; move it out of the photo folder"
 _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\x00": "TIFF", b"MM\x00*": "TIFF", b"GIF8": "GIF"}
 
 
@@ -137,8 +142,11 @@ def load_photo(path: str | os.PathLike, *, max_pixels: int = 100_000_000) -> Pho
     fmt, source_mode, n_frames = im.format, im.mode, int(getattr(im, "n_frames", 1))
     try:
         im.load()
+    except MemoryError:
+        raise ImageLoadError("not enough memory to decode the image; close other programs or resize the photo",
+                             path) from None
     except Exception as e:  # Pillow's decoders raise OSError, SyntaxError, ValueError... for bad data
-        raise ImageLoadError(f"image data is truncated or damaged ({e})", path) from e
+        raise ImageLoadError(f"image data is truncated or damaged ({e}); {_RECOPY}", path) from e
     exif, capture_time, has_gps = _metadata(im)
     icc = im.info.get("icc_profile")
     if fmt == "HEIF":  # already upright: libheif applied the rotation, pillow-heif reset the tag to 1
@@ -152,7 +160,8 @@ def load_photo(path: str | os.PathLike, *, max_pixels: int = 100_000_000) -> Pho
             im = ImageOps.exif_transpose(im)
         rgb, icc_converted = _to_rgb(im, icc)
     except Exception as e:  # e.g. an exotic mode Pillow cannot convert
-        raise ImageLoadError(f"cannot convert the {source_mode} image to RGB ({e})", path) from e
+        raise ImageLoadError(f"cannot convert the {source_mode} image to RGB ({e}); re-export it as an 8-bit RGB "
+                             "JPEG", path) from e
     return Photo(rgb=np.ascontiguousarray(rgb, dtype=np.uint8), path=path, capture_time=capture_time,
                  orientation=orientation, source_mode=source_mode, format=fmt, icc_converted=icc_converted,
                  n_frames=n_frames, exif_has_gps=has_gps, content_hash=hashlib.sha256(data).hexdigest())
@@ -172,6 +181,8 @@ def save_jpeg(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 92) ->
     """Write an (H, W, 3) or (H, W) uint8 array as a JPEG carrying no metadata (no EXIF, no ICC).
 
     Exports must not leak the source's time, location or camera, so nothing is copied over.
+    The file is written beside its target and renamed over it, so a reader (or a second skinscan
+    writing the same file) never sees half an image.
     Raises ``ValueError`` for a bad array or quality, :class:`~skinscan.errors.SkinscanError`
     when the file cannot be written.
     """
@@ -189,10 +200,15 @@ def _save(path: str | os.PathLike, rgb: np.ndarray, fmt: str, **options) -> None
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)):
         raise ValueError(f"expected an (H, W, 3) or (H, W) uint8 array, got shape {rgb.shape} {rgb.dtype}")
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        Image.fromarray(np.ascontiguousarray(rgb)).save(path, format=fmt, **options)
+        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format=fmt, **options)
+        os.replace(tmp, path)
     except OSError as e:
-        raise SkinscanError(f"cannot write the image ({e.strerror or e})", path) from e
+        tmp.unlink(missing_ok=True)
+        raise SkinscanError(f"cannot write the image ({e.strerror or e}); check the free space and permissions of "
+                            f"{path.parent}", path) from e
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -204,11 +220,13 @@ def _read_bytes(path: Path) -> bytes:
     except FileNotFoundError:
         raise ImageLoadError("file not found", path) from None
     except PermissionError:
-        raise ImageLoadError("permission denied: the file cannot be read", path) from None
+        raise ImageLoadError("permission denied: the file cannot be read; make it readable (chmod a+r) or copy it",
+                             path) from None
     except OSError as e:
-        raise ImageLoadError(f"cannot read the file ({e.strerror or e})", path) from None
+        raise ImageLoadError(f"cannot read the file ({e.strerror or e}); check the disk or copy the file again",
+                             path) from None
     if not data:
-        raise ImageLoadError("file is empty (0 bytes)", path)
+        raise ImageLoadError(f"file is empty (0 bytes); {_RECOPY}", path)
     return data
 
 
@@ -227,30 +245,79 @@ def _open(data: bytes, path: Path, *, max_pixels: int) -> Image.Image:
         with warnings.catch_warnings():
             # The size is checked against max_pixels below; Pillow's lower warning threshold is only noise.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            im = Image.open(io.BytesIO(data))
+            im = Image.open(io.BytesIO(_heif_major_brand(data)))
     except Image.DecompressionBombError:
         ceiling = 2 * Image.MAX_IMAGE_PIXELS
         raise ImageLoadError(f"image declares more than {ceiling:,} pixels, over the limit of "
-                             f"{min(ceiling, max_pixels):,}", path) from None
+                             f"{min(ceiling, max_pixels):,}; this is not a phone photo (or resize it)", path) from None
     except Image.UnidentifiedImageError:
         kind = _signature(data)
-        reason = (f"damaged {kind} file (its header cannot be read)" if kind
-                  else f"not an image file (starts with {data[:8]!r})")
+        reason = (f"damaged {kind} file (its header cannot be read); {_RECOPY}" if kind
+                  else f"not an image file (starts with {data[:8]!r}){_what_it_is(data)}")
         raise ImageLoadError(reason, path) from None
+    except MemoryError:
+        raise ImageLoadError("not enough memory to read the image header", path) from None
     except Exception as e:  # plugins raise assorted errors on malformed headers
-        raise ImageLoadError(f"cannot read the image header ({e})", path) from e
+        raise ImageLoadError(f"cannot read the image header ({e}); {_RECOPY}, or re-export it as JPEG", path) from e
     if im.format not in _SUPPORTED_FORMATS:
         raise ImageLoadError(f"{im.format} images are not supported (use JPEG, PNG, TIFF, WebP, BMP, HEIC "
                              "or GIF)", path)
     width, height = im.size
     if width * height > max_pixels:
-        raise ImageLoadError(f"image declares {width}x{height} pixels, over the limit of {max_pixels:,}", path)
+        raise ImageLoadError(f"image declares {width}x{height} pixels, over the limit of {max_pixels:,}; "
+                             "resize it (a face photo needs no more than about 50 megapixels)", path)
     return im
+
+
+def _ftyp_brands(data: bytes) -> tuple[bytes, list[bytes]] | None:
+    """(major brand, compatible brands) of an ISO base media file (HEIC, MP4, MOV...), or None."""
+    if data[4:8] != b"ftyp" or len(data) < 16:
+        return None
+    size = int.from_bytes(data[:4], "big")
+    box = data[16:min(max(size, 16), len(data), 4096)]
+    return data[8:12], [box[i:i + 4] for i in range(0, len(box) - 3, 4)]
+
+
+def _heif_major_brand(data: bytes) -> bytes:
+    """The file with a HEIF major brand when only its compatible brands say HEIF.
+
+    The major brand is advisory (ISO/IEC 14496-12 readers go by the compatible brands), but
+    Pillow's HEIF plugin looks at the major brand alone; some phones and editors write another
+    one. Same length, so no offset in the file moves.
+    """
+    brands = _ftyp_brands(data)
+    if brands is None or brands[0] in _HEIF_BRANDS or not any(b in _HEIF_BRANDS for b in brands[1]):
+        return data
+    return data[:8] + b"mif1" + data[12:]
+
+
+def _what_it_is(data: bytes) -> str:
+    """What a common non-image file is, so the user knows what was picked up, and what to do."""
+    brands = _ftyp_brands(data)
+    if brands is not None and (brands[0] in _VIDEO_BRANDS or any(b in _VIDEO_BRANDS for b in brands[1])):
+        return ": it is a video (MP4/MOV); to analyse it, export a still frame as JPEG"
+    return f"{_kind(data)}; {_NOT_A_PHOTO}"
+
+
+def _kind(data: bytes) -> str:
+    if data.startswith(b"%PDF"):
+        return ": it is a PDF document"
+    if data.startswith(b"PK\x03\x04"):
+        return ": it is a ZIP archive"
+    head = data[:512]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:  # a multi-byte character cut at the end of the sample is still text
+        text = head[:e.start].decode("utf-8") if e.start >= len(head) - 3 else ""
+    if text and all(c.isprintable() or c in "\t\r\n" for c in text):
+        return ": it is a text file"
+    return ""
 
 
 def _signature(data: bytes) -> str | None:
     """The image format a file's first bytes claim, to tell a damaged image from a non-image."""
-    if data[4:8] == b"ftyp" and data[8:12] in _HEIF_BRANDS:
+    brands = _ftyp_brands(data)
+    if brands is not None and (brands[0] in _HEIF_BRANDS or any(b in _HEIF_BRANDS for b in brands[1])):
         return "HEIF"
     if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
         return "WebP"

@@ -65,7 +65,7 @@ class QualityThresholds:
 
     min_px_per_mm: float = 10.0  # a 0.15 mm pore is then 1.5 px across; below, pores are not measurable
     min_sharpness: float = 0.45  # sharp samples 0.73-0.77; a Gaussian blur of sigma 0.1 mm gives 0.46-0.49
-    max_clipped_pct: float = 2.0
+    max_clipped_pct: float = 15.0  # the skin mask drops clipped pixels; beyond this too much skin is lost
     max_dark_pct: float = 2.0
     max_abs_yaw_deg: float = 15.0
     max_abs_pitch_deg: float = 15.0

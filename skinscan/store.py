@@ -18,8 +18,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import secrets
 import sqlite3
-import tempfile
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -332,8 +332,8 @@ class ResultStore:
         for stem, frame in frames.items():
             for suffix in (".csv", ".parquet"):
                 target = out_dir / f"{stem}{suffix}"
-                fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{stem}.", suffix=suffix)
-                os.close(fd)
+                # Not mkstemp: its files are private (0600); an export gets the usual permissions (umask).
+                tmp = out_dir / f".{stem}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
                 try:
                     if suffix == ".csv":
                         frame.to_csv(tmp, index=False, date_format="%Y-%m-%d")
