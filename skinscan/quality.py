@@ -140,11 +140,10 @@ def sclera_mask(rgb: np.ndarray, face: FaceLandmarks) -> np.ndarray:
     h, w = rgb.shape[:2]
     out = np.zeros((h, w), dtype=bool)
     diam = iris_diameters_px(face).mean(axis=1)
-    x0, y0, x1, y1 = (int(v) for v in face.bbox)
+    yy, xx = np.ogrid[:h, :w]
     for eye, iris, d in ((RIGHT_EYE, RIGHT_IRIS, diam[0]), (LEFT_EYE, LEFT_IRIS, diam[1])):
         m = _poly_mask((h, w), face.points[eye])
         c = face.points[iris[0]]
-        yy, xx = np.ogrid[:h, :w]
         r = 0.6 * d
         box = (slice(max(int(c[1] - 3 * d), 0), int(c[1] + 3 * d) + 1), slice(max(int(c[0] - 4 * d), 0), int(c[0] + 4 * d) + 1))
         sub = m[box] & (((xx[:, box[1]] - c[0]) ** 2 + (yy[box[0]] - c[1]) ** 2) > r * r)

@@ -156,7 +156,10 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     out["change_abs"] = out["value"] - base_value
     with np.errstate(divide="ignore", invalid="ignore"):
         out["change_pct"] = 100.0 * out["change_abs"] / np.abs(base_value)
-    out["mdc"] = _Z95 * s_w * np.sqrt(1.0 / base_n + 1.0 / out["n_photos"].to_numpy(dtype=float))
+    # A session whose photos gave no finite value (n = 0) has no MDC: NaN, not an inf and a warning.
+    n = out["n_photos"].to_numpy(dtype=float)
+    inv_n = np.divide(1.0, n, out=np.full_like(n, np.nan), where=n > 0)
+    out["mdc"] = _Z95 * s_w * np.sqrt(1.0 / base_n + inv_n)
     out["mdc_source"] = source
     out["higher_is_worse"] = out["metric"].map(HIGHER_IS_WORSE).fillna(True).astype(bool)
     out["label"] = _labels(out, first)
