@@ -136,6 +136,9 @@ class Alignment:
     refined: bool = False
 
 
+_ECC_REFERENCE: dict = {}
+
+
 def _ecc_refine(image: np.ndarray, reference: np.ndarray, matrix: np.ndarray, mask: np.ndarray,
                 mm_per_px: float, *, work_px_per_mm: float = 3.0) -> np.ndarray | None:
     """Refine a similarity (image -> reference pixels) by intensity registration (ECC) on the face.
@@ -151,17 +154,28 @@ def _ecc_refine(image: np.ndarray, reference: np.ndarray, matrix: np.ndarray, ma
     m_small = (s @ m3 @ np.linalg.inv(s))[:2].astype(np.float32)
 
     def prep(im):
-        g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) if im.ndim == 3 else im
-        g = cv2.resize(g, None, fx=f, fy=f, interpolation=cv2.INTER_AREA).astype(np.float32)
+        g = cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
+        g = (cv2.cvtColor(g, cv2.COLOR_RGB2GRAY) if g.ndim == 3 else g).astype(np.float32)
         return cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 8.0)
 
-    ref_s, img_s = prep(reference), prep(image)
-    mask_s = cv2.resize(mask.astype(np.uint8), (ref_s.shape[1], ref_s.shape[0]), interpolation=cv2.INTER_NEAREST)
+    # A batch aligns every photo to the same reference: its preparation is kept (by identity).
+    hit = _ECC_REFERENCE.get("ref")
+    if hit is not None and hit[0] is reference and hit[1] is mask and hit[2] == f:
+        ref_s, mask_s = hit[3], hit[4]
+    else:
+        ref_s = prep(reference)
+        mask_s = cv2.resize(mask.astype(np.uint8), (ref_s.shape[1], ref_s.shape[0]), interpolation=cv2.INTER_NEAREST)
+        _ECC_REFERENCE["ref"] = (reference, mask, f, ref_s, mask_s)
+    img_s = prep(image)
+    # ECC's mask marks the valid pixels of the *input* image: the reference's face mask carried
+    # into this photo by the landmark fit.
+    mask_in = cv2.warpAffine(mask_s, cv2.invertAffineTransform(m_small), (img_s.shape[1], img_s.shape[0]),
+                             flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     # ECC's warp maps template (reference) coordinates to input coordinates: start from the inverse.
     warp = cv2.invertAffineTransform(m_small).astype(np.float32)
     try:
         _, warp = cv2.findTransformECC(ref_s, img_s, warp, cv2.MOTION_AFFINE,
-                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6), mask_s, 3)
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6), mask_in, 3)
     except cv2.error:
         return None
     refined = np.vstack([cv2.invertAffineTransform(warp), [0, 0, 1]])
@@ -361,8 +375,7 @@ def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np
         a, b = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
         return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
     facing = np.sign(_signed_area(src_v)) == np.sign(_signed_area(dst_v))
-    ys, xs = np.nonzero(triangle_index >= 0)
-    t = triangle_index[ys, xs]
+    ys, xs, t = _covered_pixels(triangle_index)
     a = aff[t]
     map_x = np.full(dst_shape, -1.0, dtype=np.float32)
     map_y = np.full(dst_shape, -1.0, dtype=np.float32)
@@ -374,6 +387,22 @@ def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np
     inside = (map_x[ys, xs] >= 0) & (map_x[ys, xs] <= w - 1) & (map_y[ys, xs] >= 0) & (map_y[ys, xs] <= h - 1)
     valid[ys, xs] = facing[t] & inside
     return warped, valid
+
+
+_COVERED: dict = {}
+
+
+def _covered_pixels(triangle_index: np.ndarray):
+    """(ys, xs, triangle) of the pixels a label image covers; kept for the few canonical frames in use."""
+    hit = _COVERED.get(id(triangle_index))
+    if hit is not None and hit[0] is triangle_index:
+        return hit[1]
+    ys, xs = np.nonzero(triangle_index >= 0)
+    out = (ys, xs, triangle_index[ys, xs])
+    if len(_COVERED) > 8:
+        _COVERED.clear()
+    _COVERED[id(triangle_index)] = (triangle_index, out)
+    return out
 
 
 def photo_vertices(face: FaceLandmarks, frame: CanonicalFrame, *, mm_per_px: float) -> np.ndarray:
@@ -406,6 +435,15 @@ def warp_to_canonical(image: np.ndarray, face: FaceLandmarks, *, mm_per_px: floa
     """
     frame = frame or canonical_frame()
     src = photo_vertices(face, frame, mm_per_px=mm_per_px)
+    # A photo much finer than the frame is first reduced to about the frame's resolution: the
+    # remap samples one pixel per output pixel, so this is its anti-aliasing (and it is cheaper).
+    f = 1.5 * frame.px_per_mm * mm_per_px
+    if f < 0.75 and interpolation != cv2.INTER_NEAREST:
+        h, w = image.shape[:2]
+        size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
+        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        fx, fy = size[0] / w, size[1] / h
+        src = (src + 0.5) * (fx, fy) - 0.5
     return warp_piecewise(image, src, frame.vertices, frame.triangles, frame.shape,
                           triangle_index=frame.triangle_index, interpolation=interpolation)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .align import Alignment, align_to_reference, canonical_fit_residual_mm, canonical_frame, warp_to_canonical
@@ -16,12 +20,17 @@ from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
 from .metrics import compute_metrics
 from .quality import LightReference, QualityCheck, QualityThresholds, assess_quality, light_gains, light_reference
-from .regions import REGION_NAMES, region_masks
+from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 
-__all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX"]
+__all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM"]
 
 #: Bumped whenever a change to the pipeline changes its numbers (stored results are then redone).
-PIPELINE_VERSION = "0.1.0"
+PIPELINE_VERSION = "0.2.0"
+#: A face photographed finer than this is reduced to it first. Pore and line counts depend on the
+#: sampling (a reduction from 12 to 10 px/mm halves the pores found), so the fine relief is measured
+#: at the photo's own resolution up to this limit, twice what the 0.1 mm pores need; colour, pigment,
+#: scars and the skin mask have working resolutions of their own (4-5 px/mm), see ``metrics``.
+MAX_PX_PER_MM = 20.0
 #: Faces narrower than this (eye-corner to eye-corner spans about a third of it) cannot be calibrated.
 MIN_FACE_WIDTH_PX = 80
 
@@ -48,6 +57,7 @@ class PhotoAnalysis:
     face : FaceLandmarks
         Landmarks in crop pixels.
     scale : Scale
+        The scale of ``rgb`` (the working resolution; see ``photo_px_per_mm`` for the photo's own).
     masks : dict of str to ndarray of bool
         Region masks in crop pixels, keyed by ``REGION_NAMES``.
     region_area_mm2 : dict of str to float
@@ -66,7 +76,11 @@ class PhotoAnalysis:
     metric_notes : dict
         Why a metric family gave NaN (e.g. pores at too low a resolution).
     maps : dict
-        Metric maps of the face crop (kept only with ``keep_maps=True``).
+        Metric maps of the face crop (kept only with ``keep_maps=True``), in ``rgb``'s pixels.
+    photo_px_per_mm : float
+        Resolution of the photo itself at the face, before any reduction to the working resolution.
+    photo_to_crop : ndarray, shape (2, 3)
+        Affine map from the photo's pixels to ``rgb``'s (the crop and any reduction).
     """
 
     path: Path | None
@@ -88,6 +102,13 @@ class PhotoAnalysis:
     metrics: dict = field(default_factory=dict)
     metric_notes: dict = field(default_factory=dict)
     maps: dict = field(default_factory=dict)
+    photo_px_per_mm: float = float("nan")
+    photo_to_crop: np.ndarray = field(default_factory=lambda: np.eye(2, 3))
+
+    def to_photo(self, points: np.ndarray) -> np.ndarray:
+        """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels."""
+        inv = cv2.invertAffineTransform(np.asarray(self.photo_to_crop, dtype=np.float64))
+        return np.asarray(points, dtype=np.float64) @ inv[:, :2].T + inv[:, 2]
 
     @property
     def failed_checks(self) -> list[str]:
@@ -98,6 +119,21 @@ class PhotoAnalysis:
     def excluded_by(self) -> list[str]:
         """Failed blocking checks: the reasons to leave this photo out of trends."""
         return [q.name for q in self.quality if q.blocking and not q.passed]
+
+    def overlay(self, px_per_mm: float | None = 5.0) -> np.ndarray:
+        """The face crop with its regions drawn (see :func:`skinscan.regions.draw_regions`), at
+        ``px_per_mm`` (reduced, never enlarged; None: the crop's own resolution)."""
+        from .regions import draw_regions
+
+        f = 1.0 if px_per_mm is None else min(1.0, px_per_mm * self.scale.mm_per_px)
+        if f > 0.9:
+            return draw_regions(self.rgb, self.masks)
+        h, w = self.rgb.shape[:2]
+        size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
+        small = cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA)
+        masks = {k: cv2.resize(m.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+                 for k, m in self.masks.items()}
+        return draw_regions(small, masks)
 
     def canonical(self, px_per_mm: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
         """The face crop warped into the canonical frame: (rgb, valid mask)."""
@@ -113,8 +149,9 @@ class PhotoAnalysis:
             "width": self.image_shape[1],
             "height": self.image_shape[0],
             "faces": self.face.n_faces,
-            "mm_per_px": self.scale.mm_per_px,
-            "px_per_mm": self.scale.px_per_mm,
+            "mm_per_px": 1.0 / self.photo_px_per_mm,
+            "px_per_mm": self.photo_px_per_mm,
+            "analysed_px_per_mm": self.scale.px_per_mm,
             "ipd_mm": self.scale.ipd_mm,
             "ipd_agreement": self.scale.ipd_agreement,
             "yaw_deg": self.face.yaw_deg,
@@ -132,7 +169,7 @@ class PhotoAnalysis:
 
 
 def _face_crop(face: FaceLandmarks, shape: tuple[int, int], *, mm_per_px: float,
-               margin_mm: float = 30.0) -> tuple[int, int, int, int]:
+               margin_mm: float = 20.0) -> tuple[int, int, int, int]:
     """The face's bounding box grown by a margin in mm (room for the forehead up to the hairline)."""
     x0, y0, x1, y1 = face.bbox
     m = margin_mm / mm_per_px
@@ -144,7 +181,9 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                   reference: PhotoAnalysis | None = None,
                   landmarker: FaceLandmarker | None = None,
                   thresholds: QualityThresholds = QualityThresholds(),
-                  metrics: bool = True, keep_maps: bool = False) -> PhotoAnalysis:
+                  metrics: bool = True, keep_maps: bool = False,
+                  max_px_per_mm: float | None = MAX_PX_PER_MM, full_resolution: bool = False,
+                  timings: dict | None = None) -> PhotoAnalysis:
     """Analyse one photo: face, millimetre scale, skin regions, quality checks and alignment.
 
     Parameters
@@ -160,6 +199,16 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         Compute the skin metrics for every region (after light normalisation).
     keep_maps : bool
         Keep the metric maps (heatmaps) in the result.
+    max_px_per_mm : float or None
+        A face crop finer than this is reduced to it before regions, quality and metrics.
+        None: never reduce.
+    full_resolution : bool
+        Compute every stage at the crop's resolution, without the coarser working resolutions
+        of colour, pigment, scars and the skin mask (slow; for checking that those working
+        resolutions do not change the values).
+    timings : dict, optional
+        Filled with the seconds spent in each stage (decode, landmarks, calibration, regions,
+        quality, alignment, and one entry per metric family).
 
     Raises
     ------
@@ -172,48 +221,64 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     >>> a = skinscan.analyse_photo("sample_images/astronaut/2026-01-05/photo_1.jpg")  # doctest: +SKIP
     >>> round(a.scale.px_per_mm, 1), a.failed_checks                 # doctest: +SKIP
     """
-    if isinstance(source, np.ndarray):
-        import hashlib
+    clock = _Clock(timings)
+    with clock("decode"):
+        if isinstance(source, np.ndarray):
+            import hashlib
 
-        rgb = np.ascontiguousarray(source)
-        photo = Photo(rgb=rgb, path=None, capture_time=None, orientation=1, source_mode="RGB", format="array",
-                      icc_converted=False, n_frames=1, exif_has_gps=False,
-                      content_hash=hashlib.sha256(rgb.tobytes()).hexdigest())
-    elif isinstance(source, Photo):
-        photo = source
-    else:
-        photo = load_photo(source)
+            rgb = np.ascontiguousarray(source)
+            photo = Photo(rgb=rgb, path=None, capture_time=None, orientation=1, source_mode="RGB", format="array",
+                          icc_converted=False, n_frames=1, exif_has_gps=False,
+                          content_hash=hashlib.sha256(rgb.tobytes()).hexdigest())
+        elif isinstance(source, Photo):
+            photo = source
+        else:
+            photo = load_photo(source)
     lm = landmarker or shared_landmarker()
-    face_full = lm.detect(photo.rgb)
-    x0, _, x1, _ = face_full.bbox
-    if x1 - x0 < MIN_FACE_WIDTH_PX:
-        raise FaceTooSmallError(f"the face is {x1 - x0:.0f} px wide; at least {MIN_FACE_WIDTH_PX} px are needed "
-                                "(take the photo closer)", photo.path)
-    scale_full = estimate_scale(face_full)
-    y0c, y1c, x0c, x1c = _face_crop(face_full, photo.rgb.shape[:2], mm_per_px=scale_full.mm_per_px)
-    rgb = np.ascontiguousarray(photo.rgb[y0c:y1c, x0c:x1c])
-    face = face_full.transformed(np.array([[1.0, 0, -x0c], [0, 1.0, -y0c]]), image_shape=rgb.shape[:2])
-    scale = scale_full
-    masks = region_masks(face, mm_per_px=scale.mm_per_px, rgb=rgb)
-    area_px = {k: int(np.count_nonzero(masks[k])) for k in REGION_NAMES}
-    region_area_mm2 = {k: v * scale.mm_per_px ** 2 for k, v in area_px.items()}
-    light = light_reference(rgb, face)
-    # Exposure is judged on all the skin the regions cover, before the skin mask drops glare.
-    candidate = region_masks(face, mm_per_px=scale.mm_per_px, apply_skin_mask=False)["face"]
-    quality = assess_quality(
-        rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
-        reference_face=reference.face if reference is not None else None,
-        reference_light=reference.light if reference is not None else None,
-        thresholds=thresholds,
-    )
-    gains, light_source = light_gains(light)
+    with clock("landmarks"):
+        face_full = lm.detect(photo.rgb)
+    with clock("calibration"):
+        x0, _, x1, _ = face_full.bbox
+        if x1 - x0 < MIN_FACE_WIDTH_PX:
+            raise FaceTooSmallError(f"the face is {x1 - x0:.0f} px wide; at least {MIN_FACE_WIDTH_PX} px are needed "
+                                    "(take the photo closer)", photo.path)
+        scale_full = estimate_scale(face_full)
+        y0c, y1c, x0c, x1c = _face_crop(face_full, photo.rgb.shape[:2], mm_per_px=scale_full.mm_per_px)
+        rgb = photo.rgb[y0c:y1c, x0c:x1c]
+        to_crop = np.array([[1.0, 0, -x0c], [0, 1.0, -y0c]])
+        f = 1.0 if max_px_per_mm is None else max_px_per_mm * scale_full.mm_per_px
+        if f < 0.999:
+            rgb, to_crop, scale = _reduce(rgb, to_crop, scale_full, max_px_per_mm)
+        else:
+            rgb, scale = np.ascontiguousarray(rgb), scale_full
+        face = face_full.transformed(to_crop, image_shape=rgb.shape[:2])
+    with clock("regions"):
+        # Exposure is judged on all the skin the regions cover, before the skin mask drops glare.
+        masks, candidate = region_masks(face, mm_per_px=scale.mm_per_px, rgb=rgb, return_candidate=True,
+                                        skin_px_per_mm=None if full_resolution else SKIN_PX_PER_MM)
+        area_px = {k: int(np.count_nonzero(masks[k])) for k in REGION_NAMES}
+        region_area_mm2 = {k: v * scale.mm_per_px ** 2 for k, v in area_px.items()}
+    with clock("quality"):
+        light = light_reference(rgb, face)
+        quality = assess_quality(
+            rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
+            reference_face=reference.face if reference is not None else None,
+            reference_light=reference.light if reference is not None else None,
+            thresholds=thresholds, photo_px_per_mm=scale_full.px_per_mm,
+        )
+        gains, light_source = light_gains(light)
     values, extra = ({}, {"maps": {}, "notes": {}})
     if metrics:
-        values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains)
+        values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
+                                        maps_shape=rgb.shape[:2] if keep_maps else None,
+                                        full_resolution=full_resolution)
     alignment = None
-    if reference is not None:
-        alignment = align_to_reference(face, reference.face, reference_mm_per_px=reference.scale.mm_per_px,
-                                       image=rgb, reference_image=reference.rgb, reference_mask=reference.masks["face"])
+    with clock("alignment"):
+        if reference is not None:
+            alignment = align_to_reference(face, reference.face, reference_mm_per_px=reference.scale.mm_per_px,
+                                           image=rgb, reference_image=reference.rgb,
+                                           reference_mask=reference.masks["face"])
+        residual = canonical_fit_residual_mm(face, mm_per_px=scale.mm_per_px)
     return PhotoAnalysis(
         path=photo.path,
         content_hash=photo.content_hash,
@@ -228,10 +293,49 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         light=light,
         quality=quality,
         alignment=alignment,
-        canonical_residual_mm=canonical_fit_residual_mm(face, mm_per_px=scale.mm_per_px),
+        canonical_residual_mm=residual,
         gains=gains,
         light_source=light_source,
         metrics=values,
         metric_notes=extra["notes"],
         maps=extra["maps"] if keep_maps else {},
+        photo_px_per_mm=scale_full.px_per_mm,
+        photo_to_crop=to_crop,
     )
+
+
+class _Clock:
+    """Adds the wall time of each ``with clock(stage):`` block to ``timings[stage]`` (if given)."""
+
+    def __init__(self, timings: dict | None):
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, stage: str):
+        if self.timings is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
+
+
+def _reduce(rgb: np.ndarray, to_crop: np.ndarray, scale: Scale, px_per_mm: float):
+    """The face crop reduced to ``px_per_mm`` (area averaging), the photo-to-result map, and the new scale."""
+    h, w = rgb.shape[:2]
+    f = px_per_mm * scale.mm_per_px
+    size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
+    # A Gaussian as wide as the new pixel's footprint, then bilinear: the anti-aliasing of area
+    # averaging at a quarter of its cost for the mild reductions of phone photos.
+    sigma = 0.5 * np.sqrt(max(1.0 / f ** 2 - 1.0, 0.0))
+    src = cv2.GaussianBlur(rgb, (0, 0), sigma) if sigma >= 0.3 else rgb
+    small = cv2.resize(src, size, interpolation=cv2.INTER_LINEAR)
+    fx, fy = size[0] / w, size[1] / h
+    # cv2.resize maps pixel centres: x' = (x + 0.5) * fx - 0.5.
+    m = np.array([[fx, 0, 0.5 * fx - 0.5], [0, fy, 0.5 * fy - 0.5]]) @ np.vstack([to_crop, [0, 0, 1]])
+    scaled = dataclasses.replace(scale, mm_per_px=1.0 / px_per_mm,
+                                 iris_diameter_px=tuple(float(d) * fx for d in scale.iris_diameter_px),
+                                 ipd_px=scale.ipd_px * fx)
+    return small, m, scaled

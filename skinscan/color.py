@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 __all__ = ["srgb_to_linear", "linear_to_srgb", "linear_to_srgb8", "rgb_to_lab", "luminance", "as_float01",
@@ -53,14 +54,20 @@ def rgb_to_lab(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
     a*, b* are unscaled, so values can be compared with published ones.
     """
     lin = np.asarray(rgb, dtype=np.float32) if linear else srgb_to_linear(rgb)
-    xyz = lin @ _RGB_TO_XYZ.T / _D65
+    shape = lin.shape
+    flat = np.ascontiguousarray(lin.reshape(-1, 1, 3))
+    xyz = cv2.transform(flat, (_RGB_TO_XYZ / _D65[:, None]).astype(np.float32))
     eps, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    f = cv2.pow(np.maximum(xyz, 0.0), 1 / 3)
+    small = xyz <= eps
+    if small.any():  # the linear segment near black (L* < 8)
+        f[small] = (kappa * xyz[small] + 16) / 116
+    fx, fy, fz = f[..., 0], f[..., 1], f[..., 2]
     lab = np.empty_like(f)
-    lab[..., 0] = 116 * f[..., 1] - 16
-    lab[..., 1] = 500 * (f[..., 0] - f[..., 1])
-    lab[..., 2] = 200 * (f[..., 1] - f[..., 2])
-    return lab
+    lab[..., 0] = 116 * fy - 16
+    lab[..., 1] = 500 * (fx - fy)
+    lab[..., 2] = 200 * (fy - fz)
+    return lab.reshape(shape)
 
 
 def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:

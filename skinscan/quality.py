@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from .color import luminance, srgb_to_linear
+from ._filters import blur, wide_blur
+from .color import _RGB_TO_XYZ, luminance, srgb_to_linear
 from .geometry import Scale, iris_diameters_px
 from .landmarks import LEFT_IRIS, RIGHT_IRIS, FaceLandmarks
 
@@ -172,18 +173,32 @@ def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray 
     bg[max(int(y0 - 0.5 * fh), 0):int(y1 + 0.5 * fh), max(int(x0 - 0.5 * fw), 0):int(x1 + 0.5 * fw)] = False
 
     def _robust_mean(mask: np.ndarray) -> tuple[float, float, float]:
+        # Per channel, the mean of the middle half of the ranks, clipped pixels included: clipping
+        # only reorders the top ranks, so this holds while under a quarter are clipped. Dropping
+        # clipped pixels instead would bias a brighter exposure's estimate low (its brightest
+        # pixels are the clipped ones); a plain median would snap to 8-bit steps.
         if mask.sum() < 8:
             return (np.nan, np.nan, np.nan)
-        px = srgb_to_linear(rgb[mask])
-        ok = (rgb[mask].max(axis=1) < 250) & (rgb[mask].min(axis=1) > 5)  # clipped pixels carry no colour
-        if ok.sum() < 8:
+        px = rgb[mask]
+        if np.mean(px.max(axis=1) >= 250) > 0.25 or np.mean(px.min(axis=1) <= 5) > 0.25:
             return (np.nan, np.nan, np.nan)
-        px = px[ok]
-        lo, hi = np.percentile(px, [10, 90], axis=0)
-        keep = np.all((px >= lo) & (px <= hi), axis=1)
-        return tuple(float(v) for v in px[keep].mean(axis=0)) if keep.sum() >= 4 else tuple(float(v) for v in px.mean(0))
+        ranked = np.sort(srgb_to_linear(px), axis=0)
+        n = len(ranked)
+        return tuple(float(v) for v in ranked[n // 4: max(3 * n // 4, n // 4 + 1)].mean(axis=0))
 
     return LightReference(_robust_mean(sclera), _robust_mean(bg), int(sclera.sum()), int(bg.sum()))
+
+
+_Y_WEIGHTS = _RGB_TO_XYZ[1].reshape(1, 3).astype(np.float32)
+
+
+def _luminance8(rgb: np.ndarray) -> np.ndarray:
+    """Relative luminance (linear) of an sRGB image, via a lookup table for uint8 input."""
+    if rgb.dtype != np.uint8:
+        return luminance(rgb)
+    lut = srgb_to_linear(np.arange(256, dtype=np.uint8)).reshape(1, 256, 1).astype(np.float32)
+    lin = cv2.LUT(np.ascontiguousarray(rgb), np.repeat(lut, 3, axis=2))
+    return cv2.transform(lin, _Y_WEIGHTS)
 
 
 def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
@@ -193,10 +208,10 @@ def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
     coarse octave starts four times wider. Computed on log luminance (so independent of
     exposure). Defocus and motion blur remove the fine band first, so the ratio falls with blur.
     """
-    g = np.log(np.asarray(gray, dtype=np.float32) + 1e-3)
+    g = cv2.log(np.asarray(gray, dtype=np.float32) + np.float32(1e-3))
     s0 = max(0.1 / mm_per_px, 0.7)  # sigma in px
-    b1 = cv2.GaussianBlur(g, (0, 0), s0) - cv2.GaussianBlur(g, (0, 0), 2 * s0)
-    b2 = cv2.GaussianBlur(g, (0, 0), 4 * s0) - cv2.GaussianBlur(g, (0, 0), 8 * s0)
+    b1 = blur(g, s0) - blur(g, 2 * s0)
+    b2 = wide_blur(g, 4 * s0) - wide_blur(g, 8 * s0)
     m = mask.astype(bool)
     if m.sum() < 100:
         return float("nan")
@@ -229,7 +244,8 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
                    light: LightReference | None = None,
                    reference_face: FaceLandmarks | None = None,
                    reference_light: LightReference | None = None,
-                   thresholds: QualityThresholds = QualityThresholds()) -> list[QualityCheck]:
+                   thresholds: QualityThresholds = QualityThresholds(),
+                   photo_px_per_mm: float | None = None) -> list[QualityCheck]:
     """Run every quality check on one photo.
 
     Parameters
@@ -246,6 +262,9 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
         This photo's light references (computed when omitted).
     reference_face, reference_light : optional
         The series' reference photo, for the pose, expression and lighting difference checks.
+    photo_px_per_mm : float, optional
+        The photo's own resolution at the face, when ``rgb`` was reduced to a working resolution
+        (the resolution check is about the photo; default ``scale.px_per_mm``).
 
     Returns
     -------
@@ -255,19 +274,20 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
         white_balance_mismatch, exposure_mismatch, background_white_balance_mismatch.
     """
     t = thresholds
+    res_px_per_mm = scale.px_per_mm if photo_px_per_mm is None else float(photo_px_per_mm)
     box = _crop_box(face, rgb.shape[:2])
     crop, skin_c = rgb[box], skin[box]
     expo_c = skin_c if exposure_mask is None else exposure_mask[box]
     n_skin = max(int(expo_c.sum()), 1)
-    skin_px = crop[expo_c]
-    clipped = 100.0 * np.count_nonzero(skin_px.max(axis=1) >= 250) / n_skin
-    dark = 100.0 * np.count_nonzero(skin_px.max(axis=1) <= 10) / n_skin
-    sharp = sharpness(luminance(crop), skin_c, mm_per_px=scale.mm_per_px)
+    top = cv2.max(cv2.max(crop[..., 0], crop[..., 1]), crop[..., 2]) if crop.dtype == np.uint8 else crop.max(axis=2)
+    clipped = 100.0 * np.count_nonzero((top >= 250) & expo_c) / n_skin
+    dark = 100.0 * np.count_nonzero((top <= 10) & expo_c) / n_skin
+    sharp = sharpness(_luminance8(crop), skin_c, mm_per_px=scale.mm_per_px)
     shapes = face.blendshapes
     expr_name, expr = max(((k, shapes.get(k, 0.0)) for k in _SKIN_EXPRESSIONS), key=lambda kv: kv[1])
     checks = [
-        _check("resolution", scale.px_per_mm, t.min_px_per_mm, ">=", "px/mm",
-               "enough for pores (0.1-0.5 mm)" if scale.px_per_mm >= t.min_px_per_mm else
+        _check("resolution", res_px_per_mm, t.min_px_per_mm, ">=", "px/mm",
+               "enough for pores (0.1-0.5 mm)" if res_px_per_mm >= t.min_px_per_mm else
                "too coarse for pores; move closer or use the rear camera"),
         _check("sharpness", sharp, t.min_sharpness, ">=", "ratio", "fine/coarse skin detail (low = blurred)"),
         _check("clipped_highlights", clipped, t.max_clipped_pct, "<=", "% of skin", "skin pixels at 250+"),

@@ -159,7 +159,8 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     # A session whose photos gave no finite value (n = 0) has no MDC: NaN, not an inf and a warning.
     n = out["n_photos"].to_numpy(dtype=float)
     inv_n = np.divide(1.0, n, out=np.full_like(n, np.nan), where=n > 0)
-    out["mdc"] = _Z95 * s_w * np.sqrt(1.0 / base_n + inv_n)
+    inv_base = np.divide(1.0, base_n, out=np.full_like(base_n, np.nan), where=base_n > 0)
+    out["mdc"] = _Z95 * s_w * np.sqrt(inv_base + inv_n)
     out["mdc_source"] = source
     out["higher_is_worse"] = out["metric"].map(HIGHER_IS_WORSE).fillna(True).astype(bool)
     out["label"] = _labels(out, first)

@@ -31,7 +31,8 @@ def test_scale_matches_the_known_zoom(analysed):
     chosen, res = analysed
     for p, a in zip(chosen, res):
         expected = TRUTH["px_per_mm"] * np.sqrt(abs(np.linalg.det(_matrix(p)[:, :2])))
-        assert a.scale.px_per_mm == pytest.approx(expected, rel=0.05), p["file"]
+        assert a.photo_px_per_mm == pytest.approx(expected, rel=0.05), p["file"]
+        assert a.scale.px_per_mm == pytest.approx(a.photo_px_per_mm, rel=1e-9)  # under 20 px/mm: not reduced
         assert a.capture_time is not None and a.capture_time.strftime("%Y:%m:%d %H:%M:%S") == p["datetime_original"]
 
 
@@ -42,10 +43,10 @@ def test_alignment_to_the_reference_within_half_a_mm(analysed):
         # Truth: photo -> master -> reference photo; compare in the reference photo's crop frame.
         m = np.vstack([_matrix(p), [0, 0, 1]])
         truth = ref_m @ np.linalg.inv(m)
-        oy, ox = a.crop_box[0], a.crop_box[2]
-        ry, rx = res[0].crop_box[0], res[0].crop_box[2]
-        pts = a.face.points[:468] + (ox, oy)  # full-photo pixels
-        exp = pts @ truth[:2, :2].T + truth[:2, 2] - (rx, ry)
+        pts = a.to_photo(a.face.points[:468])  # full-photo pixels
+        ref_photo = pts @ truth[:2, :2].T + truth[:2, 2]
+        to_ref = res[0].photo_to_crop
+        exp = ref_photo @ to_ref[:, :2].T + to_ref[:, 2]
         got = a.face.points[:468] @ a.alignment.matrix[:, :2].T + a.alignment.matrix[:, 2]
         rms_mm = np.sqrt(np.mean(np.sum((got - exp) ** 2, axis=1))) * res[0].scale.mm_per_px
         assert rms_mm < 0.5, (p["file"], rms_mm)
@@ -80,7 +81,12 @@ def test_light_is_normalised_on_the_sclera_and_quality_is_reported(analysed):
         np.testing.assert_allclose(rel, 1.0, atol=0.07)
         names = {q.name for q in a.quality}
         assert {"resolution", "sharpness", "clipped_highlights", "head_yaw", "expression"} <= names
-        assert {q.name for q in a.quality if not q.passed} <= {"expression"}  # she smiles in every photo
+        assert a.excluded_by == []  # no blocking check fails; she smiles in every photo (a warning)
+        # The white-balance mismatch is the true one between the two photos' casts.
+        wb, wb0 = np.array(p["wb_gains"]), np.array(chosen[0]["wb_gains"])
+        true_pct = 100 * np.abs(np.log(wb[[0, 2]] / wb[1]) - np.log(wb0[[0, 2]] / wb0[1])).max()
+        measured = next(q for q in a.quality if q.name == "white_balance_mismatch").value if a is not res[0] else 0.0
+        assert measured == pytest.approx(true_pct, abs=1.0)
         clipped = next(q for q in a.quality if q.name == "clipped_highlights").value
         # The brightest photo (+0.19 EV) blows out part of her cheeks: more clipped skin than the other.
         if p["exposure_ev"] > 0.15:

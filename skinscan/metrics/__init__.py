@@ -7,6 +7,7 @@ or a dict of region masks, and ``mm_per_px``; it returns a :class:`MetricResult`
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from ._common import MetricResult, SkinImage, blob_mask
@@ -35,8 +36,12 @@ METRIC_UNITS = {k: u for _, keys in METRICS.values() for k, u in keys.items()}
 HIGHER_IS_WORSE = {k: k != "ita_deg" for k in METRIC_UNITS}
 
 
-def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None) -> tuple[dict, dict]:
+def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, timings: dict | None = None,
+                    maps_shape: tuple[int, int] | None = None, full_resolution: bool = False) -> tuple[dict, dict]:
     """Run every metric family on one photo.
+
+    The work is done in the bounding box of the masks (plus a margin for the filters), so the
+    hair and background around a face crop cost nothing.
 
     Parameters
     ----------
@@ -49,6 +54,13 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None) 
         Light normalisation (linear per-channel gains).
     families : iterable of str, optional
         A subset of ``METRICS``.
+    timings : dict, optional
+        Filled with the seconds spent in each family (``metrics.<family>``).
+    maps_shape : tuple of int, optional
+        Return image-like maps at this (height, width), i.e. in the photo's pixels; by default
+        they are left at the resolution and in the box each family worked in.
+    full_resolution : bool
+        Run every family at the photo's resolution instead of its working resolution.
 
     Returns
     -------
@@ -57,7 +69,19 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None) 
     extra : dict
         ``maps`` (name -> array) and ``notes`` (family -> reason a value is NaN).
     """
-    img = SkinImage(rgb, gains=gains)
+    import time
+
+    h, w = rgb.shape[:2]
+    union = np.logical_or.reduce([np.asarray(m, bool) for m in masks.values()]) if masks else np.zeros((h, w), bool)
+    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    box = (slice(0, h), slice(0, w))
+    if rows.size:
+        pad = int(np.ceil(_BOX_MARGIN_MM / mm_per_px))
+        box = (slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, h)),
+               slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, w)))
+    sub_masks = {k: np.ascontiguousarray(np.asarray(m, bool)[box]) for k, m in masks.items()}
+    img = SkinImage(np.ascontiguousarray(rgb[box]), gains=gains, mm_per_px=mm_per_px,
+                    full_resolution=full_resolution)
     values: dict[str, dict[str, float]] = {k: {} for k in masks}
     maps, notes = {}, {}
     wanted = list(families or METRICS)
@@ -65,26 +89,65 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None) 
     # last (it leaves out the discrete features the others found).
     order = {"pigmentation": -1, "texture": 1}
     for name in sorted(wanted, key=lambda n: order.get(n, 0)):
+        t0 = time.perf_counter()
         fn, _ = METRICS[name]
         kwargs = {}
         if name == "texture":
             kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px)
         elif name == "pores" and "spots" in maps:
             kwargs["exclude"] = _grow(maps["spots"], 0.5 / mm_per_px)
-        res = fn(img, masks, mm_per_px=mm_per_px, **kwargs)
+        res = fn(img, sub_masks, mm_per_px=mm_per_px, **kwargs)
         for region, vals in res.items():
             values[region].update(vals)
         maps.update(res.maps)
         notes.update(res.notes)
+        if timings is not None:
+            timings[f"metrics.{name}"] = timings.get(f"metrics.{name}", 0.0) + time.perf_counter() - t0
+    if maps_shape is not None:
+        maps = {k: _to_photo(k, v, box, img.shape, maps_shape) for k, v in maps.items()}
     return values, {"maps": maps, "notes": notes}
 
 
-def _grow(mask: np.ndarray, radius_px: float) -> np.ndarray:
-    import cv2
+#: Margin around the masks' bounding box kept for the filters (the widest is the 2.5 mm spot background).
+_BOX_MARGIN_MM = 5.0
 
+
+def _to_photo(name: str, m: np.ndarray, box: tuple[slice, slice], box_shape: tuple[int, int],
+              shape: tuple[int, int]) -> np.ndarray:
+    """A map computed in ``box`` (at any resolution) as a photo-sized array; blob lists are shifted.
+
+    Masks are False outside the box; values are extended from the box's edge (a later blur or
+    warp must not meet NaN or zero there).
+    """
+    if name.endswith("_blobs"):  # (N, 3): x, y, sigma
+        return m + np.array([box[1].start, box[0].start, 0.0]) if len(m) else m
+    if m.ndim != 2:
+        return m
+    bh, bw = box_shape
+    is_bool = m.dtype == bool
+    if m.shape != (bh, bw):
+        if is_bool:
+            m = cv2.resize(m.view(np.uint8), (bw, bh), interpolation=cv2.INTER_NEAREST).view(bool)
+        else:
+            m = cv2.resize(np.ascontiguousarray(m, dtype=np.float32), (bw, bh), interpolation=cv2.INTER_LINEAR)
+    border = (box[0].start, shape[0] - box[0].stop, box[1].start, shape[1] - box[1].stop)
+    if is_bool:
+        return cv2.copyMakeBorder(m.view(np.uint8), *border, cv2.BORDER_CONSTANT, value=0).view(bool)
+    return cv2.copyMakeBorder(np.ascontiguousarray(m, dtype=np.float32), *border, cv2.BORDER_REPLICATE)
+
+
+def _grow(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """``mask`` grown by a disc of ``radius_px``; large radii on a reduced copy (a margin needs no pixel precision)."""
     r = max(int(round(radius_px)), 1)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
+    q = max(int(np.ceil(r / 3)), 1)
+    m = mask.view(np.uint8) if mask.dtype == bool else mask.astype(np.uint8)
+    if q == 1:
+        return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).view(bool)
+    h, w = mask.shape
+    small = cv2.resize(m, (max(w // q, 1), max(h // q, 1)), interpolation=cv2.INTER_AREA)
+    rs = max(int(round(r / q)), 1)
+    small = cv2.dilate((small > 0).view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rs + 1,) * 2))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).view(bool) | mask.astype(bool, copy=False)
 
 
 def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin_mm: float = 1.0) -> np.ndarray:

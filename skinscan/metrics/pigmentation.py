@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._common import (MaskArg, MetricResult, as_masks, blur, check_scale, masked_blur, resize, resize_mask,
-                      skin_image, work_scale)
+from ._common import (MaskArg, MetricResult, SkinImage, as_masks, blur, check_scale, masked_blur, resize_mask,
+                      resize_masks, skin_image)
 
 __all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
 
@@ -75,12 +75,12 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
        13(4):191–208.
     """
     mm_per_px = check_scale(mm_per_px)
-    img = skin_image(rgb)
-    masks = as_masks(mask, img.shape)
-    f = work_scale(mm_per_px, work_px_per_mm)
-    mel = resize(img.chromophores[..., 1], f)
-    mm_w = mm_per_px / f
-    small = {k: resize_mask(m, mel.shape) for k, m in masks.items()}
+    full = skin_image(rgb, mm_per_px)
+    img = full.at(work_px_per_mm)
+    masks = as_masks(mask, full.shape)
+    mel = np.ascontiguousarray(img.chromophores[..., 1])
+    mm_w = img.mm_per_px
+    small = resize_masks(full, masks, mel.shape)
     union = np.logical_or.reduce(list(small.values()))
     bg = masked_blur(mel, union, background_mm / mm_w)
     excess = blur(mel, max(0.25 / mm_w, 0.5)) - bg
@@ -93,15 +93,19 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     load = np.where(spot_mask, excess, 0.0)
     cx = np.clip(np.round(cent[keep, 0]).astype(int), 0, mel.shape[1] - 1)
     cy = np.clip(np.round(cent[keep, 1]).astype(int), 0, mel.shape[0] - 1)
-    lab_img = img.lab
+    # Skin tone from every other pixel of the photo itself: the reduced copy mixes hair and skin
+    # at the regions' edges, which moves the median of dark skin.
+    st = max(int(round(mm_w / mm_per_px / 2)), 1)
+    tone_img = SkinImage(np.ascontiguousarray(full.rgb[::st, ::st]), gains=full.gains)
+    lab_img = tone_img.lab
+    tone_masks = {k: m[::st, ::st] for k, m in masks.items()}
     values = {}
-    for k, m in masks.items():
-        ms = small[k]
+    for k, ms in small.items():
         a_cm2 = np.count_nonzero(ms) * mm_w ** 2 / 100.0
         if a_cm2 == 0:
             values[k] = dict.fromkeys(PIGMENT_KEYS, float("nan"))
             continue
-        lb = lab_img[m]
+        lb = lab_img[tone_masks[k]]
         ex = excess[ms]
         mid, hi = np.percentile(ex, [50, 99])
         values[k] = {
@@ -111,4 +115,4 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
             "ita_deg": float(ita_degrees(np.median(lb[:, 0]), np.median(lb[:, 2]))),
             "tone_evenness": 100.0 * float(hi - mid),
         }
-    return MetricResult(values, maps={"melanin": mel, "spots": resize_mask(spot_mask, img.shape)})
+    return MetricResult(values, maps={"melanin": mel, "spots": resize_mask(spot_mask, full.shape)})

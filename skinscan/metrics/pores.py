@@ -49,7 +49,7 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
     .. [1] Lindeberg T. (1998) IJCV 30(2):79–116 (scale-normalised LoG, sigma = r / sqrt 2).
     """
     mm_per_px = check_scale(mm_per_px)
-    img = skin_image(rgb)
+    img = skin_image(rgb, mm_per_px)
     masks = as_masks(mask, img.shape)
     if 1.0 / mm_per_px < min_px_per_mm:
         why = (f"pores not measurable at {1 / mm_per_px:.1f} px/mm: the {diameter_mm[0]} mm pores need "

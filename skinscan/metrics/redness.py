@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import MaskArg, MetricResult, as_masks, check_scale, masked_blur, region_means, skin_image
+from ._common import MaskArg, MetricResult, as_masks, check_scale, masked_blur, region_means, resize_masks, skin_image
 
 __all__ = ["redness", "REDNESS_KEYS"]
 
@@ -12,7 +12,8 @@ REDNESS_KEYS = {"a_star": "CIELAB a*", "erythema_index": "a.u.", "red_area_pct":
 
 
 def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray | None = None,
-            reference_percentile: float = 50.0, threshold: float = 0.03, smooth_mm: float = 0.5) -> MetricResult:
+            reference_percentile: float = 50.0, threshold: float = 0.03, smooth_mm: float = 0.5,
+            work_px_per_mm: float = 4.0) -> MetricResult:
     """Redness of skin: mean a*, erythema index and the share of red skin, per mask.
 
     Parameters
@@ -22,7 +23,7 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     mask : ndarray of bool (H, W) or dict of str to such masks
         The skin to measure.
     mm_per_px : float
-        Photo scale (unused by these values, accepted for a uniform signature).
+        Photo scale.
     reference_mask : ndarray of bool, optional
         The subject's skin used as "unaffected" reference (default: the union of the masks).
     reference_percentile : float
@@ -35,12 +36,15 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     smooth_mm : float
         Gaussian smoothing of the haemoglobin map before thresholding: redness comes in patches of
         millimetres, pixel noise does not.
+    work_px_per_mm : float
+        Working resolution (colour needs no finer sampling; the photo is never upsampled).
 
     Returns
     -------
     MetricResult
         Per region: ``a_star`` (CIELAB a*, D65), ``erythema_index`` (100 x haemoglobin density,
-        a.u.) and ``red_area_pct`` (%). Higher = redder. Maps: ``a_star``, ``erythema``, ``red``.
+        a.u.) and ``red_area_pct`` (%). Higher = redder. Maps (at the working resolution):
+        ``a_star``, ``erythema``, ``red``.
 
     Notes
     -----
@@ -55,13 +59,17 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     .. [2] Dawson J. B. et al. (1980) A theoretical and experimental study of light absorption and
        scattering by in vivo skin. Phys Med Biol 25(4):695–709 (log-reflectance erythema index).
     """
-    check_scale(mm_per_px)
-    img = skin_image(rgb)
-    masks = as_masks(mask, img.shape)
+    mm_per_px = check_scale(mm_per_px)
+    full = skin_image(rgb, mm_per_px)
+    img = full.at(work_px_per_mm)
+    masks = resize_masks(full, as_masks(mask, full.shape), img.shape)
     a_map = img.lab[..., 1]
-    hb = img.chromophores[..., 0]
-    ref_mask = reference_mask if reference_mask is not None else np.logical_or.reduce(list(masks.values()))
-    hb_smooth = masked_blur(hb, ref_mask, max(smooth_mm / check_scale(mm_per_px), 0.5))
+    hb = np.ascontiguousarray(img.chromophores[..., 0])
+    if reference_mask is None:
+        ref_mask = np.logical_or.reduce(list(masks.values()))
+    else:
+        ref_mask = resize_masks(full, {"ref": np.asarray(reference_mask, bool)}, img.shape)["ref"]
+    hb_smooth = masked_blur(hb, ref_mask, max(smooth_mm / img.mm_per_px, 0.5))
     ref = float(np.percentile(hb_smooth[ref_mask], reference_percentile)) if ref_mask.any() else float("nan")
     red = hb_smooth > ref + threshold
     a_mean = region_means(a_map, masks)

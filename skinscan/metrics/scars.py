@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
-                      resize, resize_mask, skin_image, work_scale)
+                      resize_masks, skin_image)
 
 __all__ = ["scar_metrics", "SCAR_KEYS", "SCAR_DIAMETER_MM"]
 
@@ -54,25 +54,28 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
         (sum over scars of contrast x area, per cm^2 of region, x 100; a.u.). Higher = worse.
     """
     mm_per_px = check_scale(mm_per_px)
-    img = skin_image(rgb)
-    masks = as_masks(mask, img.shape)
-    f = work_scale(mm_per_px, work_px_per_mm)
-    mm_w = mm_per_px / f
+    full = skin_image(rgb, mm_per_px)
+    img = full.at(work_px_per_mm)
+    masks = resize_masks(full, as_masks(mask, full.shape), img.shape)
+    mm_w = img.mm_per_px
+    f = mm_per_px / mm_w
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc.
     r_px = max(int(round((open_mm or diameter_mm[0]) / 2 / mm_w)), 1)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_px + 1, 2 * r_px + 1))
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
-    shade = resize(img.shading, f)
+    # Shading at the photo's resolution, then reduced: the density of averaged colours is not
+    # the average density, and scars are shallow (a few hundredths of optical density).
+    shade = full.shading if img is full else cv2.resize(full.shading, (img.shape[1], img.shape[0]),
+                                                        interpolation=cv2.INTER_AREA)
     if preblur_mm > 0:
         shade = blur(shade, max(preblur_mm / mm_w, 0.5))
     dark = cv2.morphologyEx(shade, cv2.MORPH_OPEN, disc)
-    union = resize_mask(np.logical_or.reduce(list(masks.values())), dark.shape)
+    union = np.logical_or.reduce(list(masks.values()))
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 7)
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_w, 0.5)
     blobs = detect_dark_blobs(dark, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma,
                               min_contrast=min_contrast, max_elongation=max_elongation)
-    small = {k: resize_mask(m, dark.shape) for k, m in masks.items()}
-    stats = blobs_per_region(blobs, small, mm_w)
+    stats = blobs_per_region(blobs, masks, mm_w)
     values = {k: {"scar_density": s["density_per_cm2"], "scar_area_pct": s["area_pct"],
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}
               for k, s in stats.items()}

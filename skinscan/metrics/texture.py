@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._filters import wide_blur
 from ._common import MaskArg, MetricResult, as_masks, blur, check_scale, robust_sigma, skin_image
 
 __all__ = ["roughness", "TEXTURE_BAND_MM", "TEXTURE_KEYS"]
@@ -13,10 +14,14 @@ TEXTURE_KEYS = {"roughness": "a.u."}
 
 
 def texture_band(darkness: np.ndarray, *, mm_per_px: float, band_mm=TEXTURE_BAND_MM) -> np.ndarray:
-    """Difference of Gaussians of a log-luminance image between the band's two sizes (sigmas half of them)."""
+    """Difference of Gaussians of a log-luminance image between the band's two sizes (sigmas half of them).
+
+    The wide Gaussian (1 mm at the default band, tens of pixels) is taken on a copy reduced to
+    about 4 px per sigma and interpolated back: the same low-pass at a fraction of the cost.
+    """
     s1 = max(band_mm[0] / 2 / mm_per_px, 0.5)
     s2 = band_mm[1] / 2 / mm_per_px
-    return blur(darkness, s1) - blur(darkness, s2)
+    return blur(darkness, s1) - wide_blur(darkness, s2)
 
 
 def roughness(rgb, mask: MaskArg, *, mm_per_px: float, band_mm=TEXTURE_BAND_MM,
@@ -45,9 +50,13 @@ def roughness(rgb, mask: MaskArg, *, mm_per_px: float, band_mm=TEXTURE_BAND_MM,
         Map: ``texture`` (the band-passed relief).
     """
     mm_per_px = check_scale(mm_per_px)
-    img = skin_image(rgb)
+    img = skin_image(rgb, mm_per_px)
     masks = as_masks(mask, img.shape)
     band = texture_band(img.relief(mm_per_px), mm_per_px=mm_per_px, band_mm=band_mm)
-    keep = ~exclude if exclude is not None else np.ones(img.shape, bool)
-    values = {k: {"roughness": 100.0 * robust_sigma(band[m & keep])} for k, m in masks.items()}
+    # Every other pixel in each direction: neighbours in a band-passed image are correlated, so a
+    # quarter of the pixels holds nearly all the information and costs a quarter of the time.
+    st = 2 if mm_per_px < 0.1 * band_mm[1] else 1
+    band_s = band[::st, ::st]
+    keep = ~exclude[::st, ::st] if exclude is not None else np.ones(band_s.shape, bool)
+    values = {k: {"roughness": 100.0 * robust_sigma(band_s[m[::st, ::st] & keep])} for k, m in masks.items()}
     return MetricResult(values, maps={"texture": band})

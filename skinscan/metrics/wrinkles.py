@@ -26,24 +26,50 @@ def skeleton_length_px(skel: np.ndarray) -> np.ndarray:
     return np.where(skel, np.maximum(length, 1.0), 0).astype(np.float32)
 
 
-def ridge_filter(img: np.ndarray, sigmas_px) -> np.ndarray:
+def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """:func:`skeleton_length_px` at the skeleton pixels (ys, xs) only: the cost is the skeleton's, not the image's."""
+    p = np.pad(skel, 1)
+    y, x = ys + 1, xs + 1
+    ortho = (p[y - 1, x].astype(np.float32) + p[y + 1, x] + p[y, x - 1] + p[y, x + 1])
+    diag = (p[y - 1, x - 1].astype(np.float32) + p[y - 1, x + 1] + p[y + 1, x - 1] + p[y + 1, x + 1])
+    return np.maximum(0.5 * (ortho + np.sqrt(2) * diag), 1.0).astype(np.float32)
+
+
+def ridge_filter(img: np.ndarray, sigmas_px, *, reduce_from_px: float | None = None) -> np.ndarray:
     """Multi-scale Hessian ridge strength for bright ridges (Sato's tubeness in 2-D).
 
     At each scale the Hessian of the Gaussian-smoothed image is formed with OpenCV derivative
     filters; across a bright ridge its smaller eigenvalue is strongly negative, so the response
-    is ``sigma^2 * max(-lambda_min, 0)``, and the maximum over scales is kept.
+    is ``sigma^2 * max(-lambda_min, 0)``, and the maximum over scales is kept. With
+    ``reduce_from_px``, scales of that many pixels and more are computed on a copy halved in size
+    and interpolated back (faster, but the 3x3 derivatives then read thin lines about 15% weaker,
+    which moves the line threshold: off by default).
     """
+    img = np.ascontiguousarray(img, dtype=np.float32)
     out = np.zeros(img.shape, np.float32)
+    half = None
     for s in sigmas_px:
-        g = cv2.GaussianBlur(img, (0, 0), float(s), borderType=cv2.BORDER_REFLECT)
-        dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
-        dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
-        dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
-        half_trace = 0.5 * (dxx + dyy)
-        disc = np.sqrt(0.25 * (dxx - dyy) ** 2 + dxy * dxy)
-        lam_min = half_trace - disc
-        np.maximum(out, np.float32(s * s) * np.maximum(-lam_min, 0), out=out)
+        s = float(s)
+        if reduce_from_px is not None and s >= reduce_from_px and min(img.shape) >= 8:
+            if half is None:
+                half = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
+            r = cv2.resize(_ridge_response(half, s / 2), (img.shape[1], img.shape[0]),
+                           interpolation=cv2.INTER_LINEAR)
+        else:
+            r = _ridge_response(img, s)
+        np.maximum(out, r, out=out)
     return out
+
+
+def _ridge_response(img: np.ndarray, s: float) -> np.ndarray:
+    g = cv2.GaussianBlur(img, (0, 0), s, borderType=cv2.BORDER_REFLECT)
+    dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
+    dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
+    dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
+    half_trace = cv2.addWeighted(dxx, 0.5, dyy, 0.5, 0)
+    disc = cv2.magnitude(cv2.addWeighted(dxx, 0.5, dyy, -0.5, 0), dxy)
+    # -lambda_min = disc - half_trace, kept where positive, scale-normalised.
+    return np.maximum(cv2.subtract(disc, half_trace), np.float32(0)) * np.float32(s * s)
 
 
 def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH_MM, k_sigma: float = 2.5,
@@ -87,39 +113,46 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
        visualization of curvilinear structures in medical images. Med Image Anal 2(2):143–168.
     """
     mm_per_px = check_scale(mm_per_px)
-    img = skin_image(rgb)
+    img = skin_image(rgb, mm_per_px)
     masks = as_masks(mask, img.shape)
-    f = work_scale(mm_per_px, work_px_per_mm)
+    f = 1.0 if img.full_resolution else work_scale(mm_per_px, work_px_per_mm)
     dark = resize(img.relief(mm_per_px), f)
     mm_w = mm_per_px / f
     union = resize_mask(np.logical_or.reduce(list(masks.values())), dark.shape)
-    ys, xs = np.nonzero(union)
-    if len(ys) == 0:
+    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
+    if rows.size == 0:
         return MetricResult({k: {"wrinkle_density": float("nan")} for k in masks})
     pad = int(np.ceil(3 * width_mm[1] / mm_w)) + 2
-    y0, y1 = max(ys.min() - pad, 0), min(ys.max() + pad + 1, dark.shape[0])
-    x0, x1 = max(xs.min() - pad, 0), min(xs.max() + pad + 1, dark.shape[1])
+    y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, dark.shape[0])
+    x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, dark.shape[1])
     sigmas = np.unique(np.round(np.maximum(np.array(width_mm) / 2 / mm_w, 0.7), 2))
     ridge = np.zeros(dark.shape, np.float32)
     ridge[y0:y1, x0:x1] = ridge_filter(np.ascontiguousarray(dark[y0:y1, x0:x1]), sigmas)
     # A line must be darker than its surround by a physical contrast (grey optical density, so
     # independent of exposure) and stand out of the photo's own ridge noise.
-    thr = max(min_strength, k_sigma * robust_sigma(ridge[union]) + np.median(ridge[union]))
-    line = (ridge > thr) & union
+    inside = np.flatnonzero(union)
+    sample = ridge.reshape(-1)[inside[:: max(1, inside.size // 50_000)]]
+    thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
+    line = cv2.compare(ridge, float(thr), cv2.CMP_GT).view(bool) & union
     skel = skeletonize(line)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(skel.astype(np.uint8), connectivity=8)
-    seg_len = skeleton_length_px(skel)
-    comp_len = np.bincount(lab.ravel(), weights=seg_len.ravel(), minlength=n) * mm_w
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(skel.view(np.uint8), connectivity=8)
+    ys, xs = np.nonzero(skel)
+    seg_len = skeleton_length_at(skel, ys, xs)
+    comp = lab[ys, xs]
+    comp_len = np.bincount(comp, weights=seg_len, minlength=n) * mm_w
     # A fine line runs fairly straight: its length is close to the diagonal of its bounding box;
     # chains of texture ridges that happen to connect meander.
     diag = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) * mm_w
     keep = (comp_len >= min_length_mm) & (comp_len <= max_tortuosity * np.maximum(diag, 1e-9))
     keep[0] = False
-    skel = keep[lab]
-    seg_len = np.where(skel, seg_len, 0)
+    kept = keep[comp]
+    ys, xs, seg_len = ys[kept], xs[kept], seg_len[kept]
+    skel = np.zeros(dark.shape, bool)
+    skel[ys, xs] = True
     values = {}
     for k, m in masks.items():
         ms = resize_mask(m, dark.shape)
         a_cm2 = np.count_nonzero(ms) * mm_w ** 2 / 100.0
-        values[k] = {"wrinkle_density": float(seg_len[ms].sum() * mm_w / a_cm2) if a_cm2 > 0 else float("nan")}
+        values[k] = {"wrinkle_density": float(seg_len[ms[ys, xs]].sum() * mm_w / a_cm2) if a_cm2 > 0
+                     else float("nan")}
     return MetricResult(values, maps={"lines": resize_mask(skel, img.shape)})
