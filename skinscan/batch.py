@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
@@ -80,11 +83,40 @@ def _stem(entry: PhotoEntry) -> str:
 _W: dict = {}
 
 
-def _init_worker(references: dict, out_dir: str, model_path, overlays: bool) -> None:
+def _init_worker(references: dict, out_dir: str, model_path, overlays: bool, *, state: dict | None = None) -> None:
+    """Fill a worker's state (``_W``, or ``state``: one per batch when batches share a Dask worker)."""
     from .landmarks import FaceLandmarker
 
-    _W.update(references=references, out_dir=Path(out_dir), overlays=overlays,
-              landmarker=FaceLandmarker(model_path))
+    (_W if state is None else state).update(references=references, out_dir=Path(out_dir), overlays=overlays,
+                                            landmarker=FaceLandmarker(model_path))
+
+
+def _single_threaded() -> int:
+    """One OpenCV thread in this process (returns the previous count).
+
+    A batch's parallelism is its worker processes, one photo each: OpenCV's own threads would
+    only fight them for the cores (``--jobs N`` runs N single-threaded workers).
+    """
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    return threads
+
+
+def _init_pool_worker(*initargs) -> None:
+    """A pool worker's setup: its state, and a watch on the batch process.
+
+    A worker whose batch was killed (SIGKILL, out of memory) would otherwise wait forever on the
+    task queue its siblings keep open, holding the terminal's pipes and its memory.
+    """
+    _init_worker(*initargs)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="skinscan-parent-watch", daemon=True).start()
 
 
 def _one_line(text) -> str:
@@ -103,22 +135,23 @@ def _internal_error_reason(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}): {_one_line(exc)} — please report"
 
 
-def _analyse_entry(entry: PhotoEntry, content_hash: str) -> dict:
+def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = None) -> dict:
     """Analyse one photo in a worker; everything returned is plain data for the store.
 
     Whatever goes wrong with one photo becomes its ``skipped`` outcome with a one-line reason:
     an expected failure (not a photo, no face...) says why and what to do, anything else is an
     internal error, retried by the next run. Only the batch's own failures (the store) stop it.
+    ``state`` is what :func:`_init_worker` filled (default: this process's ``_W``).
     """
     from .io import save_jpeg
-    from .regions import draw_regions
 
+    w = _W if state is None else state
     base = {"entry": entry, "content_hash": content_hash}
     try:
-        a = analyse_photo(entry.path, reference=_W["references"].get(entry.subject), landmarker=_W["landmarker"])
-        if _W["overlays"]:
-            out = _W["out_dir"]
-            save_jpeg(out / "regions" / f"{_stem(entry)}.jpg", draw_regions(a.rgb, a.masks), quality=85)
+        a = analyse_photo(entry.path, reference=w["references"].get(entry.subject), landmarker=w["landmarker"])
+        if w["overlays"]:
+            out = w["out_dir"]
+            save_jpeg(out / "regions" / f"{_stem(entry)}.jpg", a.overlay(), quality=85)
             can, _ = a.canonical()
             save_jpeg(out / "canonical" / f"{_stem(entry)}.jpg", can, quality=90)
         return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
@@ -170,7 +203,8 @@ def _find_references(disc: Discovery, hashes: dict, model_path) -> dict[str, Pho
 
 
 def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, model_path=None,
-              progress: bool = True, overlays: bool = True, busy_timeout: float = 30.0) -> BatchResult:
+              progress: bool = True, overlays: bool = True, busy_timeout: float = 30.0,
+              scheduler=None) -> BatchResult:
     """Analyse every photo under ``paths`` into ``out_dir/skinscan.db``.
 
     Photos already in the store with the same content hash and pipeline version are skipped, so
@@ -188,7 +222,7 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     out_dir : path
         Output folder (created).
     jobs : int
-        Worker processes, each with its own landmarker.
+        Worker processes, each with its own landmarker (with ``scheduler="local"``: Dask workers).
     allow_file_time : bool
         Date photos without EXIF capture time by their file time.
     overlays : bool
@@ -196,11 +230,19 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     busy_timeout : float
         Seconds to wait for another process writing the same store before giving up with
         :class:`~skinscan.store.StoreBusyError`.
+    scheduler : str or distributed.Client, optional
+        Analyse the photos on a Dask cluster instead of local processes: a scheduler address
+        (``"tcp://HOST:PORT"``), ``"local"`` (a local cluster of ``jobs`` workers) or a connected
+        ``Client``; see :func:`skinscan.distributed.run_dask`. Needs ``skinscan[distributed]``.
 
     Returns
     -------
     BatchResult
     """
+    if scheduler is not None:  # before any work: a missing extra or a wrong value is one line, at once
+        from .distributed import check_scheduler
+
+        check_scheduler(scheduler)
     out = Path(out_dir)
     for sub in ("", "regions", "canonical"):
         try:
@@ -240,8 +282,13 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
             refs = _find_references(disc, hashes, model_path)
             initargs = (refs, str(out), model_path, overlays)
             bar = Progress(todo, "analysing", enabled=progress)
-            if jobs <= 1:
+            if scheduler is not None:
+                from .distributed import run_dask
+
+                run_dask(store, todo, hashes, initargs, result, bar, scheduler, jobs)
+            elif jobs <= 1:
                 _init_worker(*initargs)
+                threads = _single_threaded()
                 try:
                     for e in todo:
                         if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
@@ -250,6 +297,7 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                             _record(store, _analyse_entry(e, hashes[e.path]), result)
                         bar.step(e.path.name)
                 finally:
+                    cv2.setNumThreads(threads)
                     _W.pop("landmarker").close()
                     _W.clear()
             else:
@@ -268,7 +316,18 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     queued. A worker that dies (killed, out of memory, a crash in native code) costs the photos it
     and its siblings had in hand, stored as to be retried; a new pool takes the rest.
     """
-    pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=initargs)
+    # Workers inherit one OpenCV thread from this process (set here, before they are forked:
+    # changing it in a forked child can deadlock on the parent's thread pool).
+    threads = _single_threaded()
+    try:
+        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar)
+    finally:
+        cv2.setNumThreads(threads)
+
+
+def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,
+                    result: BatchResult, bar: Progress) -> None:
+    pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
 
     def submit(e: PhotoEntry):
         nonlocal pool
@@ -276,7 +335,7 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
             return pool.submit(_analyse_entry, e, hashes[e.path])
         except BrokenProcessPool:
             pool.shutdown(wait=False)
-            pool = ProcessPoolExecutor(jobs, initializer=_init_worker, initargs=initargs)
+            pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
             return pool.submit(_analyse_entry, e, hashes[e.path])
 
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 import traceback
 import warnings
@@ -15,7 +17,12 @@ examples:
   skinscan report --out out/                  rebuild the reports from out/skinscan.db
   skinscan demo                               analyse sample_images/ into out/
   skinscan validate --draws 8                 prove the metrics on the phantom protocol
+  skinscan benchmark                          time every stage against the JPEG decode
 """
+
+
+def _cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def _formats(text: str) -> tuple[str, ...]:
@@ -34,8 +41,23 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     if missing:
         print(f"skinscan: no such file or folder: {', '.join(map(_text, missing))}; check the path", file=sys.stderr)
         return 2
+    if args.executor == "local" and args.scheduler:
+        print("skinscan: --scheduler runs the batch on Dask; drop --executor local", file=sys.stderr)
+        return 2
+    scheduler = args.scheduler or ("local" if args.executor == "dask" else None)
+    if scheduler is not None:
+        from .distributed import check_scheduler
+        from .errors import SkinscanError
+
+        try:
+            check_scheduler(scheduler)
+        except SkinscanError as exc:
+            print(f"skinscan: {exc}", file=sys.stderr)
+            return 2
+        if not args.debug:  # a lost scheduler or worker is skinscan's one line; Dask's own log is for --debug
+            logging.disable(logging.ERROR)
     res = run_batch(args.paths, args.out, jobs=args.jobs, allow_file_time=args.allow_file_time,
-                    model_path=args.model, progress=not args.quiet, busy_timeout=args.wait)
+                    model_path=args.model, progress=not args.quiet, busy_timeout=args.wait, scheduler=scheduler)
     if not args.no_report:
         write_outputs(args.out, paths=args.paths, formats=args.formats, include_flagged=args.include_flagged,
                       progress=not args.quiet, model_path=args.model, busy_timeout=args.wait)
@@ -90,6 +112,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if not fails else 1
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from .benchmark import TARGETS, run_benchmark
+
+    rep = run_benchmark(args.samples, args.out, repeats=args.repeats, batch_photos=args.batch_photos,
+                        memory_photos=args.memory_photos, model_path=args.model, progress=not args.quiet)
+    print(rep.table())
+    missed = [TARGETS[k][0] for k, ok in rep.passed().items() if not ok and k in rep.results]
+    print(f"skinscan benchmark: {len(rep.passed()) - len(missed)} of {len(rep.passed())} targets met"
+          + (f"; missed: {'; '.join(missed)}" if missed else "") + f" (table and JSON in {args.out})")
+    return 0 if not missed else 1
+
+
 def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> None:
     """--debug, --quiet and --model, accepted before and after the command.
 
@@ -122,14 +156,22 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
                         help="how long to wait for another skinscan writing the same --out (default: 30)")
         if photos:
-            sp.add_argument("--jobs", type=int, default=1, help="worker processes (default: 1)")
+            sp.add_argument("--jobs", type=int, default=_cpus(),
+                            help=f"worker processes, one photo each (default: the {_cpus()} CPUs available)")
+            sp.add_argument("--executor", choices=("local", "dask"), default=None,
+                            help="where photos are analysed: local processes (default) or a Dask cluster; "
+                                 "dask without --scheduler starts a local one of --jobs workers")
+            sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                            help="analyse on the Dask cluster of this scheduler (tcp://HOST:PORT); workers "
+                                 "must see the photos under the same paths. Needs skinscan[distributed]")
             sp.add_argument("--allow-file-time", action="store_true",
                             help="date photos without EXIF capture time by their file time")
             sp.add_argument("--no-report", action="store_true", help="analyse only; no charts or reports")
 
     a = sub.add_parser("analyse", aliases=["analyze"], parents=[shared],
                        help="analyse photo folders into tables, charts and reports",
-                       epilog="example: skinscan analyse photos/ --out out/ --jobs 2\n\n"
+                       epilog="example: skinscan analyse photos/ --out out/ --jobs 2\n"
+                              "         skinscan analyse photos/ --out out/ --scheduler tcp://HOST:8786\n\n"
                               "layout: photos/<subject>/<session>/*.jpg with session folders named by date\n"
                               "(2026-03-14, '2026-03-14 after') or session-N; or flat folders grouped by EXIF day.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -159,6 +201,21 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default=None, help="also write validation.md and validation.json here")
     v.set_defaults(func=cmd_validate)
+    b = sub.add_parser("benchmark", parents=[shared],
+                       help="measure speed and memory on phone-sized photos and print the targets",
+                       epilog="example: skinscan benchmark --out out/benchmark\n"
+                              "         skinscan benchmark --memory-photos 50   (a quicker run)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    b.add_argument("--samples", default="sample_images", help="sample series to build the test photos from "
+                   "(default: sample_images)")
+    b.add_argument("--out", default="out/benchmark", help="where the photos, benchmark.md and benchmark.json go "
+                   "(default: out/benchmark)")
+    b.add_argument("--repeats", type=int, default=5, help="timed runs per photo size (default: 5)")
+    b.add_argument("--batch-photos", type=int, default=16,
+                   help="12 MP photos in the --jobs 1 / --jobs 2 throughput batches (default: 16)")
+    b.add_argument("--memory-photos", type=int, default=500,
+                   help="photos analysed in one process to watch its memory (default: 500)")
+    b.set_defaults(func=cmd_benchmark)
     return p
 
 
