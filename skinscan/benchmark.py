@@ -1,0 +1,386 @@
+"""The performance benchmark: per-stage times against the JPEG decode, batch throughput, memory, working resolution.
+
+What ``skinscan benchmark`` runs. Every number is measured in the same run on the same files; the
+single-core figures are taken with the process pinned to one CPU (and OpenCV to one thread), so
+that they do not depend on how many cores the machine has.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+__all__ = ["BenchmarkReport", "run_benchmark", "make_benchmark_photos", "TARGETS"]
+
+#: The targets of the performance issue, as (description, comparison, threshold).
+TARGETS = {
+    "analysis_over_decode_12mp": ("whole analysis of a 12 MP photo / its JPEG decode, one core", "<=", 3.0),
+    "jobs2_over_jobs1": ("batch throughput --jobs 2 / --jobs 1 on 2 cores", ">=", 1.8),
+    "peak_rss_mb_12mp": ("peak memory of a worker analysing 12 MP photos, MB", "<", 1024.0),
+    "rss_growth_mb": ("memory growth of a worker over the batch, MB", "<=", 50.0),
+    "working_vs_full_max_rel_diff_pct": ("metrics at the working resolution vs full resolution, max |diff| %",
+                                         "<=", 2.0),
+}
+#: Sizes of the synthetic phone photos (portrait, width x height).
+SIZES = {"12mp": (3024, 4032), "3mp": (1512, 2016)}
+
+
+@dataclass
+class BenchmarkReport:
+    """Everything the benchmark measured (seconds, MB, ratios) and the machine it ran on."""
+
+    machine: dict = field(default_factory=dict)
+    photos: dict = field(default_factory=dict)
+    stages: dict = field(default_factory=dict)  # size -> stage -> median seconds
+    decode_s: dict = field(default_factory=dict)  # size -> median seconds
+    analysis_s: dict = field(default_factory=dict)  # size -> median seconds (whole analysis, decode included)
+    throughput: dict = field(default_factory=dict)  # "jobs1"/"jobs2" -> photos per second
+    memory: dict = field(default_factory=dict)
+    working_resolution: list = field(default_factory=list)  # rows: region, metric, full, working, diff %
+    results: dict = field(default_factory=dict)  # target -> measured value
+
+    def passed(self) -> dict[str, bool]:
+        out = {}
+        for key, (_, op, thr) in TARGETS.items():
+            v = self.results.get(key, float("nan"))
+            out[key] = bool(np.isfinite(v) and (v <= thr if op == "<=" else v >= thr if op == ">=" else v < thr))
+        return out
+
+    def table(self) -> str:
+        """The report as Markdown tables."""
+        lines = [f"Machine: {self.machine.get('cpu', '?')}, {self.machine.get('cores', '?')} cores, "
+                 f"Python {self.machine.get('python', '?')}, OpenCV {self.machine.get('opencv', '?')}", ""]
+        sizes = [s for s in SIZES if s in self.stages]
+        lines += ["| stage (one core, median ms) | " + " | ".join(
+            f"{s} ({self.photos[s]['megapixels']:.1f} MP, face {self.photos[s]['px_per_mm']:.1f} px/mm)"
+            for s in sizes) + " |", "|---|" + "---:|" * len(sizes)]
+        stages = sorted({k for s in sizes for k in self.stages[s]}, key=_stage_order)
+        for st in stages:
+            lines.append(f"| {st} | " + " | ".join(f"{1000 * self.stages[s].get(st, float('nan')):.1f}"
+                                                  for s in sizes) + " |")
+        lines.append("| **whole analysis** | " + " | ".join(f"**{1000 * self.analysis_s[s]:.0f}**" for s in sizes)
+                     + " |")
+        lines.append("| JPEG decode alone (OpenCV) | " + " | ".join(f"{1000 * self.decode_s[s]:.1f}" for s in sizes)
+                     + " |")
+        lines.append("| **analysis / decode** | " + " | ".join(
+            f"**{self.analysis_s[s] / self.decode_s[s]:.2f}x**" for s in sizes) + " |")
+        lines += ["", "| target | measured | goal | met |", "|---|---:|---:|:---:|"]
+        ok = self.passed()
+        for key, (desc, op, thr) in TARGETS.items():
+            v = self.results.get(key, float("nan"))
+            lines.append(f"| {desc} | {v:.2f} | {op} {thr:g} | {'yes' if ok[key] else '**no**'} |")
+        if self.throughput:
+            lines += ["", "Batch throughput (photos/s, analysis + overlays + store, no report): "
+                      + ", ".join(f"{k.replace('jobs', '--jobs ')}: {v:.2f}" for k, v in self.throughput.items())]
+        if self.memory:
+            m = self.memory
+            lines.append(f"Memory: peak {m.get('peak_rss_mb', float('nan')):.0f} MB analysing 12 MP photos; "
+                         f"{m.get('n_photos', 0)} photos in one worker: RSS {m.get('rss_start_mb', float('nan')):.0f}"
+                         f" MB after the first {m.get('warmup', 0)}, {m.get('rss_end_mb', float('nan')):.0f} MB "
+                         f"at the end")
+        if self.working_resolution:
+            lines += ["", "| metric (face) | full resolution | working resolution | difference % |",
+                      "|---|---:|---:|---:|"]
+            for r in self.working_resolution:
+                if r["region"] == "face":
+                    lines.append(f"| {r['metric']} | {r['full']:.4g} | {r['working']:.4g} | {r['diff_pct']:+.2f} |")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["targets"] = {k: {"description": v[0], "comparison": v[1], "threshold": v[2],
+                            "measured": self.results.get(k), "met": self.passed()[k]} for k, v in TARGETS.items()}
+        return json.dumps(d, indent=2, default=float)
+
+
+def _stage_order(name: str) -> tuple:
+    order = ["decode", "landmarks", "calibration", "regions", "quality", "alignment"]
+    return (order.index(name), name) if name in order else (len(order) + (name == "writing"), name)
+
+
+def make_benchmark_photos(sample: Path, out_dir: Path, *, seed: int = 0) -> dict[str, Path]:
+    """Phone-sized test photos built from one sample photo: 12 MP and 3 MP portrait JPEGs.
+
+    The sample face is placed in the middle of a 4032 x 3024 frame at its own resolution (a close
+    selfie: the face about 60% of the frame's width), on a background made of the photo itself,
+    enlarged and blurred, with sensor-like noise so that the JPEG decodes like a real photo's
+    (a flat background would decode faster and flatter the ratio). The 3 MP photo is the 12 MP one
+    halved: the same face at half the resolution.
+    """
+    src = cv2.imread(str(sample), cv2.IMREAD_COLOR)
+    if src is None:
+        raise FileNotFoundError(f"cannot read the sample photo {sample}")
+    w, h = SIZES["12mp"]
+    rng = np.random.default_rng(seed)
+    bg = cv2.GaussianBlur(cv2.resize(src, (w, h), interpolation=cv2.INTER_LINEAR), (0, 0), 25)
+    noise = rng.normal(0, 3.0, (h, w, 1)).astype(np.float32)
+    bg = np.clip(bg.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    sh, sw = src.shape[:2]
+    if sh > h or sw > w:
+        raise ValueError(f"the sample photo ({sw}x{sh}) is larger than a 12 MP frame")
+    y0, x0 = (h - sh) // 2, (w - sw) // 2
+    bg[y0:y0 + sh, x0:x0 + sw] = src
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"12mp": out_dir / "photo_12mp.jpg", "3mp": out_dir / "photo_3mp.jpg"}
+    cv2.imwrite(str(paths["12mp"]), bg, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    w3, h3 = SIZES["3mp"]
+    cv2.imwrite(str(paths["3mp"]), cv2.resize(bg, (w3, h3), interpolation=cv2.INTER_AREA),
+                [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return paths
+
+
+def _machine() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+            "python": platform.python_version(), "opencv": cv2.__version__, "numpy": np.__version__,
+            "platform": platform.platform()}
+
+
+def _one_core():
+    """Pin this process to one CPU and OpenCV to one thread; returns a function undoing it."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    threads = cv2.getNumThreads()
+    if cpus:
+        os.sched_setaffinity(0, {min(cpus)})
+    cv2.setNumThreads(1)
+
+    def undo():
+        if cpus:
+            os.sched_setaffinity(0, cpus)
+        cv2.setNumThreads(threads)
+    return undo
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict, float, float]:
+    """Median per-stage seconds, median whole analysis and median decode of one photo."""
+    from .analysis import analyse_photo
+    from .io import save_jpeg
+
+    data = path.read_bytes()
+
+    def decode():
+        cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB)
+
+    decode()
+    analyse_photo(path, reference=reference, landmarker=landmarker)  # warm-up (model, tables)
+    per_stage: dict[str, list[float]] = {}
+    totals = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeats):
+            timings: dict = {}
+            t0 = time.perf_counter()
+            a = analyse_photo(path, reference=reference, landmarker=landmarker, timings=timings)
+            totals.append(time.perf_counter() - t0)
+            t1 = time.perf_counter()
+            save_jpeg(Path(tmp) / "regions.jpg", a.overlay(), quality=85)
+            can, _ = a.canonical()
+            save_jpeg(Path(tmp) / "canonical.jpg", can, quality=90)
+            timings["writing"] = time.perf_counter() - t1
+            for k, v in timings.items():
+                per_stage.setdefault(k, []).append(v)
+    stages = {k: statistics.median(v) for k, v in per_stage.items()}
+    return stages, statistics.median(totals), _median_time(decode, max(repeats, 5))
+
+
+def _working_resolution_rows(path: Path, landmarker) -> list[dict]:
+    from .analysis import analyse_photo
+
+    work = analyse_photo(path, landmarker=landmarker)
+    full = analyse_photo(path, landmarker=landmarker, full_resolution=True)
+    rows = []
+    for region, vals in full.metrics.items():
+        for metric, v_full in vals.items():
+            v_work = work.metrics[region][metric]
+            diff = 100.0 * (v_work - v_full) / abs(v_full) if np.isfinite(v_full) and v_full != 0 else float("nan")
+            rows.append({"region": region, "metric": metric, "full": float(v_full), "working": float(v_work),
+                         "diff_pct": float(diff)})
+    return rows
+
+
+def _batch_folder(photos: list[Path], root: Path) -> Path:
+    """A subject/session folder of the given photos (copied: the store keys photos by content)."""
+    folder = root / "subject" / "2026-01-05"
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, p in enumerate(photos):
+        shutil.copyfile(p, folder / f"IMG_{i:04d}.jpg")
+    return root
+
+
+def _variants(path: Path, n: int, out_dir: Path) -> list[Path]:
+    """``n`` distinct photos from one: the frame shifted by a few pixels (each its own content hash)."""
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    out = []
+    for i in range(n):
+        m = np.float32([[1, 0, (i % 5) - 2], [0, 1, (i // 5) % 5 - 2]])
+        v = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
+        p = out_dir / f"variant_{i:03d}.jpg"
+        cv2.imwrite(str(p), v, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        out.append(p)
+    return out
+
+
+def _throughput(photos: list[Path], jobs: int, work: Path, model_path) -> float:
+    from .batch import run_batch
+
+    out = work / f"out_jobs{jobs}"
+    shutil.rmtree(out, ignore_errors=True)
+    t0 = time.perf_counter()
+    # The copies carry no EXIF time: the session folder's date and the file time date them.
+    res = run_batch(photos[0].parent, out, jobs=jobs, progress=False, model_path=model_path, allow_file_time=True)
+    dt = time.perf_counter() - t0
+    if res.n_analysed != len(photos):
+        raise RuntimeError(f"the --jobs {jobs} batch analysed {res.n_analysed} of {len(photos)} photos: "
+                           f"{res.failures[:2]}")
+    return len(photos) / dt
+
+
+_MEMORY_SCRIPT = r"""
+import json, sys, resource, time
+from pathlib import Path
+import cv2
+cv2.setNumThreads(1)
+from skinscan.analysis import analyse_photo
+from skinscan.io import save_jpeg
+from skinscan.landmarks import FaceLandmarker
+photos = [Path(p) for p in json.loads(sys.argv[1])]
+n, warmup, out = int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
+def rss_mb():
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+samples = []
+with FaceLandmarker(sys.argv[5] if sys.argv[5] != "-" else None) as lm:
+    for i in range(n):
+        a = analyse_photo(photos[i % len(photos)], landmarker=lm)
+        save_jpeg(out / "regions.jpg", a.overlay(), quality=85)
+        can, _ = a.canonical()
+        save_jpeg(out / "canonical.jpg", can, quality=90)
+        del a, can
+        if (i + 1) % max(n // 20, 1) == 0 or i + 1 == warmup:
+            samples.append((i + 1, rss_mb()))
+print(json.dumps({"samples": samples, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _memory(photos: list[Path], n: int, warmup: int, work: Path, model_path) -> dict:
+    """Run ``n`` analyses in a fresh worker-like process and sample its resident memory."""
+    work.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-c", _MEMORY_SCRIPT, json.dumps([str(p) for p in photos]), str(n), str(warmup),
+           str(work), str(model_path) if model_path else "-"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the memory run failed: {proc.stderr.strip().splitlines()[-1:]}")
+    res = json.loads(proc.stdout.strip().splitlines()[-1])
+    samples = res["samples"]
+    start = next(r for i, r in samples if i >= warmup)
+    return {"n_photos": n, "warmup": warmup, "samples": samples, "peak_rss_mb": res["peak_rss_mb"],
+            "rss_start_mb": start, "rss_end_mb": samples[-1][1], "rss_growth_mb": samples[-1][1] - start}
+
+
+def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | os.PathLike = "out/benchmark", *,
+                  repeats: int = 5, batch_photos: int = 16, memory_photos: int = 500, model_path=None,
+                  progress: bool = True) -> BenchmarkReport:
+    """Measure skinscan's speed and memory on phone-sized photos made from the sample series.
+
+    Parameters
+    ----------
+    samples : path
+        The sample series (``sample_images/``): its first two photos are the test photo and the
+        reference it is aligned to.
+    out_dir : path
+        Where the test photos, the batch outputs and ``benchmark.json`` / ``benchmark.md`` go.
+    repeats : int
+        Timed runs per photo size (medians are reported).
+    batch_photos : int
+        Distinct 12 MP photos in the ``--jobs 1`` / ``--jobs 2`` throughput batches.
+    memory_photos : int
+        Photos analysed one after another in one process for the memory-growth measurement.
+    """
+    from .analysis import analyse_photo
+    from .discover import discover
+    from .landmarks import FaceLandmarker
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = discover(samples).entries
+    if len(entries) < 2:
+        raise FileNotFoundError(f"no sample series under {samples}; pass the sample_images folder")
+
+    def say(msg: str) -> None:
+        if progress:
+            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
+
+    rep = BenchmarkReport(machine=_machine())
+    photos = make_benchmark_photos(entries[0].path, out / "photos")
+    ref_photos = make_benchmark_photos(entries[1].path, out / "reference")
+    undo = _one_core()
+    try:
+        with FaceLandmarker(model_path) as lm:
+            for size, path in photos.items():
+                say(f"per-stage times, {size}")
+                ref = analyse_photo(ref_photos[size], landmarker=lm, metrics=False)
+                stages, total, dec = _stage_times(path, ref, lm, repeats)
+                a = analyse_photo(path, landmarker=lm, metrics=False)
+                rep.photos[size] = {"path": str(path), "width": a.image_shape[1], "height": a.image_shape[0],
+                                    "megapixels": a.image_shape[0] * a.image_shape[1] / 1e6,
+                                    "px_per_mm": a.photo_px_per_mm, "analysed_px_per_mm": a.scale.px_per_mm}
+                rep.stages[size], rep.analysis_s[size], rep.decode_s[size] = stages, total, dec
+            say("working resolution vs full resolution, 12mp")
+            rep.working_resolution = _working_resolution_rows(photos["12mp"], lm)
+    finally:
+        undo()
+    rep.results["analysis_over_decode_12mp"] = rep.analysis_s["12mp"] / rep.decode_s["12mp"]
+    diffs = [abs(r["diff_pct"]) for r in rep.working_resolution if r["region"] == "face" and np.isfinite(r["diff_pct"])]
+    rep.results["working_vs_full_max_rel_diff_pct"] = max(diffs) if diffs else float("nan")
+
+    if batch_photos > 0:
+        say(f"batch throughput, {batch_photos} photos of 12 MP, --jobs 1 and --jobs 2")
+        variants = _variants(photos["12mp"], batch_photos, _fresh(out / "variants"))
+        folder = _batch_folder(variants, _fresh(out / "batch"))
+        batch_list = sorted((folder / "subject" / "2026-01-05").glob("*.jpg"))
+        for jobs in (1, 2):
+            rep.throughput[f"jobs{jobs}"] = _throughput(batch_list, jobs, out, model_path)
+        rep.results["jobs2_over_jobs1"] = rep.throughput["jobs2"] / rep.throughput["jobs1"]
+    if memory_photos > 0:
+        say(f"memory over {memory_photos} photos in one worker")
+        mem_photos = _variants(photos["12mp"], 4, _fresh(out / "memory_photos"))
+        warmup = min(20, max(memory_photos // 5, 1))
+        rep.memory = _memory(mem_photos, memory_photos, warmup, out / "memory", model_path)
+        rep.results["peak_rss_mb_12mp"] = rep.memory["peak_rss_mb"]
+        rep.results["rss_growth_mb"] = rep.memory["rss_growth_mb"]
+    (out / "benchmark.json").write_text(rep.to_json())
+    (out / "benchmark.md").write_text(rep.table() + "\n")
+    return rep
+
+
+def _fresh(path: Path) -> Path:
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

@@ -1,0 +1,92 @@
+"""The benchmark command runs end to end and reports every target (no timing is asserted here)."""
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from skinscan.benchmark import SIZES, TARGETS, make_benchmark_photos, run_benchmark
+from skinscan.cli import main
+
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
+FIRST = sorted((SAMPLES / "astronaut" / "2026-01-05").glob("*.jpg"))[0]
+
+
+def test_benchmark_photos_are_phone_sized_with_the_sample_face_in_the_middle(tmp_path):
+    paths = make_benchmark_photos(FIRST, tmp_path)
+    big, small, src = (cv2.imread(str(p)) for p in (paths["12mp"], paths["3mp"], FIRST))
+    assert big.shape[:2] == SIZES["12mp"][::-1] and small.shape[:2] == SIZES["3mp"][::-1]
+    y0, x0 = (big.shape[0] - src.shape[0]) // 2, (big.shape[1] - src.shape[1]) // 2
+    # The face is pasted at its own resolution (JPEG re-encoding only).
+    diff = np.abs(big[y0:y0 + src.shape[0], x0:x0 + src.shape[1]].astype(int) - src).mean()
+    assert diff < 3.0
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench")
+    return run_benchmark(SAMPLES, out, repeats=1, batch_photos=2, memory_photos=6, progress=False), out
+
+
+def test_every_target_is_measured(report):
+    rep, out = report
+    for key in TARGETS:
+        assert np.isfinite(rep.results[key]), key
+    data = json.loads((out / "benchmark.json").read_text())
+    assert set(data["targets"]) == set(TARGETS)
+    assert all(isinstance(t["met"], bool) for t in data["targets"].values())
+    assert (out / "benchmark.md").read_text().startswith("Machine:")
+
+
+def test_stage_times_add_up_to_the_whole_analysis(report):
+    rep, _ = report
+    for size in ("12mp", "3mp"):
+        stages = rep.stages[size]
+        for name in ("decode", "landmarks", "regions", "quality", "alignment", "metrics.pores", "writing"):
+            assert stages[name] > 0, (size, name)
+        inside = sum(v for k, v in stages.items() if k != "writing")
+        # The stages cover the analysis: what is left is bookkeeping between them.
+        assert inside == pytest.approx(rep.analysis_s[size], rel=0.25)
+        assert rep.decode_s[size] > 0
+
+
+def test_the_photos_are_at_the_resolution_they_were_built_for(report):
+    rep, _ = report
+    p12, p3 = rep.photos["12mp"], rep.photos["3mp"]
+    assert p12["megapixels"] == pytest.approx(12.19, abs=0.01)
+    # The 3 MP photo is the 12 MP one halved: the face at half the px/mm.
+    assert p3["px_per_mm"] == pytest.approx(p12["px_per_mm"] / 2, rel=0.05)
+
+
+def test_working_resolution_table_covers_every_metric(report):
+    from skinscan.metrics import METRIC_UNITS
+
+    rep, _ = report
+    face = {r["metric"]: r for r in rep.working_resolution if r["region"] == "face"}
+    assert set(face) == set(METRIC_UNITS)
+    # Colour is measured at 4 px/mm: its means barely move from the full-resolution ones.
+    for metric in ("a_star", "erythema_index"):
+        assert abs(face[metric]["diff_pct"]) < 2.0, metric
+
+
+def test_memory_is_sampled_over_the_run(report):
+    rep, _ = report
+    m = rep.memory
+    assert m["n_photos"] == 6 and len(m["samples"]) >= 2
+    assert 100 < m["peak_rss_mb"] < 4096
+
+
+def test_throughput_of_both_job_counts(report):
+    rep, _ = report
+    assert rep.throughput["jobs1"] > 0 and rep.throughput["jobs2"] > 0
+
+
+def test_cli_prints_the_table_and_says_which_targets_were_met(tmp_path, capsys):
+    code = main(["benchmark", "--samples", str(SAMPLES), "--out", str(tmp_path), "--repeats", "1",
+                 "--batch-photos", "0", "--memory-photos", "0", "--quiet"])
+    out = capsys.readouterr().out
+    assert code in (0, 1)
+    assert "analysis / decode" in out and "targets met" in out
+    assert (tmp_path / "benchmark.json").exists()
