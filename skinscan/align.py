@@ -154,8 +154,8 @@ def _ecc_refine(image: np.ndarray, reference: np.ndarray, matrix: np.ndarray, ma
     m_small = (s @ m3 @ np.linalg.inv(s))[:2].astype(np.float32)
 
     def prep(im):
-        g = cv2.resize(im, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
-        g = (cv2.cvtColor(g, cv2.COLOR_RGB2GRAY) if g.ndim == 3 else g).astype(np.float32)
+        g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) if im.ndim == 3 else im
+        g = cv2.resize(g, None, fx=f, fy=f, interpolation=cv2.INTER_AREA).astype(np.float32)
         return cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 8.0)
 
     # A batch aligns every photo to the same reference: its preparation is kept (by identity).

@@ -282,7 +282,14 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
     top = cv2.max(cv2.max(crop[..., 0], crop[..., 1]), crop[..., 2]) if crop.dtype == np.uint8 else crop.max(axis=2)
     clipped = 100.0 * np.count_nonzero((top >= 250) & expo_c) / n_skin
     dark = 100.0 * np.count_nonzero((top <= 10) & expo_c) / n_skin
-    sharp = sharpness(_luminance8(crop), skin_c, mm_per_px=scale.mm_per_px)
+    # Sharpness where the skin is: the bounding box of the skin mask (plus the filters' reach).
+    rows, cols = np.flatnonzero(skin_c.any(axis=1)), np.flatnonzero(skin_c.any(axis=0))
+    if rows.size:
+        pad = int(np.ceil(3 * 8 * max(0.1 / scale.mm_per_px, 0.7)))
+        sb = (slice(max(rows[0] - pad, 0), rows[-1] + 1 + pad), slice(max(cols[0] - pad, 0), cols[-1] + 1 + pad))
+        sharp = sharpness(_luminance8(crop[sb]), skin_c[sb], mm_per_px=scale.mm_per_px)
+    else:
+        sharp = float("nan")
     shapes = face.blendshapes
     expr_name, expr = max(((k, shapes.get(k, 0.0)) for k in _SKIN_EXPRESSIONS), key=lambda kv: kv[1])
     checks = [

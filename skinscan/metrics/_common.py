@@ -127,28 +127,32 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     """
     sigmas_px = np.asarray(sigmas_px, dtype=np.float64)
     n_s = len(sigmas_px)
-    stack = np.empty((n_s,) + signal.shape, dtype=np.float32)
-    smooth = np.empty_like(stack)
     signal = np.ascontiguousarray(signal, dtype=np.float32)
-    for i, s in enumerate(sigmas_px):
-        smooth[i] = blur(signal, s)
-        cv2.Laplacian(smooth[i], cv2.CV_32F, dst=stack[i], ksize=3, scale=-(s * s))
+    h, w = signal.shape
+    stack = np.empty((n_s, h, w), dtype=np.float32)
     m = mask.astype(bool, copy=False)
     inside = np.flatnonzero(m)
     sample = inside[:: max(1, inside.size // 50_000)]
-    thr = np.array([k_sigma * robust_sigma(layer.reshape(-1)[sample]) if sample.size else np.inf for layer in stack])
-    thr = np.maximum(thr, min_contrast)
-    h, w = signal.shape
-    # Candidates first (over threshold, under the mask: a sparse set), then the 3x3x3
-    # scale-space maximum test at those points only.
-    found = []
-    for i in range(n_s):
+    thr = np.full(n_s, np.inf)
+    found, hess = [], []
+    # One scale at a time: its response, its threshold, the points over it (a sparse set) and the
+    # smoothed signal's 3x3 neighbourhood there (for the Hessian test below); the smoothed image
+    # itself is not kept, which halves the memory of the scale space.
+    for i, s in enumerate(sigmas_px):
+        smooth = blur(signal, s)
+        cv2.Laplacian(smooth, cv2.CV_32F, dst=stack[i], ksize=3, scale=-(s * s))
+        if sample.size:
+            thr[i] = max(k_sigma * robust_sigma(stack[i].reshape(-1)[sample]), min_contrast)
         if not np.isfinite(thr[i]):
             continue
         c = np.flatnonzero(cv2.compare(stack[i], float(thr[i]), cv2.CMP_GT).view(bool) & m)
         if c.size:
-            found.append(np.stack([np.full(c.size, i), c // w, c % w]))
+            cy, cx = c // w, c % w
+            found.append(np.stack([np.full(c.size, i), cy, cx]))
+            yc, xc = np.clip(cy, 1, h - 2), np.clip(cx, 1, w - 2)
+            hess.append(np.stack([smooth[yc + dy, xc + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]))
     si, ys, xs = np.concatenate(found, axis=1) if found else np.zeros((3, 0), np.int64)
+    nb = np.concatenate(hess, axis=1) if hess else np.zeros((9, 0), np.float32)
     v = stack[si, ys, xs]
     is_max = np.ones(v.shape, bool)
     for di in (-1, 0, 1):
@@ -162,13 +166,12 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
                     continue
                 xx = np.clip(xs + dx, 0, w - 1)
                 is_max &= ~ok | (v >= stack[ii, yy, xx])
-    si, ys, xs = si[is_max], ys[is_max], xs[is_max]
-    # Hessian of the smoothed signal at each peak, by central differences (vectorised over peaks).
-    yc, xc = np.clip(ys, 1, h - 2), np.clip(xs, 1, w - 2)
-    g = smooth
-    dxx = g[si, yc, xc + 1] + g[si, yc, xc - 1] - 2 * g[si, yc, xc]
-    dyy = g[si, yc + 1, xc] + g[si, yc - 1, xc] - 2 * g[si, yc, xc]
-    dxy = 0.25 * (g[si, yc + 1, xc + 1] + g[si, yc - 1, xc - 1] - g[si, yc + 1, xc - 1] - g[si, yc - 1, xc + 1])
+    si, ys, xs, nb = si[is_max], ys[is_max], xs[is_max], nb[:, is_max]
+    # Hessian of the smoothed signal at each peak, by central differences (vectorised over peaks);
+    # nb holds the 3x3 neighbourhood row by row: (-1,-1) (-1,0) (-1,1) (0,-1) (0,0) ...
+    dxx = nb[5] + nb[3] - 2 * nb[4]
+    dyy = nb[7] + nb[1] - 2 * nb[4]
+    dxy = 0.25 * (nb[8] + nb[0] - nb[6] - nb[2])
     tr, det = dxx + dyy, dxx * dyy - dxy * dxy
     r = max_elongation
     round_ = (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
@@ -337,7 +340,13 @@ class SkinImage:
         Noisier than :attr:`darkness` at the finest scales (it mixes colour channels, which JPEG
         stores at half resolution), so it serves features of a millimetre and more (scars).
         """
-        return np.ascontiguousarray(self.chromophores[..., 2])
+        if "chromo" in self._cache or self.rgb.dtype != np.uint8:
+            return np.ascontiguousarray(self.chromophores[..., 2])
+        if "shading" not in self._cache:  # one row of the unmixing: no three-channel copy
+            from ..color import _UNMIX
+
+            self._cache["shading"] = cv2.transform(cv2.LUT(self.rgb, self._lut("od")), _UNMIX[2:3])
+        return self._cache["shading"]
 
     def relief(self, mm_per_px: float, *, smooth_mm: float = 0.3, pigment_px_per_mm: float = 4.0) -> np.ndarray:
         """Grey relief at full resolution: :attr:`darkness` less the darkening by haemoglobin and melanin.

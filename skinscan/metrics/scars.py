@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
-                      resize_masks, skin_image)
+                      resize_masks, skin_image, work_scale)
 
 __all__ = ["scar_metrics", "SCAR_KEYS", "SCAR_DIAMETER_MM"]
 
@@ -55,9 +55,11 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     """
     mm_per_px = check_scale(mm_per_px)
     full = skin_image(rgb, mm_per_px)
-    img = full.at(work_px_per_mm)
-    masks = resize_masks(full, as_masks(mask, full.shape), img.shape)
-    mm_w = img.mm_per_px
+    h, w = full.shape
+    f = 1.0 if full.full_resolution else work_scale(mm_per_px, work_px_per_mm)
+    shape = (max(int(round(h * f)), 1), max(int(round(w * f)), 1))
+    masks = resize_masks(full, as_masks(mask, full.shape), shape)
+    mm_w = mm_per_px * w / shape[1]
     f = mm_per_px / mm_w
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc.
     r_px = max(int(round((open_mm or diameter_mm[0]) / 2 / mm_w)), 1)
@@ -65,8 +67,8 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
     # Shading at the photo's resolution, then reduced: the density of averaged colours is not
     # the average density, and scars are shallow (a few hundredths of optical density).
-    shade = full.shading if img is full else cv2.resize(full.shading, (img.shape[1], img.shape[0]),
-                                                        interpolation=cv2.INTER_AREA)
+    shade = full.shading if shape == full.shape else cv2.resize(full.shading, (shape[1], shape[0]),
+                                                                interpolation=cv2.INTER_AREA)
     if preblur_mm > 0:
         shade = blur(shade, max(preblur_mm / mm_w, 0.5))
     dark = cv2.morphologyEx(shade, cv2.MORPH_OPEN, disc)
