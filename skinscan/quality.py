@@ -173,18 +173,19 @@ def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray 
     bg[max(int(y0 - 0.5 * fh), 0):int(y1 + 0.5 * fh), max(int(x0 - 0.5 * fw), 0):int(x1 + 0.5 * fw)] = False
 
     def _robust_mean(mask: np.ndarray) -> tuple[float, float, float]:
-        # Per channel, the mean of the middle half of the ranks, clipped pixels included: clipping
-        # only reorders the top ranks, so this holds while under a quarter are clipped. Dropping
-        # clipped pixels instead would bias a brighter exposure's estimate low (its brightest
-        # pixels are the clipped ones); a plain median would snap to 8-bit steps.
+        # Per channel, the mean of the ranks between 15% and 50%, clipped pixels included:
+        # clipping only reorders the top ranks, so this holds in every photo with under half its
+        # reference pixels clipped, and every photo uses the same ranks (dropping clipped pixels
+        # instead biased brighter exposures low; a plain median snaps to 8-bit steps).
         if mask.sum() < 8:
             return (np.nan, np.nan, np.nan)
         px = rgb[mask]
-        if np.mean(px.max(axis=1) >= 250) > 0.25 or np.mean(px.min(axis=1) <= 5) > 0.25:
+        if np.mean(px.max(axis=1) >= 250) >= 0.5 or np.mean(px.min(axis=1) <= 5) >= 0.15:
             return (np.nan, np.nan, np.nan)
         ranked = np.sort(srgb_to_linear(px), axis=0)
         n = len(ranked)
-        return tuple(float(v) for v in ranked[n // 4: max(3 * n // 4, n // 4 + 1)].mean(axis=0))
+        lo, hi = int(0.15 * n), max(int(0.5 * n), int(0.15 * n) + 1)
+        return tuple(float(v) for v in ranked[lo:hi].mean(axis=0))
 
     return LightReference(_robust_mean(sclera), _robust_mean(bg), int(sclera.sum()), int(bg.sum()))
 

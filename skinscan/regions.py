@@ -27,6 +27,7 @@ __all__ = [
     "PRECEDENCE",
     "FOREHEAD_TOP",
     "skin_mask",
+    "SKIN_PX_PER_MM",
     "polygon_masks",
     "region_masks",
     "canonical_region_masks",
