@@ -1,11 +1,12 @@
-"""Gaussian filters shared by the quality checks and the metrics, with a cheap path for large sigmas."""
+"""Image helpers shared by regions, quality checks and metrics: Gaussian filters (with a cheap path for
+large sigmas) and the bounding box of a mask."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
-__all__ = ["blur", "wide_blur"]
+__all__ = ["blur", "wide_blur", "mask_box"]
 
 
 def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -29,3 +30,14 @@ def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) ->
     # The box of the reduction and the bilinear interpolation add a little blur of their own.
     s = float(np.sqrt(max((sigma_px * f) ** 2 - 1 / 12 - 1 / 6, 0.25)))
     return cv2.resize(blur(small, s), (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def mask_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:
+    """(rows, cols) slices of the bounding box of ``mask``'s True pixels grown by ``pad`` pixels
+    (clipped to the image), or None for an empty mask: where the work on a face is."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    h, w = mask.shape[:2]
+    return (slice(max(int(rows[0]) - pad, 0), min(int(rows[-1]) + 1 + pad, h)),
+            slice(max(int(cols[0]) - pad, 0), min(int(cols[-1]) + 1 + pad, w)))

@@ -183,7 +183,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                   thresholds: QualityThresholds = QualityThresholds(),
                   metrics: bool = True, keep_maps: bool = False,
                   max_px_per_mm: float | None = MAX_PX_PER_MM, full_resolution: bool = False,
-                  timings: dict | None = None) -> PhotoAnalysis:
+                  families=None, timings: dict | None = None) -> PhotoAnalysis:
     """Analyse one photo: face, millimetre scale, skin regions, quality checks and alignment.
 
     Parameters
@@ -199,6 +199,8 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         Compute the skin metrics for every region (after light normalisation).
     keep_maps : bool
         Keep the metric maps (heatmaps) in the result.
+    families : iterable of str, optional
+        Only these metric families (see ``skinscan.metrics.METRICS``); default all.
     max_px_per_mm : float or None
         A face crop finer than this is reduced to it before regions, quality and metrics.
         None: never reduce.
@@ -271,7 +273,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     if metrics:
         values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
                                         maps_shape=rgb.shape[:2] if keep_maps else None,
-                                        full_resolution=full_resolution)
+                                        full_resolution=full_resolution, families=families)
     alignment = None
     with clock("alignment"):
         if reference is not None:

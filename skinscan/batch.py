@@ -135,6 +135,15 @@ def _internal_error_reason(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}): {_one_line(exc)} — please report"
 
 
+def save_overlays(a: PhotoAnalysis, out_dir: Path, stem: str) -> None:
+    """Write a photo's region overlay and canonical face: ``regions/<stem>.jpg``, ``canonical/<stem>.jpg``."""
+    from .io import save_jpeg
+
+    save_jpeg(Path(out_dir) / "regions" / f"{stem}.jpg", a.overlay(), quality=85)
+    can, _ = a.canonical()
+    save_jpeg(Path(out_dir) / "canonical" / f"{stem}.jpg", can, quality=90)
+
+
 def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = None) -> dict:
     """Analyse one photo in a worker; everything returned is plain data for the store.
 
@@ -143,17 +152,12 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
     internal error, retried by the next run. Only the batch's own failures (the store) stop it.
     ``state`` is what :func:`_init_worker` filled (default: this process's ``_W``).
     """
-    from .io import save_jpeg
-
     w = _W if state is None else state
     base = {"entry": entry, "content_hash": content_hash}
     try:
         a = analyse_photo(entry.path, reference=w["references"].get(entry.subject), landmarker=w["landmarker"])
         if w["overlays"]:
-            out = w["out_dir"]
-            save_jpeg(out / "regions" / f"{_stem(entry)}.jpg", a.overlay(), quality=85)
-            can, _ = a.canonical()
-            save_jpeg(out / "canonical" / f"{_stem(entry)}.jpg", can, quality=90)
+            save_overlays(a, w["out_dir"], _stem(entry))
         return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
                 "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks)}
     except SkinscanError as exc:
@@ -177,14 +181,14 @@ def _store_result(store: ResultStore, res: dict) -> None:
                     status=res["status"], error=res["error"], units=METRIC_UNITS)
 
 
-def _find_references(disc: Discovery, hashes: dict, model_path) -> dict[str, PhotoAnalysis]:
-    """Each subject's reference: its first photo (baseline session) that analyses and passes the
-    blocking quality checks, else the first that analyses at all."""
+def _find_references(disc: Discovery, hashes: dict, model_path, subjects) -> dict[str, PhotoAnalysis]:
+    """The reference of each of ``subjects``: its first photo (baseline session) that analyses and
+    passes the blocking quality checks, else the first that analyses at all."""
     from .landmarks import FaceLandmarker
 
     refs: dict[str, PhotoAnalysis] = {}
     with FaceLandmarker(model_path) as lm:
-        for subject in disc.subjects:
+        for subject in (s for s in disc.subjects if s in subjects):
             fallback = None
             for e in (x for x in disc.entries if x.subject == subject):
                 if hashes.get(e.path) is None:
@@ -279,7 +283,8 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                 todo.append(e)
         store.update_sessions([e.as_dict() for e in disc.entries])
         if todo:
-            refs = _find_references(disc, hashes, model_path)
+            # Only subjects with photos left to analyse need one (a resume touches few).
+            refs = _find_references(disc, hashes, model_path, {e.subject for e in todo})
             initargs = (refs, str(out), model_path, overlays)
             bar = Progress(todo, "analysing", enabled=progress)
             if scheduler is not None:
@@ -496,7 +501,8 @@ def _before_after(out: Path, photos, summary, subject: str, landmarker: _LazyLan
     imgs, valid, maps = [], np.ones(frame.shape, bool), {"redness": [], "texture": []}
     for p in pick:
         try:
-            a = analyse_photo(p, keep_maps=True, landmarker=landmarker.get())
+            # Only the two maps drawn here: neither depends on the other metric families.
+            a = analyse_photo(p, keep_maps=True, landmarker=landmarker.get(), families=("redness", "texture"))
         except (SkinscanError, OSError):
             return None
         rgb, v = warp_to_canonical(a.rgb, a.face, mm_per_px=a.scale.mm_per_px, frame=frame)
@@ -508,8 +514,6 @@ def _before_after(out: Path, photos, summary, subject: str, landmarker: _LazyLan
             m = np.abs(a.maps[name]) * 100 if key == "texture" else a.maps[name]
             w, _ = warp_to_canonical(np.ascontiguousarray(m, dtype=np.float32), a.face, mm_per_px=a.scale.mm_per_px,
                                      frame=frame)
-            import cv2
-
             maps[key].append(cv2.GaussianBlur(w, (0, 0), 2.0 * frame.px_per_mm))
     heat = {}
     for key, unit in (("redness", "Δ a*"), ("texture", "Δ relief (a.u.)")):

@@ -182,7 +182,7 @@ def _median_time(fn, repeats: int) -> float:
 def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict, float, float]:
     """Median per-stage seconds, median whole analysis and median decode of one photo."""
     from .analysis import analyse_photo
-    from .io import save_jpeg
+    from .batch import save_overlays
 
     data = path.read_bytes()
 
@@ -194,15 +194,15 @@ def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict,
     per_stage: dict[str, list[float]] = {}
     totals = []
     with tempfile.TemporaryDirectory() as tmp:
+        for kind in ("regions", "canonical"):
+            (Path(tmp) / kind).mkdir()
         for _ in range(repeats):
             timings: dict = {}
             t0 = time.perf_counter()
             a = analyse_photo(path, reference=reference, landmarker=landmarker, timings=timings)
             totals.append(time.perf_counter() - t0)
             t1 = time.perf_counter()
-            save_jpeg(Path(tmp) / "regions.jpg", a.overlay(), quality=85)
-            can, _ = a.canonical()
-            save_jpeg(Path(tmp) / "canonical.jpg", can, quality=90)
+            save_overlays(a, Path(tmp), "photo")
             timings["writing"] = time.perf_counter() - t1
             for k, v in timings.items():
                 per_stage.setdefault(k, []).append(v)
@@ -268,7 +268,7 @@ from pathlib import Path
 import cv2
 cv2.setNumThreads(1)
 from skinscan.analysis import analyse_photo
-from skinscan.io import save_jpeg
+from skinscan.batch import save_overlays
 from skinscan.landmarks import FaceLandmarker
 photos = [Path(p) for p in json.loads(sys.argv[1])]
 n, warmup, out = int(sys.argv[2]), int(sys.argv[3]), Path(sys.argv[4])
@@ -279,10 +279,8 @@ samples = []
 with FaceLandmarker(sys.argv[5] if sys.argv[5] != "-" else None) as lm:
     for i in range(n):
         a = analyse_photo(photos[i % len(photos)], landmarker=lm)
-        save_jpeg(out / "regions.jpg", a.overlay(), quality=85)
-        can, _ = a.canonical()
-        save_jpeg(out / "canonical.jpg", can, quality=90)
-        del a, can
+        save_overlays(a, out, "photo")
+        del a
         if (i + 1) % max(n // 20, 1) == 0 or i + 1 == warmup:
             samples.append((i + 1, rss_mb()))
 print(json.dumps({"samples": samples, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
@@ -291,7 +289,8 @@ print(json.dumps({"samples": samples, "peak_rss_mb": resource.getrusage(resource
 
 def _memory(photos: list[Path], n: int, warmup: int, work: Path, model_path) -> dict:
     """Run ``n`` analyses in a fresh worker-like process and sample its resident memory."""
-    work.mkdir(parents=True, exist_ok=True)
+    for kind in ("regions", "canonical"):
+        (work / kind).mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-c", _MEMORY_SCRIPT, json.dumps([str(p) for p in photos]), str(n), str(warmup),
            str(work), str(model_path) if model_path else "-"]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)

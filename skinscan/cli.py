@@ -221,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _text(value) -> str:
     """A path or name as printable text: undecodable file-name bytes become ``\\xNN``."""
-    return str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    from .discover import _text as printable
+
+    return printable(str(value))
 
 
 def main(argv: list[str] | None = None) -> int:

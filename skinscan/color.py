@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+
 import cv2
 import numpy as np
 
-__all__ = ["srgb_to_linear", "linear_to_srgb", "linear_to_srgb8", "rgb_to_lab", "luminance", "as_float01",
+__all__ = ["srgb_to_linear", "linear_to_srgb", "linear_to_srgb8", "rgb_to_lab", "luminance", "lightness", "as_float01",
            "HAEMOGLOBIN_OD", "MELANIN_OD", "optical_density", "unmix_chromophores"]
 
 # sRGB (IEC 61966-2-1) primaries, D65 white.
@@ -71,9 +73,38 @@ def rgb_to_lab(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
 
 def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
-    """Relative luminance Y in [0, 1] (linear light) from sRGB or linear RGB."""
-    lin = np.asarray(rgb, dtype=np.float32) if linear else srgb_to_linear(rgb)
+    """Relative luminance Y in [0, 1] (linear light) from sRGB or linear RGB, float32.
+
+    An (H, W, 3) image goes through OpenCV in two passes (8-bit input through the sRGB lookup
+    table); any other (..., 3) array through numpy.
+    """
+    arr = np.asarray(rgb)
+    if arr.ndim == 3 and arr.shape[0] > 1 and arr.shape[1] > 1:
+        if not linear and arr.dtype == np.uint8:
+            lin = cv2.LUT(np.ascontiguousarray(arr), _lut3())
+        else:
+            lin = np.ascontiguousarray(arr if linear else srgb_to_linear(arr), dtype=np.float32)
+        return cv2.transform(lin, _RGB_TO_XYZ[1:2])
+    lin = np.asarray(arr, dtype=np.float32) if linear else srgb_to_linear(arr)
     return lin @ _RGB_TO_XYZ[1]
+
+
+def lightness(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
+    """CIELAB L* (D65) from luminance alone: the L* of :func:`rgb_to_lab` without a* and b*."""
+    y = luminance(rgb, linear=linear)
+    eps, kappa = 216 / 24389, 24389 / 27
+    light = 116 * cv2.pow(np.maximum(y, np.float32(eps)), 1 / 3) - 16
+    low = y < eps
+    if low.any():  # the linear segment near black
+        light[low] = kappa * y[low]
+    return light
+
+
+@functools.lru_cache(maxsize=1)
+def _lut3() -> np.ndarray:
+    """The uint8 sRGB decoding table as a (1, 256, 3) float32 table for ``cv2.LUT``."""
+    table = srgb_to_linear(np.arange(256, dtype=np.uint8)).reshape(1, 256, 1)
+    return np.ascontiguousarray(np.repeat(table, 3, axis=2))
 
 
 #: Optical-density (−log10 reflectance) spectra of the two skin chromophores in the sRGB channels,

@@ -7,8 +7,8 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from ._filters import blur, wide_blur
-from .color import _RGB_TO_XYZ, luminance, srgb_to_linear
+from ._filters import blur, mask_box, wide_blur
+from .color import luminance, srgb_to_linear
 from .geometry import Scale, iris_diameters_px
 from .landmarks import LEFT_IRIS, RIGHT_IRIS, FaceLandmarks
 
@@ -190,18 +190,6 @@ def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray 
     return LightReference(_robust_mean(sclera), _robust_mean(bg), int(sclera.sum()), int(bg.sum()))
 
 
-_Y_WEIGHTS = _RGB_TO_XYZ[1].reshape(1, 3).astype(np.float32)
-
-
-def _luminance8(rgb: np.ndarray) -> np.ndarray:
-    """Relative luminance (linear) of an sRGB image, via a lookup table for uint8 input."""
-    if rgb.dtype != np.uint8:
-        return luminance(rgb)
-    lut = srgb_to_linear(np.arange(256, dtype=np.uint8)).reshape(1, 256, 1).astype(np.float32)
-    lin = cv2.LUT(np.ascontiguousarray(rgb), np.repeat(lut, 3, axis=2))
-    return cv2.transform(lin, _Y_WEIGHTS)
-
-
 def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
     """Fine-to-coarse detail ratio on skin: band energy at one octave over band energy two octaves lower.
 
@@ -284,13 +272,8 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
     clipped = 100.0 * np.count_nonzero((top >= 250) & expo_c) / n_skin
     dark = 100.0 * np.count_nonzero((top <= 10) & expo_c) / n_skin
     # Sharpness where the skin is: the bounding box of the skin mask (plus the filters' reach).
-    rows, cols = np.flatnonzero(skin_c.any(axis=1)), np.flatnonzero(skin_c.any(axis=0))
-    if rows.size:
-        pad = int(np.ceil(3 * 8 * max(0.1 / scale.mm_per_px, 0.7)))
-        sb = (slice(max(rows[0] - pad, 0), rows[-1] + 1 + pad), slice(max(cols[0] - pad, 0), cols[-1] + 1 + pad))
-        sharp = sharpness(_luminance8(crop[sb]), skin_c[sb], mm_per_px=scale.mm_per_px)
-    else:
-        sharp = float("nan")
+    sb = mask_box(skin_c, int(np.ceil(3 * 8 * max(0.1 / scale.mm_per_px, 0.7))))
+    sharp = float("nan") if sb is None else sharpness(luminance(crop[sb]), skin_c[sb], mm_per_px=scale.mm_per_px)
     shapes = face.blendshapes
     expr_name, expr = max(((k, shapes.get(k, 0.0)) for k in _SKIN_EXPRESSIONS), key=lambda kv: kv[1])
     checks = [

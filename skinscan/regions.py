@@ -17,6 +17,8 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
+from ._filters import mask_box
+from .color import lightness
 from .landmarks import FaceLandmarks
 
 __all__ = [
@@ -330,20 +332,18 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
         raise ValueError(f"candidate_mask shape {cand.shape} does not match the image {arr.shape[:2]}")
     scale = None if mm_per_px is None else _check_mm_per_px(mm_per_px)
     out = np.zeros(cand.shape, dtype=bool)
-    rows, cols = np.flatnonzero(cand.any(axis=1)), np.flatnonzero(cand.any(axis=0))
-    if rows.size == 0:
-        return out
     # Work in the candidate's bounding box only (a face is a fraction of a 12 MP photo).
-    pad = 1 if scale is None else int(np.ceil(0.3 / scale)) + 1
-    y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, cand.shape[0])
-    x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, cand.shape[1])
+    box = mask_box(cand, 1 if scale is None else int(np.ceil(0.3 / scale)) + 1)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
     full_c = cand[y0:y1, x0:x1]
     sub_in = arr[y0:y1, x0:x1]
     f = 1.0 if scale is None or work_px_per_mm is None else min(1.0, work_px_per_mm * scale)
     if f < 0.8:
         bh, bw = full_c.shape
         size = (max(int(round(bw * f)), 1), max(int(round(bh * f)), 1))
-        sub_in = cv2.resize(np.ascontiguousarray(sub_in), size, interpolation=cv2.INTER_AREA)
+        sub_in = cv2.resize(sub_in, size, interpolation=cv2.INTER_AREA)
         c = cv2.resize(full_c.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
         scale = scale * bw / size[0]
     else:
@@ -394,7 +394,7 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
         keep = cv2.resize(keep.view(np.uint8), (full_c.shape[1], full_c.shape[0]),
                           interpolation=cv2.INTER_NEAREST).view(bool) & full_c
         box = arr[y0:y1, x0:x1]
-        light_full = _lightness(box)
+        light_full = lightness(box if arr.dtype == np.uint8 else np.clip(np.nan_to_num(box), 0, 1))
         m_l, s_l = float(med[0]), float(sig[0])
         dark_full = light_full < m_l - max(k_sigma * s_l, 0.30 * m_l)
         r_dark = int(round(0.1 / (scale * f)))
@@ -408,25 +408,6 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
             keep &= ~(_as_float_rgb(box) > 249.5 / 255).any(axis=2)
     out[y0:y1, x0:x1] = keep
     return out
-
-
-def _lightness(rgb: np.ndarray) -> np.ndarray:
-    """CIELAB L* of sRGB pixels (uint8 through a lookup table), float32."""
-    from .color import _RGB_TO_XYZ, srgb_to_linear
-
-    if rgb.dtype == np.uint8:
-        lut = srgb_to_linear(np.arange(256, dtype=np.uint8)).reshape(1, 256, 1).astype(np.float32)
-        lin = cv2.LUT(np.ascontiguousarray(rgb), np.repeat(lut, 3, axis=2))
-    else:
-        lin = srgb_to_linear(np.clip(np.nan_to_num(rgb), 0, 1))
-    y = cv2.transform(np.ascontiguousarray(lin, dtype=np.float32), _RGB_TO_XYZ[1].reshape(1, 3))
-    eps, kappa = 216 / 24389, 24389 / 27
-    f = cv2.pow(np.maximum(y, np.float32(eps)), 1 / 3)
-    light = 116 * f - 16
-    low = y < eps
-    if low.any():
-        light[low] = kappa * y[low]
-    return light
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,11 +607,11 @@ def draw_regions(rgb, masks, *, alpha: float = 0.4) -> np.ndarray:
     union = np.zeros((h, w), dtype=bool)
     for name in names:
         union |= np.asarray(masks[name], dtype=bool)
-    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
-    if rows.size == 0:
-        return out
     # Work in the regions' bounding box: a 12 MP photo's face is a fraction of it.
-    y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    box = mask_box(union)
+    if box is None:
+        return out
+    y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
     view = out[y0:y1, x0:x1]
     crops = {name: np.ascontiguousarray(np.asarray(masks[name], dtype=bool)[y0:y1, x0:x1]) for name in names}
     for name in names:

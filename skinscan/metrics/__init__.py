@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .._filters import mask_box
 from ._common import MetricResult, SkinImage, blob_mask
 from .pigmentation import PIGMENT_KEYS, ita_degrees, pigmentation_metrics
 from .pores import PORE_KEYS, pore_metrics
@@ -73,12 +74,7 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
 
     h, w = rgb.shape[:2]
     union = np.logical_or.reduce([np.asarray(m, bool) for m in masks.values()]) if masks else np.zeros((h, w), bool)
-    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
-    box = (slice(0, h), slice(0, w))
-    if rows.size:
-        pad = int(np.ceil(_BOX_MARGIN_MM / mm_per_px))
-        box = (slice(max(rows[0] - pad, 0), min(rows[-1] + 1 + pad, h)),
-               slice(max(cols[0] - pad, 0), min(cols[-1] + 1 + pad, w)))
+    box = mask_box(union, int(np.ceil(_BOX_MARGIN_MM / mm_per_px))) or (slice(0, h), slice(0, w))
     sub_masks = {k: np.ascontiguousarray(np.asarray(m, bool)[box]) for k, m in masks.items()}
     img = SkinImage(np.ascontiguousarray(rgb[box]), gains=gains, mm_per_px=mm_per_px,
                     full_resolution=full_resolution)

@@ -384,10 +384,12 @@ class SkinImage:
         with the light gains folded in, a logarithm), without a linear-RGB copy of the photo.
         """
         if "dark" not in self._cache:
-            from ..color import _RGB_TO_XYZ
+            from ..color import luminance
 
-            lin = cv2.LUT(self.rgb, self._lut("lin")) if self.rgb.dtype == np.uint8 else self.lin
-            y = cv2.transform(np.ascontiguousarray(lin, dtype=np.float32), _RGB_TO_XYZ[1].reshape(1, 3))
+            lin = self._cache.get("lin")
+            if lin is None:  # the gains' table straight to luminance: no linear-RGB copy is kept
+                lin = cv2.LUT(self.rgb, self._lut("lin")) if self.rgb.dtype == np.uint8 else self.lin
+            y = luminance(lin, linear=True)
             self._cache["dark"] = cv2.log(np.maximum(y, np.float32(1e-4))) * np.float32(-1 / np.log(10))
         return self._cache["dark"]
 

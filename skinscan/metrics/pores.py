@@ -56,14 +56,14 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
                f"{min_px_per_mm:.0f} px/mm or more")
         nan = {"pore_density": np.nan, "pore_area_pct": np.nan, "pore_diameter_mm": np.nan}
         return MetricResult({k: dict(nan) for k in masks}, notes={"pores": why})
-    union = np.logical_or.reduce(list(masks.values()))
     if exclude is not None:
-        union = union & ~exclude
+        keep = ~exclude
+        masks = {k: m & keep for k, m in masks.items()}
+    union = np.logical_or.reduce(list(masks.values()))
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 6)
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_per_px, 0.5)
     blobs = detect_dark_blobs(img.relief(mm_per_px), union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma)
-    stats = blobs_per_region(blobs, masks if exclude is None else {k: m & ~exclude for k, m in masks.items()},
-                             mm_per_px)
+    stats = blobs_per_region(blobs, masks, mm_per_px)
     values = {k: {"pore_density": s["density_per_cm2"], "pore_area_pct": s["area_pct"],
                   "pore_diameter_mm": s["diameter_mm"]} for k, s in stats.items()}
     return MetricResult(values, maps={"pore_blobs": np.stack([blobs["x"], blobs["y"], blobs["sigma"]], 1)})

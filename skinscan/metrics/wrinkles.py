@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize, resize_mask, robust_sigma,
+from .._filters import mask_box
+from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize, resize_mask, resize_masks, robust_sigma,
                       skin_image, work_scale)
 
 __all__ = ["wrinkle_metrics", "WRINKLE_KEYS", "LINE_WIDTH_MM"]
@@ -15,19 +16,10 @@ LINE_WIDTH_MM = (0.1, 0.5)
 WRINKLE_KEYS = {"wrinkle_density": "mm per cm2"}
 
 
-def skeleton_length_px(skel: np.ndarray) -> np.ndarray:
-    """Per-pixel length share of a one-pixel-wide skeleton: half of each link to an 8-neighbour,
-    orthogonal links counting 1 and diagonal links sqrt(2)."""
-    s = skel.astype(np.float32)
-    ortho = cv2.filter2D(s, -1, np.array([[0, 1, 0], [1, 0, 1], [0, 1, 0]], np.float32), borderType=cv2.BORDER_CONSTANT)
-    diag = cv2.filter2D(s, -1, np.array([[1, 0, 1], [0, 0, 0], [1, 0, 1]], np.float32), borderType=cv2.BORDER_CONSTANT)
-    length = 0.5 * (ortho + np.sqrt(2) * diag)
-    # An isolated pixel or an end point still stands for about one pixel of line.
-    return np.where(skel, np.maximum(length, 1.0), 0).astype(np.float32)
-
-
 def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    """:func:`skeleton_length_px` at the skeleton pixels (ys, xs) only: the cost is the skeleton's, not the image's."""
+    """Length share of each pixel (ys, xs) of a one-pixel-wide skeleton: half of each link to an
+    8-neighbour, orthogonal links counting 1 and diagonal ones sqrt(2), and at least 1 (an isolated
+    pixel or an end point stands for about one pixel of line). Computed at those pixels only."""
     p = np.pad(skel, 1)
     y, x = ys + 1, xs + 1
     ortho = (p[y - 1, x].astype(np.float32) + p[y + 1, x] + p[y, x - 1] + p[y, x + 1])
@@ -118,16 +110,14 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     f = 1.0 if img.full_resolution else work_scale(mm_per_px, work_px_per_mm)
     dark = resize(img.relief(mm_per_px), f)
     mm_w = mm_per_px / f
-    union = resize_mask(np.logical_or.reduce(list(masks.values())), dark.shape)
-    rows, cols = np.flatnonzero(union.any(axis=1)), np.flatnonzero(union.any(axis=0))
-    if rows.size == 0:
+    small = resize_masks(img, masks, dark.shape)  # nearest-neighbour: the union of the resized masks is
+    union = np.logical_or.reduce(list(small.values()))  # the resized union
+    box = mask_box(union, int(np.ceil(3 * width_mm[1] / mm_w)) + 2)
+    if box is None:
         return MetricResult({k: {"wrinkle_density": float("nan")} for k in masks})
-    pad = int(np.ceil(3 * width_mm[1] / mm_w)) + 2
-    y0, y1 = max(rows[0] - pad, 0), min(rows[-1] + pad + 1, dark.shape[0])
-    x0, x1 = max(cols[0] - pad, 0), min(cols[-1] + pad + 1, dark.shape[1])
     sigmas = np.unique(np.round(np.maximum(np.array(width_mm) / 2 / mm_w, 0.7), 2))
     ridge = np.zeros(dark.shape, np.float32)
-    ridge[y0:y1, x0:x1] = ridge_filter(np.ascontiguousarray(dark[y0:y1, x0:x1]), sigmas)
+    ridge[box] = ridge_filter(np.ascontiguousarray(dark[box]), sigmas)
     # A line must be darker than its surround by a physical contrast (grey optical density, so
     # independent of exposure) and stand out of the photo's own ridge noise.
     inside = np.flatnonzero(union)
@@ -150,8 +140,7 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     skel = np.zeros(dark.shape, bool)
     skel[ys, xs] = True
     values = {}
-    for k, m in masks.items():
-        ms = resize_mask(m, dark.shape)
+    for k, ms in small.items():
         a_cm2 = np.count_nonzero(ms) * mm_w ** 2 / 100.0
         values[k] = {"wrinkle_density": float(seg_len[ms[ys, xs]].sum() * mm_w / a_cm2) if a_cm2 > 0
                      else float("nan")}
