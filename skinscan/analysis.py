@@ -25,7 +25,7 @@ from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 __all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM"]
 
 #: Bumped whenever a change to the pipeline changes its numbers (stored results are then redone).
-PIPELINE_VERSION = "0.2.0"
+PIPELINE_VERSION = "0.2.1"
 #: A face photographed finer than this is reduced to it first. Pore and line counts depend on the
 #: sampling (a reduction from 12 to 10 px/mm halves the pores found), so the fine relief is measured
 #: at the photo's own resolution up to this limit, twice what the 0.1 mm pores need; colour, pigment,
@@ -70,7 +70,8 @@ class PhotoAnalysis:
     gains : ndarray, shape (3,)
         Linear per-channel gains that normalise the photo's light (see ``quality.light_gains``).
     light_source : str
-        What the light was normalised on: ``"sclera"``, ``"background"`` or ``"none"``.
+        What the light was normalised on: ``"chart"`` (a ColorChecker), ``"sclera"``,
+        ``"background"`` or ``"none"``.
     metrics : dict
         ``{region: {metric: value}}`` (empty when analysed with ``metrics=False``).
     metric_notes : dict
@@ -261,7 +262,9 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         area_px = {k: int(np.count_nonzero(masks[k])) for k in REGION_NAMES}
         region_area_mm2 = {k: v * scale.mm_per_px ** 2 for k, v in area_px.items()}
     with clock("quality"):
-        light = light_reference(rgb, face)
+        # A chart and the background lie outside the face crop: they are read in the whole photo;
+        # the sclera in the crop, at the working resolution.
+        light = light_reference(photo.rgb, face_full, sclera_in=(rgb, face))
         quality = assess_quality(
             rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
             reference_face=reference.face if reference is not None else None,

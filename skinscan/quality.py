@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 
 import cv2
@@ -16,6 +17,8 @@ __all__ = [
     "QualityCheck",
     "QualityThresholds",
     "LightReference",
+    "ColorChecker",
+    "detect_colorchecker",
     "light_reference",
     "light_gains",
     "SCLERA_TARGET",
@@ -44,7 +47,7 @@ class QualityCheck:
     ``passed`` True: absence of evidence is reported in ``detail``, not counted as a failure.
     ``blocking`` checks make a failed photo unfit for trends (blur, clipping, pose, expression
     change); the others are warnings whose effect is handled elsewhere (low resolution makes the
-    pore metrics NaN; a colour cast is normalised on the sclera).
+    pore metrics NaN; a colour cast is normalised on a ColorChecker or the sclera).
     """
 
     name: str
@@ -80,19 +83,27 @@ class QualityThresholds:
 
 @dataclass(frozen=True)
 class LightReference:
-    """Colour of non-skin references in a photo, in linear RGB: the sclera and the background.
+    """Colour of non-skin references in a photo, in linear RGB: the sclera, the background and a ColorChecker.
 
     NaN where the reference is not visible. Used to tell a lighting or white-balance change from
-    a skin change, without looking at the skin being measured.
+    a skin change, without looking at the skin being measured. ``chart_rgb`` is the linear RGB
+    an ideal white (reflectance 1) has in the photo, fitted on the chart's neutral patches
+    (``chart_patches`` of them unclipped), so ``1 / chart_rgb`` are the gains that give the
+    chart its reference colours.
     """
 
     sclera_rgb: tuple[float, float, float]
     background_rgb: tuple[float, float, float]
     sclera_pixels: int = 0
     background_pixels: int = 0
+    chart_rgb: tuple[float, float, float] = (float("nan"),) * 3
+    chart_patches: int = 0
 
     def gains_to(self, other: "LightReference", *, use: str = "sclera") -> np.ndarray:
-        """Per-channel linear gains that map this photo's light onto ``other``'s (NaN if unknown)."""
+        """Per-channel linear gains that map this photo's light onto ``other``'s (NaN if unknown).
+
+        ``use`` is ``"sclera"``, ``"background"`` or ``"chart"``.
+        """
         a = np.asarray(getattr(self, f"{use}_rgb"), dtype=np.float64)
         b = np.asarray(getattr(other, f"{use}_rgb"), dtype=np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -103,20 +114,25 @@ class LightReference:
 SCLERA_TARGET = 0.58
 
 
-def light_gains(light: LightReference, *, min_pixels: int = 30) -> tuple[np.ndarray, str]:
+def light_gains(light: LightReference, *, min_pixels: int = 30, min_chart_patches: int = 2) -> tuple[np.ndarray, str]:
     """Per-channel linear gains that bring a photo's light to a fixed white, and the reference used.
 
-    The sclera (whites of the eyes) is taken to be neutral and of a fixed brightness, so a photo's
-    white balance and exposure are undone without looking at the skin being measured; when the
-    sclera is not visible (closed eyes, glasses) the background is used for the colour cast only;
-    otherwise the photo is left as it is.
+    A ColorChecker in the frame (at least ``min_chart_patches`` unclipped neutral patches) gives
+    the gains that map its neutrals onto their reference colours. Otherwise the sclera (whites of
+    the eyes) is taken to be neutral and of a fixed brightness, so a photo's white balance and
+    exposure are undone without looking at the skin being measured; when the sclera is not
+    visible (closed eyes, glasses) the background is used for the colour cast only; otherwise the
+    photo is left as it is.
 
     Returns
     -------
     gains : ndarray, shape (3,)
     source : str
-        ``"sclera"``, ``"background"`` or ``"none"``.
+        ``"chart"``, ``"sclera"``, ``"background"`` or ``"none"``.
     """
+    chart = np.asarray(light.chart_rgb, dtype=np.float64)
+    if light.chart_patches >= min_chart_patches and np.all(np.isfinite(chart)) and np.all(chart > 0):
+        return np.clip(1.0 / chart, 0.25, 4.0), "chart"
     sclera = np.asarray(light.sclera_rgb, dtype=np.float64)
     if light.sclera_pixels >= min_pixels and np.all(np.isfinite(sclera)) and np.all(sclera > 0.02):
         return np.clip(SCLERA_TARGET / sclera, 0.25, 4.0), "sclera"
@@ -124,6 +140,158 @@ def light_gains(light: LightReference, *, min_pixels: int = 30) -> tuple[np.ndar
     if light.background_pixels >= min_pixels and np.all(np.isfinite(bg)) and np.all(bg > 0.02):
         return np.clip(bg.mean() / bg, 0.5, 2.0), "background"
     return np.ones(3), "none"
+
+
+#: The ColorChecker Classic's neutral row, white to black: patch indices 18-23 of OpenCV's MCC24 order.
+_CHART_NEUTRALS = np.arange(18, 24)
+
+
+@functools.cache
+def _chart_reference_linear() -> np.ndarray:
+    """OpenCV's reference colours of the 24-patch ColorChecker (``cv2.mcc``, 8-bit sRGB in BGR order)
+    as linear RGB, shape (24, 3)."""
+    det = cv2.mcc.CCheckerDetector_create()
+    det.setColorChartType(cv2.mcc.MCC24)
+    bgr = np.asarray(det.getRefColors(), dtype=np.uint8).reshape(24, 3)
+    return srgb_to_linear(np.ascontiguousarray(bgr[:, ::-1])).astype(np.float64)
+
+
+@dataclass(frozen=True)
+class ColorChecker:
+    """A 24-patch ColorChecker found in a photo, and its neutral patches read in linear light.
+
+    Attributes
+    ----------
+    box : ndarray, shape (4, 2)
+        The chart's corners (x, y) in the photo's pixels.
+    patches : ndarray, shape (24, 4, 2)
+        Corners of the middle part of each patch (x, y, photo pixels), in the chart's order
+        (dark skin ... black; the neutrals are 18-23).
+    neutral_rgb : ndarray, shape (6, 3)
+        Robust mean linear RGB of the neutral patches, white to black; NaN for a clipped (or
+        crushed black) patch.
+    reference_rgb : ndarray, shape (6, 3)
+        The neutrals' reference colours in linear RGB (OpenCV's MCC24 values).
+    cost : float
+        The detector's colour-fit cost (lower is better).
+    """
+
+    box: np.ndarray
+    patches: np.ndarray
+    neutral_rgb: np.ndarray
+    reference_rgb: np.ndarray
+    cost: float
+
+    @property
+    def usable(self) -> np.ndarray:
+        """Which neutral patches were read (not clipped), shape (6,) bool."""
+        return np.all(np.isfinite(self.neutral_rgb), axis=1)
+
+    @property
+    def gains(self) -> np.ndarray:
+        """Per-channel linear gains mapping the read neutrals onto their references, shape (3,).
+
+        Least squares through the origin per channel over the usable neutrals,
+        ``g = sum(m r) / sum(m m)``; NaN with fewer than two usable patches.
+        """
+        ok = self.usable
+        if ok.sum() < 2:
+            return np.full(3, np.nan)
+        m, r = self.neutral_rgb[ok], self.reference_rgb[ok]
+        return (m * r).sum(axis=0) / (m * m).sum(axis=0)
+
+
+def _patch_samples(rgb: np.ndarray, quads: np.ndarray, *, inset: float = 0.2, max_n: int = 48) -> np.ndarray:
+    """Pixels on an n x n grid inside each quadrilateral (inset from its edges), shape (k, n*n, 3).
+
+    The detector places its patch centres to within about a fifth of a patch; the middle 60% of
+    its patch cores (a third of a patch) stays inside the patch.
+    """
+    side = np.linalg.norm(quads[:, 1] - quads[:, 0], axis=1).mean()
+    n = int(np.clip(round(side * (1 - 2 * inset)), 2, max_n))
+    t = np.linspace(inset, 1 - inset, n)
+    u, v = (a.ravel()[None, :, None] for a in np.meshgrid(t, t))
+    p0, p1, p2, p3 = (quads[:, i][:, None, :] for i in range(4))
+    pts = (1 - u) * (1 - v) * p0 + u * (1 - v) * p1 + u * v * p2 + (1 - u) * v * p3
+    h, w = rgb.shape[:2]
+    x = np.clip(np.rint(pts[..., 0]).astype(np.intp), 0, w - 1)
+    y = np.clip(np.rint(pts[..., 1]).astype(np.intp), 0, h - 1)
+    return rgb[y, x]
+
+
+def detect_colorchecker(rgb: np.ndarray, *, max_side: int = 640) -> ColorChecker | None:
+    """Find a 24-patch ColorChecker (Classic layout) and read its neutral patches.
+
+    The chart is found by OpenCV's ``mcc`` detector on a copy reduced (area averaging by an
+    integer factor) to at most ``max_side`` pixels on its longer side, which keeps a photo without
+    a chart cheap (28 ms for 12 MP on one core, 36 ms with a chart); a patch must then span about
+    24 px of the reduced copy (1/27 of the photo's longer side at the default). The neutral
+    patches (white to black) are then read at full resolution, in linear light: per channel, the
+    mean of the middle half of the ranks of the pixels inside each patch. A patch with over 1% of
+    its pixels at 250+ (clipped) or 5 or below (crushed) is not read.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        The photo (sRGB).
+    max_side : int
+        Longer side, in pixels, of the copy the chart is searched in.
+
+    Returns
+    -------
+    ColorChecker or None
+        None when no chart is found, or when the read neutrals do not darken from white to black
+        or do not share one colour cast (a false detection, or a chart registered wrongly).
+
+    References
+    ----------
+    Marrero Fernández, P. D., et al. OpenCV's ``mcc`` module (ColorChecker detection), opencv_contrib.
+
+    Examples
+    --------
+    >>> chart = detect_colorchecker(photo_rgb)          # doctest: +SKIP
+    >>> None if chart is None else chart.gains          # doctest: +SKIP
+    """
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"expected an RGB uint8 image (H, W, 3); got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    k = max(1, int(np.ceil(max(h, w) / max_side)))
+    # An exact integer factor takes OpenCV's fast area-averaging path.
+    small = rgb if k == 1 else cv2.resize(rgb[:h - h % k, :w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    det = cv2.mcc.CCheckerDetector_create()
+    det.setColorChartType(cv2.mcc.MCC24)
+    det.setUseDnnModel(False)
+    params = det.getDetectionParams()
+    params.minImageSize = int(min(small.shape[:2]))  # the detector otherwise enlarges to a 1000 px shorter side
+    det.setDetectionParams(params)
+    if not det.process(np.ascontiguousarray(small[..., ::-1]), 1):
+        return None
+    checker = det.getBestColorChecker()
+    # Pixel centres of the reduced copy map to (x + 0.5) * k - 0.5 in the photo.
+    patches = (np.asarray(checker.getColorCharts(), dtype=np.float64).reshape(24, 4, 2) + 0.5) * k - 0.5
+    box = (np.asarray(checker.getBox(), dtype=np.float64).reshape(4, 2) + 0.5) * k - 0.5
+    px = _patch_samples(rgb, patches[_CHART_NEUTRALS])
+    clipped = np.mean(px.max(axis=2) >= 250, axis=1) > 0.01
+    crushed = ~clipped & (np.mean(px.min(axis=2) <= 5, axis=1) > 0.01)
+    ranked = np.sort(srgb_to_linear(px), axis=1)
+    n = ranked.shape[1]
+    neutral = ranked[:, n // 4:max(3 * n // 4, n // 4 + 1)].mean(axis=1).astype(np.float64)
+    neutral[clipped | crushed] = np.nan
+    # White to black: clipped patches first, then read ones darkening, then crushed ones; anything
+    # else is a false detection or a chart read upside down.
+    state = np.where(clipped, 0, np.where(crushed, 2, 1))
+    read = neutral[state == 1]
+    if np.any(np.diff(state) < 0) or np.any(np.diff(read[:, 1]) >= 0):
+        return None
+    # The neutrals share one colour cast (a camera's tone curve bends it by a few % across the
+    # greys); a chart registered onto its colour patches is off by factors.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        chroma = np.log(read[:, [0, 2]] / read[:, [1]])
+    if len(read) > 1 and not np.all(np.ptp(chroma, axis=0) <= 0.2):
+        return None
+    return ColorChecker(box=box, patches=patches, neutral_rgb=neutral,
+                        reference_rgb=_chart_reference_linear()[_CHART_NEUTRALS], cost=float(checker.getCost()))
 
 
 def _poly_mask(shape: tuple[int, int], pts: np.ndarray) -> np.ndarray:
@@ -156,38 +324,70 @@ def sclera_mask(rgb: np.ndarray, face: FaceLandmarks) -> np.ndarray:
     return out
 
 
-def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray | None = None) -> LightReference:
-    """Measure the sclera and background colour of a photo (linear RGB, robust means).
+def _rank_mean(rgb8: np.ndarray) -> tuple[float, float, float]:
+    """Linear RGB of reference pixels (uint8 sRGB, shape (n, 3)): per channel, the mean of the ranks
+    between 15% and 50%, clipped pixels included.
+
+    Clipping only reorders the top ranks, so this holds in every photo with under half its
+    reference pixels clipped, and every photo uses the same ranks (dropping clipped pixels instead
+    biased brighter exposures low; a plain median snaps to 8-bit steps). NaN for fewer than 8
+    pixels, half of them clipped or 15% crushed.
+    """
+    if len(rgb8) < 8:
+        return (np.nan, np.nan, np.nan)
+    if np.mean(rgb8.max(axis=1) >= 250) >= 0.5 or np.mean(rgb8.min(axis=1) <= 5) >= 0.15:
+        return (np.nan, np.nan, np.nan)
+    ranked = np.sort(srgb_to_linear(rgb8), axis=0)
+    n = len(ranked)
+    lo, hi = int(0.15 * n), max(int(0.5 * n), int(0.15 * n) + 1)
+    return tuple(float(v) for v in ranked[lo:hi].mean(axis=0))
+
+
+def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray | None = None,
+                    sclera_in: tuple[np.ndarray, FaceLandmarks] | None = None,
+                    chart: bool = True) -> LightReference:
+    """Measure the sclera, background and ColorChecker colour of a photo (linear RGB, robust means).
 
     The background is a border strip of the photo outside the face's bounding box widened by
-    half its size, so that hair and shoulders mostly stay out.
+    half its size, so that hair and shoulders mostly stay out (sampled on a grid of at most about
+    1000 px on the longer side). The chart is found with :func:`detect_colorchecker`. Both lie
+    outside the face, so ``rgb`` should be the whole photo.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        The photo.
+    face : FaceLandmarks
+        Landmarks in ``rgb``'s pixels.
+    sclera : ndarray of bool, optional
+        The sclera mask (computed when omitted), in the pixels of the image the sclera is read in.
+    sclera_in : (ndarray, FaceLandmarks), optional
+        Read the sclera in this image and its landmarks instead of ``rgb`` (``analyse_photo``
+        passes its face crop at the working resolution).
+    chart : bool
+        Look for a ColorChecker.
     """
-    sclera = sclera_mask(rgb, face) if sclera is None else sclera
+    s_rgb, s_face = (rgb, face) if sclera_in is None else sclera_in
+    sclera = sclera_mask(s_rgb, s_face) if sclera is None else sclera
     h, w = rgb.shape[:2]
-    x0, y0, x1, y1 = face.bbox
+    # A grid sample of the strip is plenty for a rank mean, and keeps a 12 MP photo cheap.
+    step = max(1, int(np.ceil(max(h, w) / 1024)))
+    grid = rgb[::step, ::step]
+    hs, ws = grid.shape[:2]
+    x0, y0, x1, y1 = (v / step for v in face.bbox)
     fw, fh = x1 - x0, y1 - y0
-    bg = np.zeros((h, w), dtype=bool)
-    band = max(int(0.04 * min(h, w)), 2)
+    bg = np.zeros((hs, ws), dtype=bool)
+    band = max(int(0.04 * min(hs, ws)), 2)
     bg[:band, :] = bg[-band:, :] = True
     bg[:, :band] = bg[:, -band:] = True
     bg[max(int(y0 - 0.5 * fh), 0):int(y1 + 0.5 * fh), max(int(x0 - 0.5 * fw), 0):int(x1 + 0.5 * fw)] = False
-
-    def _robust_mean(mask: np.ndarray) -> tuple[float, float, float]:
-        # Per channel, the mean of the ranks between 15% and 50%, clipped pixels included:
-        # clipping only reorders the top ranks, so this holds in every photo with under half its
-        # reference pixels clipped, and every photo uses the same ranks (dropping clipped pixels
-        # instead biased brighter exposures low; a plain median snaps to 8-bit steps).
-        if mask.sum() < 8:
-            return (np.nan, np.nan, np.nan)
-        px = rgb[mask]
-        if np.mean(px.max(axis=1) >= 250) >= 0.5 or np.mean(px.min(axis=1) <= 5) >= 0.15:
-            return (np.nan, np.nan, np.nan)
-        ranked = np.sort(srgb_to_linear(px), axis=0)
-        n = len(ranked)
-        lo, hi = int(0.15 * n), max(int(0.5 * n), int(0.15 * n) + 1)
-        return tuple(float(v) for v in ranked[lo:hi].mean(axis=0))
-
-    return LightReference(_robust_mean(sclera), _robust_mean(bg), int(sclera.sum()), int(bg.sum()))
+    found = detect_colorchecker(rgb) if chart else None
+    chart_rgb, n_chart = (np.nan, np.nan, np.nan), 0
+    if found is not None:
+        with np.errstate(divide="ignore"):
+            chart_rgb, n_chart = tuple(float(v) for v in 1.0 / found.gains), int(found.usable.sum())
+    return LightReference(_rank_mean(s_rgb[sclera]), _rank_mean(grid[bg]), int(sclera.sum()), int(bg.sum()),
+                          chart_rgb, n_chart)
 
 
 def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
@@ -260,7 +460,8 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
     list of QualityCheck
         resolution, sharpness, clipped_highlights, dark_pixels, head_yaw, head_pitch, face_count,
         expression, and with a reference: pose_difference, expression_difference,
-        white_balance_mismatch, exposure_mismatch, background_white_balance_mismatch.
+        white_balance_mismatch, exposure_mismatch (both on a ColorChecker when both photos have
+        one, else on the sclera), background_white_balance_mismatch.
     """
     t = thresholds
     res_px_per_mm = scale.px_per_mm if photo_px_per_mm is None else float(photo_px_per_mm)
@@ -300,7 +501,10 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
         ]
     if reference_light is not None:
         light = light or light_reference(rgb, face)
-        for use, name in (("sclera", "white_balance_mismatch"), ("background", "background_white_balance_mismatch")):
+        # The chart when both photos have one (a measured neutral), else the sclera.
+        both_charts = np.all(np.isfinite(light.chart_rgb)) and np.all(np.isfinite(reference_light.chart_rgb))
+        primary = "chart" if both_charts else "sclera"
+        for use, name in ((primary, "white_balance_mismatch"), ("background", "background_white_balance_mismatch")):
             g = light.gains_to(reference_light, use=use)
             if np.all(np.isfinite(g)) and np.all(g > 0):
                 chroma = np.log(g / g[1])  # colour cast relative to green, exposure removed
@@ -309,8 +513,8 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
                 mismatch = float("nan")
             checks.append(_check(name, mismatch, t.max_white_balance_mismatch_pct, "<=", "%",
                                  f"measured on the {use}, not on skin"))
-            if use == "sclera":
+            if use == primary:
                 ev = float(np.log2(g[1])) if np.isfinite(g[1]) and g[1] > 0 else float("nan")
                 checks.append(_check("exposure_mismatch", abs(ev), t.max_exposure_mismatch_ev, "<=", "EV",
-                                     f"{ev:+.2f} EV on the sclera" if np.isfinite(ev) else "sclera not visible"))
+                                     f"{ev:+.2f} EV on the {use}" if np.isfinite(ev) else "sclera not visible"))
     return checks
