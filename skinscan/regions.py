@@ -241,7 +241,10 @@ def _classify(light, a, b, hue, chroma, rgbf, med, sig, k):
     m_c = float(np.hypot(m_a, m_b))
     dark = light < m_l - max(k * s_l, 0.30 * m_l)
     dull = (light < m_l - max(2.5 * s_l, 0.12 * m_l)) & (chroma < 0.55 * m_c)
-    glare = (rgbf > 249.5 / 255).any(axis=-1)  # clipped: 250 and up in 8 bits
+    # Clipped (250 and up in 8 bits) in two or more channels: a highlight. Bright red skin clips
+    # its red channel alone first; those pixels stay (the colour metrics recover the channel,
+    # see SkinImage.at): dropping them took the brightest, reddest skin out of brighter photos.
+    glare = (rgbf > 249.5 / 255).sum(axis=-1) >= 2
     glare |= (light > m_l + max(k * s_l, 0.12 * m_l)) & (chroma < 0.6 * m_c)
     off_hue = (np.abs(b - m_b) > max(k * s_b, 12.0)) | (a < m_a - max(k * s_a, 12.0))
     # Hair that is brown or blond rather than black: darker *and* yellower than the skin, summed
@@ -267,8 +270,9 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
     * dark: ``L* < med_L - max(k sigma_L, 0.30 med_L)`` (black hair, brows, deep shadow);
     * dull: darker than ``med_L - max(2.5 sigma_L, 0.12 med_L)`` with chroma under 0.55 of the
       skin's (beard shadow, grey hair, cast shadow);
-    * glare: any channel >= 250/255 (clipped), or ``L* > med_L + max(k sigma_L, 0.12 med_L)``
-      with chroma under 0.6 of the skin's (specular highlights);
+    * glare: two or more channels >= 250/255 (clipped), or ``L* > med_L + max(k sigma_L, 0.12
+      med_L)`` with chroma under 0.6 of the skin's (specular highlights); a pixel with one channel
+      clipped (bright red skin clips its red first) stays;
     * hair-coloured: with chroma over half the skin's, darker and yellower in hue than the skin
       by ``0.75 k`` robust sigmas together (at least 1 sigma of it in hue, and ``L* < 0.9
       med_L``), or yellower in hue alone by ``0.75 k`` sigmas (brown and blond hair);
@@ -402,10 +406,12 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
             rim = cv2.dilate(dark_full.view(np.uint8), _disk(r_dark)).view(bool)
             dark_full |= rim & (light_full < m_l - max(2.0 * s_l, 0.15 * m_l))
         keep &= ~dark_full
-        if arr.dtype == np.uint8:  # clipped pixels, which averaging would hide
-            keep &= cv2.max(cv2.max(box[..., 0], box[..., 1]), box[..., 2]) < 250
+        if arr.dtype == np.uint8:  # pixels clipped in two channels or more, which averaging would hide
+            n_clip = cv2.add(cv2.add((box[..., 0] >= 250).view(np.uint8), (box[..., 1] >= 250).view(np.uint8)),
+                             (box[..., 2] >= 250).view(np.uint8))
+            keep &= n_clip < 2
         else:
-            keep &= ~(_as_float_rgb(box) > 249.5 / 255).any(axis=2)
+            keep &= (_as_float_rgb(box) > 249.5 / 255).sum(axis=2) < 2
     out[y0:y1, x0:x1] = keep
     return out
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from skinscan import phantom
-from skinscan.color import rgb_to_lab
+from skinscan.color import linear_to_srgb8, rgb_to_lab, srgb_to_linear
 from skinscan.metrics import (SkinImage, compute_metrics, ita_degrees, pigmentation_metrics, pore_metrics,
                               redness, roughness, scar_metrics, wrinkle_metrics)
 
@@ -82,6 +82,62 @@ def test_pores_count_and_size(skin):
     # itself pore-sized) but constant: twice the pores, twice the count.
     assert 0.25 * 20 < added[0] < 1.1 * 20
     assert added[1] / added[0] == pytest.approx(2.0, rel=0.3)
+
+
+def test_pores_are_not_read_on_scars_nor_at_the_edge_of_the_skin(skin):
+    base, mask = skin
+    p0 = pore_metrics(base, mask, mm_per_px=MM)
+    scarred, rec = phantom.add_scars(base, mask, mm_per_px=MM, density_per_cm2=1.5, diameter_mm=(1.5, 3.0),
+                                     rng=np.random.default_rng(8))
+    with_test = pore_metrics(scarred, mask, mm_per_px=MM)
+    without = pore_metrics(scarred, mask, mm_per_px=MM, outscale_mm=())
+
+    def on_scars(res):
+        b = res.maps["pore_blobs"]
+        d = np.linalg.norm(b[:, None, :2] - rec["centres_px"][None], axis=2)
+        return int(np.sum((d < 0.6 * rec["diameters_px"][None]).any(axis=1)))
+
+    # A 1.5-3 mm pit has pore-sized parts (its floor, its shaded wall) that read as large pores;
+    # scale selection past the band gives them back to the larger structure.
+    v0, v, raw = p0.value, with_test.value, without.value
+    assert on_scars(without) >= 3 and on_scars(with_test) < on_scars(without)
+    assert raw["pore_diameter_mm"] > v0["pore_diameter_mm"] + 0.04
+    assert v["pore_diameter_mm"] == pytest.approx(v0["pore_diameter_mm"], abs=0.02)
+    assert raw["pore_area_pct"] > 2 * v0["pore_area_pct"]
+    assert v["pore_area_pct"] < 1.5 * v0["pore_area_pct"]
+    # Skin beside a bright non-skin band (an eye white, the photo's edge): the band's edge makes
+    # dark-side blobs, which must not count as pores.
+    h, w = base.shape[:2]
+    banded = base.copy()
+    banded[:, : w // 2 - 40] = 250
+    half = mask & (np.arange(w)[None, :] >= w // 2 - 40)
+    b = pore_metrics(banded, half, mm_per_px=MM).maps["pore_blobs"]
+    assert np.sum(b[:, 0] < w // 2 - 40 + 0.3 / MM) <= 1
+
+
+def test_skin_with_a_clipped_red_channel_keeps_its_redness(skin):
+    base, mask = skin
+    # Skin lit brighter towards the right (shading scales linear light), then 1 EV over: its
+    # red channel clips on the bright side, green and blue do not.
+    w = base.shape[1]
+    lit = np.clip(srgb_to_linear(base) * np.linspace(0.6, 1.0, w)[None, :, None], 0, 1)
+    lit = linear_to_srgb8(lit)
+    over = phantom.exposure(lit, 1.0)
+    clipped = (over[..., 0] >= 250) & mask
+    assert 0.2 < clipped.sum() / mask.sum() < 0.6 and not (over[..., 1][mask] >= 250).any()
+    gain = np.full(3, 0.5)  # what the light normalisation measures on the sclera
+    truth = _v(redness, lit, mask)
+    got = redness(SkinImage(over, gains=gain, mm_per_px=MM), mask, mm_per_px=MM).value
+    # Reading the clipped red as it is (255) would make that skin look less red by this much:
+    lin_over = np.minimum(srgb_to_linear(over).astype(np.float64) * gain, 1)
+    od = -np.log10(np.maximum(lin_over, 1e-4))
+    true_od = -np.log10(np.maximum(srgb_to_linear(lit).astype(np.float64), 1e-4))
+    red_error = float(np.mean((od - true_od)[clipped][:, 0]))  # > 0: red absorbance overstated
+    assert red_error > 0.02
+    # Haemoglobin does not depend on how brightly a place is lit: filled from unclipped skin it is
+    # exact; a* does (it scales with lightness), so it is filled less exactly.
+    assert got["erythema_index"] == pytest.approx(truth["erythema_index"], abs=0.1)
+    assert got["a_star"] == pytest.approx(truth["a_star"], abs=0.6)
 
 
 def test_pores_not_measurable_at_low_resolution(skin):

@@ -336,6 +336,23 @@ def test_skin_mask_drops_glare_blobs():
     assert keep[far].mean() > 0.97
 
 
+@pytest.mark.parametrize("work_px_per_mm", [None, 5.0])
+def test_skin_mask_keeps_skin_whose_red_channel_alone_clips(work_px_per_mm):
+    # Bright, lit red skin clips its red channel first: it is skin (its colour is filled in by
+    # the colour metrics); a highlight clipped in two channels or more is not.
+    img = noisy_skin(shape=(400, 400))
+    lit = np.zeros(img.shape[:2], bool)
+    lit[40:200, 40:200] = True
+    img[lit, 0] = 255
+    two = np.zeros_like(lit)
+    two[260:300, 260:300] = True
+    img[two, 0] = 255
+    img[two, 1] = 252
+    keep = R.skin_mask(img, np.ones(img.shape[:2], bool), mm_per_px=0.05, work_px_per_mm=work_px_per_mm)
+    assert keep[lit].mean() > 0.95
+    assert keep[two].mean() == 0.0
+
+
 @pytest.mark.parametrize("sigma", [3.0, 6.0, 10.0])
 def test_skin_mask_keeps_redness_and_pigment_spots(sigma):
     img = noisy_skin(sigma=sigma, seed=int(sigma))

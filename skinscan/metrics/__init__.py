@@ -81,17 +81,19 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     values: dict[str, dict[str, float]] = {k: {} for k in masks}
     maps, notes = {}, {}
     wanted = list(families or METRICS)
-    # Pigmentation runs before pores (a pore inside a brown spot is part of the spot) and texture
-    # last (it leaves out the discrete features the others found).
-    order = {"pigmentation": -1, "texture": 1}
+    # Pigmentation and scars run before pores (a pore-sized blob inside a brown spot or on a
+    # scar's shaded wall is part of that feature) and texture last (it leaves out the discrete
+    # features the others found).
+    order = {"pigmentation": -2, "scars": -1, "texture": 1}
     for name in sorted(wanted, key=lambda n: order.get(n, 0)):
         t0 = time.perf_counter()
         fn, _ = METRICS[name]
         kwargs = {}
         if name == "texture":
             kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px)
-        elif name == "pores" and "spots" in maps:
-            kwargs["exclude"] = _grow(maps["spots"], 0.5 / mm_per_px)
+        elif name == "pores":
+            kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px, keys=("scar_blobs", "spots"),
+                                             margin_mm=0.5)
         res = fn(img, sub_masks, mm_per_px=mm_per_px, **kwargs)
         for region, vals in res.items():
             values[region].update(vals)
@@ -146,7 +148,8 @@ def _grow(mask: np.ndarray, radius_px: float) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).view(bool) | mask.astype(bool, copy=False)
 
 
-def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin_mm: float = 1.0) -> np.ndarray:
+def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin_mm: float = 1.0,
+                 keys=("scar_blobs", "lines", "spots")) -> np.ndarray | None:
     """Union of the millimetre-scale features found so far (scars, lines, spots), grown by ``margin_mm``.
 
     The margin covers the halo a thin feature leaves in the texture band (its coarse Gaussian is
@@ -154,12 +157,13 @@ def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin
     """
     import cv2
 
+    if not any(k in maps for k in keys):
+        return None
     out = np.zeros(shape, bool)
-    for key in ("scar_blobs",):
-        if key in maps and len(maps[key]):
-            b = maps[key]
-            out |= blob_mask({"x": b[:, 0], "y": b[:, 1], "sigma": b[:, 2]}, shape)
+    if "scar_blobs" in keys and "scar_blobs" in maps and len(maps["scar_blobs"]):
+        b = maps["scar_blobs"]
+        out |= blob_mask({"x": b[:, 0], "y": b[:, 1], "sigma": b[:, 2]}, shape)
     for key in ("lines", "spots"):
-        if key in maps:
+        if key in keys and key in maps:
             out |= maps[key]
     return _grow(out, margin_mm / mm_per_px)

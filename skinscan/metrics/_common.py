@@ -105,7 +105,8 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 
 
 def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
-                      min_contrast: float = 0.0, max_elongation: float = 4.0) -> dict[str, np.ndarray]:
+                      min_contrast: float = 0.0, max_elongation: float = 4.0,
+                      support_sigmas: float = 3.0) -> dict[str, np.ndarray]:
     """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
 
     ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
@@ -113,7 +114,8 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     in its own and the adjacent scales, lies under ``mask``, exceeds ``k_sigma`` times the robust
     spread of that scale's response over the mask (and ``min_contrast``), and is round: the ratio
     of its Hessian eigenvalues is below ``max_elongation`` (points along lines and edges are not
-    blobs; the test of Lowe 2004, section 4.1).
+    blobs; the test of Lowe 2004, section 4.1). A blob's support (a
+    circle of ``support_sigmas`` sigma + 1 px) must lie inside the image and under ``mask``.
 
     Returns
     -------
@@ -176,6 +178,18 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     r = max_elongation
     round_ = (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
     si, ys, xs = si[round_], ys[round_], xs[round_]
+    # A blob's filter support must lie on skin: one that crosses the image edge answers to the
+    # border's reflection, one that crosses the mask's edge to whatever is beside the skin (a face
+    # cut by the frame edge, a nostril, the eye's white gave false blobs there). Eight points on a
+    # circle of support_sigmas x sigma around each blob must be inside the image and under the mask.
+    rad = support_sigmas * sigmas_px[si] + 1
+    ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    py = np.round(ys[:, None] + rad[:, None] * np.sin(ang)[None]).astype(np.int64)
+    px = np.round(xs[:, None] + rad[:, None] * np.cos(ang)[None]).astype(np.int64)
+    inside = (py >= 0) & (px >= 0) & (py < h) & (px < w)
+    inside &= m[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]
+    ok = inside.all(axis=1)
+    si, ys, xs = si[ok], ys[ok], xs[ok]
     # Refine each blob's scale between the sampled ones: a parabola through the responses at the
     # neighbouring scales, in log sigma (sizes otherwise snap to the few sampled scales).
     log_s = np.log(sigmas_px)
@@ -267,6 +281,8 @@ class SkinImage:
         self.mm_per_px = mm_per_px
         self.shape = rgb.shape[:2]
         self._cache: dict = {}
+        #: In a reduced copy (:meth:`at`): the share of each pixel that was clipped (a channel at 250+), or None.
+        self.clipped: np.ndarray | None = None
 
     def _lut(self, kind: str) -> np.ndarray:
         """(1, 256, 3) float32 table from an 8-bit channel value: linear light after the gains
@@ -298,7 +314,8 @@ class SkinImage:
     def at(self, px_per_mm: float) -> "SkinImage":
         """This photo at a coarser working resolution (itself when it is not finer than that).
 
-        The copy is reduced with area averaging in 8 bits and keeps the light gains.
+        The copy is reduced with area averaging in 8 bits and keeps the light gains; its
+        :attr:`clipped` holds the share of each of its pixels that was clipped (see :func:`fill_clipped`).
         """
         if self.mm_per_px is None:
             raise ValueError("SkinImage.at needs the photo's mm_per_px")
@@ -310,7 +327,13 @@ class SkinImage:
             h, w = self.shape
             size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
             small = cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA)
-            self._cache[key] = SkinImage(small, gains=self.gains, mm_per_px=self.mm_per_px * w / size[0])
+            copy = SkinImage(small, gains=self.gains, mm_per_px=self.mm_per_px * w / size[0])
+            if self.rgb.dtype == np.uint8:  # share of the pixels averaged in that had a channel clipped
+                top = cv2.max(cv2.max(self.rgb[..., 0], self.rgb[..., 1]), self.rgb[..., 2])
+                flags = cv2.compare(top, 249, cv2.CMP_GT)
+                if cv2.countNonZero(flags):
+                    copy.clipped = cv2.resize(flags, size, interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+            self._cache[key] = copy
         return self._cache[key]
 
     @property
@@ -392,6 +415,30 @@ class SkinImage:
             y = luminance(lin, linear=True)
             self._cache["dark"] = cv2.log(np.maximum(y, np.float32(1e-4))) * np.float32(-1 / np.log(10))
         return self._cache["dark"]
+
+
+def fill_clipped(values: np.ndarray, img: "SkinImage", skin: np.ndarray, *, sigma_mm: float = 3.0) -> np.ndarray:
+    """A colour map (haemoglobin, melanin, a*) with clipped pixels filled from unclipped skin nearby.
+
+    A channel at 250+ in 8 bits holds a floor, not a value, so a clipped pixel's colour is not
+    known; dropping such pixels instead takes the brightest skin (lit cheekbones, which are also
+    the reddest) out of brighter photos only. Chromophore densities do not depend on how brightly
+    a place is lit, so each clipped pixel (in the share ``img.clipped`` of it) takes the
+    normalised-convolution mean of unclipped ``skin`` within ~``sigma_mm``, or far inside a large
+    clipped area the mean over all unclipped skin.
+    """
+    frac = img.clipped
+    if frac is None:
+        return values
+    ok = (skin & (frac == 0)).astype(np.float32)
+    if not ok.any():
+        return values
+    sig = max(sigma_mm / img.mm_per_px, 0.5)
+    s1 = blur(ok, sig)
+    local = blur(values * ok, sig) / np.maximum(s1, 1e-6)
+    support = np.clip(s1 / 0.2, 0, 1)
+    fill = support * local + (1 - support) * float(values[ok > 0].mean())
+    return (values * (1 - frac) + fill * frac).astype(np.float32)
 
 
 def skin_image(rgb, mm_per_px: float | None = None) -> SkinImage:

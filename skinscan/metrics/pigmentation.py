@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._common import (MaskArg, MetricResult, SkinImage, as_masks, blur, check_scale, masked_blur, resize_mask,
-                      resize_masks, skin_image)
+from ._common import (MaskArg, MetricResult, SkinImage, as_masks, blur, check_scale, fill_clipped, masked_blur,
+                      resize_mask, resize_masks, skin_image)
 
 __all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
 
@@ -76,12 +76,13 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     """
     mm_per_px = check_scale(mm_per_px)
     full = skin_image(rgb, mm_per_px)
-    img = full.at(work_px_per_mm)
     masks = as_masks(mask, full.shape)
+    img = full.at(work_px_per_mm)
     mel = np.ascontiguousarray(img.chromophores[..., 1])
     mm_w = img.mm_per_px
     small = resize_masks(full, masks, mel.shape)
     union = np.logical_or.reduce(list(small.values()))
+    mel = fill_clipped(mel, img, union)
     bg = masked_blur(mel, union, background_mm / mm_w)
     excess = blur(mel, max(0.25 / mm_w, 0.5)) - bg
     spots = ((excess > spot_threshold) & union).astype(np.uint8)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
-from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs,
+from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
                       skin_image)
 
 __all__ = ["pore_metrics", "PORE_KEYS", "PORE_DIAMETER_MM", "MIN_PX_PER_MM_PORES"]
@@ -13,10 +14,13 @@ PORE_DIAMETER_MM = (0.1, 0.5)
 PORE_KEYS = {"pore_density": "per cm2", "pore_area_pct": "%", "pore_diameter_mm": "mm"}
 #: The smallest pore (0.1 mm) must span a pixel: below 10 px/mm pores are not measurable.
 MIN_PX_PER_MM_PORES = 10.0
+#: Diameters past the pore band where a pore candidate must not respond more strongly (scale selection).
+OUTSCALE_MM = (0.7, 1.0, 1.4)
 
 
 def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAMETER_MM, k_sigma: float = 5.0,
-                 min_px_per_mm: float = MIN_PX_PER_MM_PORES, exclude: np.ndarray | None = None) -> MetricResult:
+                 min_px_per_mm: float = MIN_PX_PER_MM_PORES, exclude: np.ndarray | None = None,
+                 outscale_mm=OUTSCALE_MM) -> MetricResult:
     """Pore density, area and size from dark blobs in the pore band.
 
     Blobs are scale-space maxima of the scale-normalised Laplacian of the grey optical density,
@@ -36,6 +40,10 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
         Below this resolution every value is NaN, with the reason in ``notes``.
     exclude : ndarray of bool, optional
         Where blobs are not pores (e.g. inside brown spots, whose mottled edges look pore-sized).
+    outscale_mm : sequence of float
+        Diameters beyond the band at which a blob is tested once more: a pore-band maximum whose
+        scale-normalised response is larger at one of these is part of a larger dark structure (a
+        scar's shaded floor or wall, a shadowed fold) and is not a pore. Empty to skip the test.
 
     Returns
     -------
@@ -62,8 +70,35 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
     union = np.logical_or.reduce(list(masks.values()))
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 6)
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_per_px, 0.5)
-    blobs = detect_dark_blobs(img.relief(mm_per_px), union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma)
+    relief = img.relief(mm_per_px)
+    blobs = detect_dark_blobs(relief, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma)
+    if outscale_mm and len(blobs["x"]):
+        keep = ~_part_of_larger(relief, blobs, mm_per_px, outscale_mm)
+        blobs = {k: v[keep] for k, v in blobs.items()}
     stats = blobs_per_region(blobs, masks, mm_per_px)
     values = {k: {"pore_density": s["density_per_cm2"], "pore_area_pct": s["area_pct"],
                   "pore_diameter_mm": s["diameter_mm"]} for k, s in stats.items()}
     return MetricResult(values, maps={"pore_blobs": np.stack([blobs["x"], blobs["y"], blobs["sigma"]], 1)})
+
+
+def _part_of_larger(signal: np.ndarray, blobs: dict, mm_per_px: float, diameters_mm) -> np.ndarray:
+    """Which blobs respond more at a scale past the pore band than at their own (Lindeberg's scale selection).
+
+    The scale-normalised responses at the larger scales are resolution-free, so they are computed
+    on a copy reduced to ~4 px per Gaussian sigma of the smallest of them and read at the blobs'
+    centres only.
+    """
+    sig_mm = np.asarray(diameters_mm, float) / (2 * np.sqrt(2))
+    f = min(1.0, 4.0 * mm_per_px / sig_mm.min())
+    h, w = signal.shape
+    small = signal if f >= 1.0 else cv2.resize(signal, (max(int(w * f), 1), max(int(h * f), 1)),
+                                                interpolation=cv2.INTER_AREA)
+    fy, fx = small.shape[0] / h, small.shape[1] / w
+    ys = np.clip(((blobs["y"] + 0.5) * fy).astype(int), 0, small.shape[0] - 1)
+    xs = np.clip(((blobs["x"] + 0.5) * fx).astype(int), 0, small.shape[1] - 1)
+    best = np.full(len(ys), -np.inf)
+    for s_mm in sig_mm:
+        s_px = s_mm / mm_per_px * fx
+        lap = cv2.Laplacian(blur(small, s_px), cv2.CV_32F, ksize=3, scale=-(s_px * s_px))
+        best = np.maximum(best, lap[ys, xs])
+    return best > blobs["response"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import MaskArg, MetricResult, as_masks, check_scale, masked_blur, region_means, resize_masks, skin_image
+from ._common import (MaskArg, MetricResult, as_masks, check_scale, fill_clipped, masked_blur, region_means,
+                      resize_masks, skin_image)
 
 __all__ = ["redness", "REDNESS_KEYS"]
 
@@ -61,14 +62,16 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     """
     mm_per_px = check_scale(mm_per_px)
     full = skin_image(rgb, mm_per_px)
+    masks = as_masks(mask, full.shape)
     img = full.at(work_px_per_mm)
-    masks = resize_masks(full, as_masks(mask, full.shape), img.shape)
-    a_map = img.lab[..., 1]
-    hb = np.ascontiguousarray(img.chromophores[..., 0])
+    masks = resize_masks(full, masks, img.shape)
     if reference_mask is None:
         ref_mask = np.logical_or.reduce(list(masks.values()))
     else:
         ref_mask = resize_masks(full, {"ref": np.asarray(reference_mask, bool)}, img.shape)["ref"]
+    skin = np.logical_or.reduce([ref_mask, *masks.values()])
+    a_map = fill_clipped(np.ascontiguousarray(img.lab[..., 1]), img, skin)
+    hb = fill_clipped(np.ascontiguousarray(img.chromophores[..., 0]), img, skin)
     hb_smooth = masked_blur(hb, ref_mask, max(smooth_mm / img.mm_per_px, 0.5))
     ref = float(np.percentile(hb_smooth[ref_mask], reference_percentile)) if ref_mask.any() else float("nan")
     red = hb_smooth > ref + threshold
