@@ -6,12 +6,28 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["blur", "wide_blur", "mask_box"]
+__all__ = ["blur", "wide_blur", "shrink", "mask_box"]
 
 
 def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
     """Gaussian blur with mirrored borders (sigma in pixels)."""
     return cv2.GaussianBlur(img, (0, 0), float(sigma_px), borderType=cv2.BORDER_REFLECT)
+
+
+def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Area-averaged reduction to ``size`` (width, height).
+
+    OpenCV's area resampling is fast only for an exact 2x step (a 12 MP frame in ~1 ms against
+    ~20 ms at 1/3), so the image is halved while the target is at most half of it, then resampled
+    once; a halving drops an odd last row or column (under 0.1% of the scale).
+    """
+    tw, th = int(size[0]), int(size[1])
+    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
+        h, w = img.shape[:2]
+        img = cv2.resize(img[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    if (img.shape[1], img.shape[0]) != (tw, th):
+        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
+    return img
 
 
 def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) -> np.ndarray:
@@ -26,7 +42,7 @@ def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) ->
         return blur(img, sigma_px)
     h, w = img.shape[:2]
     size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
-    small = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    small = shrink(img, size)
     # The box of the reduction and the bilinear interpolation add a little blur of their own.
     s = float(np.sqrt(max((sigma_px * f) ** 2 - 1 / 12 - 1 / 6, 0.25)))
     return cv2.resize(blur(small, s), (w, h), interpolation=cv2.INTER_LINEAR)

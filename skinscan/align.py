@@ -8,6 +8,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from ._filters import shrink
 from .landmarks import FaceLandmarks
 from .model import canonical_mesh
 
@@ -155,7 +156,7 @@ def _ecc_refine(image: np.ndarray, reference: np.ndarray, matrix: np.ndarray, ma
 
     def prep(im):
         g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) if im.ndim == 3 else im
-        g = cv2.resize(g, None, fx=f, fy=f, interpolation=cv2.INTER_AREA).astype(np.float32)
+        g = shrink(g, (max(int(round(g.shape[1] * f)), 1), max(int(round(g.shape[0] * f)), 1))).astype(np.float32)
         return cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 8.0)
 
     # A batch aligns every photo to the same reference: its preparation is kept (by identity).
@@ -441,7 +442,7 @@ def warp_to_canonical(image: np.ndarray, face: FaceLandmarks, *, mm_per_px: floa
     if f < 0.75 and interpolation != cv2.INTER_NEAREST:
         h, w = image.shape[:2]
         size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
-        image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        image = shrink(image, size)
         fx, fy = size[0] / w, size[1] / h
         src = (src + 0.5) * (fx, fy) - 0.5
     return warp_piecewise(image, src, frame.vertices, frame.triangles, frame.shape,

@@ -13,6 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._filters import shrink
 from .align import Alignment, align_to_reference, canonical_fit_residual_mm, canonical_frame, warp_to_canonical
 from .errors import FaceTooSmallError
 from .geometry import Scale, estimate_scale
@@ -131,7 +132,7 @@ class PhotoAnalysis:
             return draw_regions(self.rgb, self.masks)
         h, w = self.rgb.shape[:2]
         size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
-        small = cv2.resize(self.rgb, size, interpolation=cv2.INTER_AREA)
+        small = shrink(self.rgb, size)
         masks = {k: cv2.resize(m.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
                  for k, m in self.masks.items()}
         return draw_regions(small, masks)

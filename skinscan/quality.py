@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 import cv2
 import numpy as np
 
-from ._filters import blur, mask_box, wide_blur
+from ._filters import blur, mask_box, shrink, wide_blur
 from .color import luminance, srgb_to_linear
 from .geometry import Scale, iris_diameters_px
 from .landmarks import LEFT_IRIS, RIGHT_IRIS, FaceLandmarks
@@ -258,7 +258,7 @@ def detect_colorchecker(rgb: np.ndarray, *, max_side: int = 640) -> ColorChecker
     h, w = rgb.shape[:2]
     k = max(1, int(np.ceil(max(h, w) / max_side)))
     # An exact integer factor takes OpenCV's fast area-averaging path.
-    small = rgb if k == 1 else cv2.resize(rgb[:h - h % k, :w - w % k], (w // k, h // k), interpolation=cv2.INTER_AREA)
+    small = rgb if k == 1 else shrink(rgb[:h - h % k, :w - w % k], (w // k, h // k))
     det = cv2.mcc.CCheckerDetector_create()
     det.setColorChartType(cv2.mcc.MCC24)
     det.setUseDnnModel(False)
@@ -400,7 +400,7 @@ def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
     g = cv2.log(np.asarray(gray, dtype=np.float32) + np.float32(1e-3))
     s0 = max(0.1 / mm_per_px, 0.7)  # sigma in px
     b1 = blur(g, s0) - blur(g, 2 * s0)
-    b2 = wide_blur(g, 4 * s0) - wide_blur(g, 8 * s0)
+    b2 = wide_blur(g, 4 * s0, px_per_sigma=2.0) - wide_blur(g, 8 * s0, px_per_sigma=2.0)
     m = mask.astype(bool)
     if m.sum() < 100:
         return float("nan")

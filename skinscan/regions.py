@@ -17,7 +17,7 @@ from types import MappingProxyType
 import cv2
 import numpy as np
 
-from ._filters import mask_box
+from ._filters import mask_box, shrink
 from .color import lightness
 from .landmarks import FaceLandmarks
 
@@ -347,7 +347,7 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
     if f < 0.8:
         bh, bw = full_c.shape
         size = (max(int(round(bw * f)), 1), max(int(round(bh * f)), 1))
-        sub_in = cv2.resize(sub_in, size, interpolation=cv2.INTER_AREA)
+        sub_in = shrink(sub_in, size)
         c = cv2.resize(full_c.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
         scale = scale * bw / size[0]
     else:

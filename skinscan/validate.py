@@ -159,7 +159,7 @@ def _measure(task: tuple) -> tuple:
     """Build one photo of the protocol and measure every metric on every concern's zone."""
     from .analysis import analyse_photo
     from .metrics import compute_metrics
-    from .regions import region_masks
+    from .regions import SKIN_PX_PER_MM, region_masks
 
     tone, concern_name, dose_idx, nz = task
     m = _W["masters"][tone]
@@ -175,8 +175,10 @@ def _measure(task: tuple) -> tuple:
     photo = photograph(_W["cache"][key], m["face"], m["mm_per_px"], nz)
     a = analyse_photo(photo, landmarker=_W["landmarker"], metrics=False)
     # The sample face's fringe covers the band above the mesh that the forehead region reaches
-    # into; the protocol measures the forehead below it, as it injects there.
-    masks = region_masks(a.face, mm_per_px=a.scale.mm_per_px, rgb=a.rgb, forehead_extension_mm=0.0)
+    # into; the protocol measures the forehead below it, as it injects there. The skin mask is
+    # classified at the analysis's own working resolution, so the protocol measures what it does.
+    masks = region_masks(a.face, mm_per_px=a.scale.mm_per_px, rgb=a.rgb, forehead_extension_mm=0.0,
+                         skin_px_per_mm=SKIN_PX_PER_MM)
     zones = {c.name: _zone(masks, c.regions) for c in CONCERNS}
     values, _ = compute_metrics(a.rgb, zones, mm_per_px=a.scale.mm_per_px, gains=a.gains)
     return task[:3], nz.seed, values

@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import mask_box
+from .._filters import mask_box, shrink
 from ._common import MetricResult, SkinImage, blob_mask
 from .pigmentation import PIGMENT_KEYS, ita_degrees, pigmentation_metrics
 from .pores import PORE_KEYS, pore_metrics
@@ -142,7 +142,8 @@ def _grow(mask: np.ndarray, radius_px: float) -> np.ndarray:
     if q == 1:
         return cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).view(bool)
     h, w = mask.shape
-    small = cv2.resize(m, (max(w // q, 1), max(h // q, 1)), interpolation=cv2.INTER_AREA)
+    # Any marked pixel marks its block (a 0/1 image would average a thin line away).
+    small = shrink(cv2.multiply(m, 255), (max(w // q, 1), max(h // q, 1)))
     rs = max(int(round(r / q)), 1)
     small = cv2.dilate((small > 0).view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * rs + 1,) * 2))
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_NEAREST).view(bool) | mask.astype(bool, copy=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .._filters import shrink
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
                       skin_image)
 
@@ -85,14 +86,15 @@ def _part_of_larger(signal: np.ndarray, blobs: dict, mm_per_px: float, diameters
     """Which blobs respond more at a scale past the pore band than at their own (Lindeberg's scale selection).
 
     The scale-normalised responses at the larger scales are resolution-free, so they are computed
-    on a copy reduced to ~4 px per Gaussian sigma of the smallest of them and read at the blobs'
-    centres only.
+    on a copy halved (area averaging) as often as leaves the smallest of them >= 1.5 px, and read
+    at the blobs' centres only.
     """
     sig_mm = np.asarray(diameters_mm, float) / (2 * np.sqrt(2))
-    f = min(1.0, 4.0 * mm_per_px / sig_mm.min())
     h, w = signal.shape
-    small = signal if f >= 1.0 else cv2.resize(signal, (max(int(w * f), 1), max(int(h * f), 1)),
-                                                interpolation=cv2.INTER_AREA)
+    k = 1
+    while sig_mm.min() / (mm_per_px * 2 * k) >= 1.5 and min(h, w) // (2 * k) >= 8:
+        k *= 2
+    small = signal if k == 1 else shrink(signal, (w // k, h // k))
     fy, fx = small.shape[0] / h, small.shape[1] / w
     ys = np.clip(((blobs["y"] + 0.5) * fy).astype(int), 0, small.shape[0] - 1)
     xs = np.clip(((blobs["x"] + 0.5) * fx).astype(int), 0, small.shape[1] - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .._filters import shrink
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
                       resize_masks, skin_image, work_scale)
 
@@ -67,8 +68,7 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
     # Shading at the photo's resolution, then reduced: the density of averaged colours is not
     # the average density, and scars are shallow (a few hundredths of optical density).
-    shade = full.shading if shape == full.shape else cv2.resize(full.shading, (shape[1], shape[0]),
-                                                                interpolation=cv2.INTER_AREA)
+    shade = full.shading if shape == full.shape else shrink(full.shading, (shape[1], shape[0]))
     if preblur_mm > 0:
         shade = blur(shade, max(preblur_mm / mm_w, 0.5))
     dark = cv2.morphologyEx(shade, cv2.MORPH_OPEN, disc)
