@@ -257,7 +257,7 @@ def detect_colorchecker(rgb: np.ndarray, *, max_side: int = 640) -> ColorChecker
         raise ValueError(f"expected an RGB uint8 image (H, W, 3); got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
     k = max(1, int(np.ceil(max(h, w) / max_side)))
-    # An exact integer factor takes OpenCV's fast area-averaging path.
+    # An integer factor keeps patch coordinates exact ((x + 0.5) * k - 0.5 below).
     small = rgb if k == 1 else shrink(rgb[:h - h % k, :w - w % k], (w // k, h // k))
     det = cv2.mcc.CCheckerDetector_create()
     det.setColorChartType(cv2.mcc.MCC24)
