@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -83,12 +85,30 @@ def _stem(entry: PhotoEntry) -> str:
 _W: dict = {}
 
 
-def _init_worker(references: dict, out_dir: str, model_path, overlays: bool, *, state: dict | None = None) -> None:
-    """Fill a worker's state (``_W``, or ``state``: one per batch when batches share a Dask worker)."""
+def _init_worker(references, out_dir: str, model_path, overlays: bool, *, state: dict | None = None,
+                 landmarker=None) -> None:
+    """Fill a worker's state (``_W``, or ``state``: one per batch when batches share a Dask worker).
+
+    ``references`` is the subjects' reference analyses, or the path of a pickle of them that the
+    worker reads when its first photo comes (so that a pool can start, and load its landmarkers,
+    while the batch process is still analysing the references).
+    """
     from .landmarks import FaceLandmarker
 
     (_W if state is None else state).update(references=references, out_dir=Path(out_dir), overlays=overlays,
-                                            landmarker=FaceLandmarker(model_path))
+                                            landmarker=landmarker or FaceLandmarker(model_path))
+
+
+def _references(w: dict) -> dict:
+    refs = w["references"]
+    if isinstance(refs, (str, os.PathLike)):
+        with open(refs, "rb") as fh:
+            refs = w["references"] = pickle.load(fh)
+    return refs
+
+
+def _ready() -> None:
+    """A no-op task: submitting one per worker starts the pool (and its landmarkers) early."""
 
 
 def _single_threaded() -> int:
@@ -155,7 +175,7 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
     w = _W if state is None else state
     base = {"entry": entry, "content_hash": content_hash}
     try:
-        a = analyse_photo(entry.path, reference=w["references"].get(entry.subject), landmarker=w["landmarker"])
+        a = analyse_photo(entry.path, reference=_references(w).get(entry.subject), landmarker=w["landmarker"])
         if w["overlays"]:
             save_overlays(a, w["out_dir"], _stem(entry))
         return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
@@ -181,28 +201,25 @@ def _store_result(store: ResultStore, res: dict) -> None:
                     status=res["status"], error=res["error"], units=METRIC_UNITS)
 
 
-def _find_references(disc: Discovery, hashes: dict, model_path, subjects) -> dict[str, PhotoAnalysis]:
+def _find_references(disc: Discovery, hashes: dict, lm, subjects) -> dict[str, PhotoAnalysis]:
     """The reference of each of ``subjects``: its first photo (baseline session) that analyses and
-    passes the blocking quality checks, else the first that analyses at all."""
-    from .landmarks import FaceLandmarker
-
+    passes the blocking quality checks, else the first that analyses at all (landmarker ``lm``)."""
     refs: dict[str, PhotoAnalysis] = {}
-    with FaceLandmarker(model_path) as lm:
-        for subject in (s for s in disc.subjects if s in subjects):
-            fallback = None
-            for e in (x for x in disc.entries if x.subject == subject):
-                if hashes.get(e.path) is None:
-                    continue
-                try:
-                    a = analyse_photo(e.path, landmarker=lm, metrics=False)
-                except Exception:  # recorded with its reason when the batch reaches it
-                    continue
-                if not a.excluded_by:
-                    refs[subject] = _slim_reference(a)
-                    break
-                fallback = fallback or a
-            if subject not in refs and fallback is not None:
-                refs[subject] = _slim_reference(fallback)
+    for subject in (s for s in disc.subjects if s in subjects):
+        fallback = None
+        for e in (x for x in disc.entries if x.subject == subject):
+            if hashes.get(e.path) is None:
+                continue
+            try:
+                a = analyse_photo(e.path, landmarker=lm, metrics=False)
+            except Exception:  # recorded with its reason when the batch reaches it
+                continue
+            if not a.excluded_by:
+                refs[subject] = _slim_reference(a)
+                break
+            fallback = fallback or a
+        if subject not in refs and fallback is not None:
+            refs[subject] = _slim_reference(fallback)
     return refs
 
 
@@ -283,18 +300,23 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                 todo.append(e)
         store.update_sessions([e.as_dict() for e in disc.entries])
         if todo:
-            # Only subjects with photos left to analyse need one (a resume touches few).
-            refs = _find_references(disc, hashes, model_path, {e.subject for e in todo})
-            initargs = (refs, str(out), model_path, overlays)
+            from .landmarks import FaceLandmarker
+
+            # Only subjects with photos left to analyse need a reference (a resume touches few).
+            subjects = {e.subject for e in todo}
             bar = Progress(todo, "analysing", enabled=progress)
             if scheduler is not None:
                 from .distributed import run_dask
 
-                run_dask(store, todo, hashes, initargs, result, bar, scheduler, jobs)
+                with FaceLandmarker(model_path) as lm:
+                    refs = _find_references(disc, hashes, lm, subjects)
+                run_dask(store, todo, hashes, (refs, str(out), model_path, overlays), result, bar, scheduler, jobs)
             elif jobs <= 1:
-                _init_worker(*initargs)
+                lm = FaceLandmarker(model_path)  # one landmarker for the references and the photos
                 threads = _single_threaded()
                 try:
+                    _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path, overlays,
+                                 landmarker=lm)
                     for e in todo:
                         if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
                             result.n_cached += 1  # another skinscan writing this store got there first
@@ -303,37 +325,58 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                         bar.step(e.path.name)
                 finally:
                     cv2.setNumThreads(threads)
-                    _W.pop("landmarker").close()
+                    lm.close()
                     _W.clear()
             else:
-                _run_pool(store, todo, hashes, jobs, initargs, result, bar)
+                _run_pool(store, todo, hashes, jobs, result, bar, disc=disc, subjects=subjects, out=out,
+                          model_path=model_path, overlays=overlays)
             bar.close()
         store.export(out)
     return result
 
 
-def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,
-              result: BatchResult, bar: Progress) -> None:
+def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, result: BatchResult,
+              bar: Progress, *, disc: Discovery, subjects: set, out: Path, model_path, overlays: bool) -> None:
     """Analyse ``todo`` in ``jobs`` worker processes, storing each result as it arrives.
+
+    The workers start first and load their landmarkers while this process finds the subjects'
+    references; these reach the workers through a pickle in ``out`` (removed at the end), read
+    when each worker's first photo comes.
 
     Photos are handed out a few at a time, each after checking that no other skinscan writing the
     same store has stored it meanwhile, so a failure of the store or an interrupt leaves little
     queued. A worker that dies (killed, out of memory, a crash in native code) costs the photos it
     and its siblings had in hand, stored as to be retried; a new pool takes the rest.
     """
+    from .landmarks import FaceLandmarker
+
     # Workers inherit one OpenCV thread from this process (set here, before they are forked:
     # changing it in a forked child can deadlock on the parent's thread pool).
     threads = _single_threaded()
+    fd, refs_file = tempfile.mkstemp(prefix=".skinscan-references-", suffix=".pkl", dir=out)
+    os.close(fd)
     try:
-        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar)
+        initargs = (refs_file, str(out), model_path, overlays)
+        pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
+        try:
+            # Forked now, before this process holds a landmarker of its own (MediaPipe's threads).
+            for _ in range(jobs):
+                pool.submit(_ready)
+            with FaceLandmarker(model_path) as lm:
+                refs = _find_references(disc, hashes, lm, subjects)
+            with open(refs_file, "wb") as fh:
+                pickle.dump(refs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool)
     finally:
         cv2.setNumThreads(threads)
+        Path(refs_file).unlink(missing_ok=True)
 
 
 def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,
-                    result: BatchResult, bar: Progress) -> None:
-    pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
-
+                    result: BatchResult, bar: Progress, pool: ProcessPoolExecutor) -> None:
     def submit(e: PhotoEntry):
         nonlocal pool
         try:

@@ -117,6 +117,8 @@ def test_series_outputs_exist(series):
     for kind in ("regions", "canonical"):
         assert len(list((out / kind).glob("*.jpg"))) == N_SERIES
     assert integrity(out) == ([("ok",)], [])
+    # The references reached the workers through a pickle in the output folder: gone at the end.
+    assert not list(out.glob(".skinscan-references-*"))
 
 
 def test_results_are_tidy(series):

@@ -70,12 +70,15 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     else:
         ref_mask = resize_masks(full, {"ref": np.asarray(reference_mask, bool)}, img.shape)["ref"]
     skin = np.logical_or.reduce([ref_mask, *masks.values()])
-    a_map = fill_clipped(np.ascontiguousarray(img.lab[..., 1]), img, skin)
+    a_map = img.lab[..., 1]
     hb = fill_clipped(np.ascontiguousarray(img.chromophores[..., 0]), img, skin)
     hb_smooth = masked_blur(hb, ref_mask, max(smooth_mm / img.mm_per_px, 0.5))
     ref = float(np.percentile(hb_smooth[ref_mask], reference_percentile)) if ref_mask.any() else float("nan")
     red = hb_smooth > ref + threshold
-    a_mean = region_means(a_map, masks)
+    # a* scales with lightness, so a clipped pixel's a* cannot be taken from its darker neighbours
+    # as its haemoglobin is: a* is the mean over the unclipped skin.
+    unclipped = None if img.clipped is None else img.clipped == 0
+    a_mean = region_means(a_map, masks if unclipped is None else {k: m & unclipped for k, m in masks.items()})
     hb_mean = region_means(hb, masks)
     red_pct = region_means(red.astype(np.float32), masks)
     values = {k: {"a_star": a_mean[k], "erythema_index": 100.0 * hb_mean[k], "red_area_pct": 100.0 * red_pct[k]}
