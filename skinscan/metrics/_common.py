@@ -327,6 +327,10 @@ class SkinImage:
             raise ValueError("SkinImage.at needs the photo's mm_per_px")
         f = work_scale(self.mm_per_px, px_per_mm)
         if f >= 0.999 or self.full_resolution:
+            if self.clipped is None and self.rgb.dtype == np.uint8:  # as a reduced copy would have it
+                top = cv2.max(cv2.max(self.rgb[..., 0], self.rgb[..., 1]), self.rgb[..., 2])
+                if (top > 249).any():
+                    self.clipped = (top > 249).astype(np.float32)
             return self
         key = ("at", round(f, 6))
         if key not in self._cache:
