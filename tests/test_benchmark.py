@@ -66,9 +66,12 @@ def test_working_resolution_table_covers_every_metric(report):
     rep, _ = report
     face = {r["metric"]: r for r in rep.working_resolution if r["region"] == "face"}
     assert set(face) == set(METRIC_UNITS)
-    # Colour is measured at 4 px/mm: its means barely move from the full-resolution ones.
+    # Colour is measured at 4 px/mm: its means move little from the full-resolution ones. (Under
+    # 2% until 0.3: the face's red-clipped skin, 6% of it, now stays in the mask, and a 4 px/mm
+    # average of clipped and unclipped pixels is not their full-resolution mix: 1.6% for a*,
+    # 3.1% for the erythema index on the benchmark photo.)
     for metric in ("a_star", "erythema_index"):
-        assert abs(face[metric]["diff_pct"]) < 2.0, metric
+        assert abs(face[metric]["diff_pct"]) < 4.0, metric
 
 
 def test_memory_is_sampled_over_the_run(report):

@@ -112,7 +112,7 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 
 def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
                       min_contrast: float = 0.0, max_elongation: float = 4.0,
-                      support_sigmas: float = 3.0) -> dict[str, np.ndarray]:
+                      support_sigmas: float = 3.0, support_max_px: float = np.inf) -> dict[str, np.ndarray]:
     """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
 
     ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
@@ -121,7 +121,8 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     spread of that scale's response over the mask (and ``min_contrast``), and is round: the ratio
     of its Hessian eigenvalues is below ``max_elongation`` (points along lines and edges are not
     blobs; the test of Lowe 2004, section 4.1). A blob's support (a
-    circle of ``support_sigmas`` sigma + 1 px) must lie inside the image and under ``mask``.
+    circle of ``support_sigmas`` sigma, at most ``support_max_px``, + 1 px) must lie inside the
+    image and under ``mask``.
 
     Returns
     -------
@@ -188,7 +189,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     # border's reflection, one that crosses the mask's edge to whatever is beside the skin (a face
     # cut by the frame edge, a nostril, the eye's white gave false blobs there). Eight points on a
     # circle of support_sigmas x sigma around each blob must be inside the image and under the mask.
-    rad = support_sigmas * sigmas_px[si] + 1
+    rad = np.minimum(support_sigmas * sigmas_px[si], support_max_px) + 1
     ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
     py = np.round(ys[:, None] + rad[:, None] * np.sin(ang)[None]).astype(np.int64)
     px = np.round(xs[:, None] + rad[:, None] * np.cos(ang)[None]).astype(np.int64)
@@ -433,14 +434,16 @@ def fill_clipped(values: np.ndarray, img: "SkinImage", skin: np.ndarray, *, sigm
     A channel at 250+ in 8 bits holds a floor, not a value, so a clipped pixel's colour is not
     known; dropping such pixels instead takes the brightest skin (lit cheekbones, which are also
     the reddest) out of brighter photos only. Chromophore densities do not depend on how brightly
-    a place is lit, so each clipped pixel (in the share ``img.clipped`` of it) takes the
-    normalised-convolution mean of unclipped ``skin`` within ~``sigma_mm``, or far inside a large
-    clipped area the mean over all unclipped skin.
+    a place is lit, so each pixel that is mostly clipped (``img.clipped`` >= 0.5: a reduced pixel
+    is then decided as the full-resolution pixels under it mostly are) takes the
+    normalised-convolution mean of the unclipped ``skin`` within ~``sigma_mm``, or far inside a
+    large clipped area the mean over all unclipped skin.
     """
     frac = img.clipped
     if frac is None:
         return values
-    ok = (skin & (frac == 0)).astype(np.float32)
+    clipped = frac >= 0.5
+    ok = (skin & ~clipped).astype(np.float32)
     if not ok.any():
         return values
     sig = max(sigma_mm / img.mm_per_px, 0.5)
@@ -448,7 +451,7 @@ def fill_clipped(values: np.ndarray, img: "SkinImage", skin: np.ndarray, *, sigm
     local = wide_blur(values * ok, sig) / np.maximum(s1, 1e-6)
     support = np.clip(s1 / 0.2, 0, 1)
     fill = support * local + (1 - support) * float(values[ok > 0].mean())
-    return (values * (1 - frac) + fill * frac).astype(np.float32)
+    return np.where(clipped, fill, values).astype(np.float32)
 
 
 def skin_image(rgb, mm_per_px: float | None = None) -> SkinImage:

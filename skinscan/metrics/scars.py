@@ -17,7 +17,7 @@ SCAR_KEYS = {"scar_density": "per cm2", "scar_area_pct": "%", "scar_severity": "
 
 def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAMETER_MM, k_sigma: float = 6.0,
                  min_contrast: float = 0.004, max_elongation: float = 2.0, work_px_per_mm: float = 6.0,
-                 open_mm: float | None = None, preblur_mm: float = 0.15) -> MetricResult:
+                 open_mm: float | None = None, preblur_mm: float = 0.15, support_max_mm: float = 1.0) -> MetricResult:
     """Scar density, area and severity from large dark blobs of the shading density.
 
     Scars are depressions: they darken all channels alike, so they are sought in the grey
@@ -47,6 +47,10 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
         Diameter of the opening disc (default: the smallest scar diameter).
     preblur_mm : float
         Gaussian denoising before the opening, so that the erosion does not pick noise minima.
+    support_max_mm : float
+        A scar's support (3 sigma, at most this) must lie on skin: the dark side of a bright edge
+        beside the skin (neck, background) reads as a scar-sized blob otherwise. Capped so that a
+        large scar near a region's edge still counts.
 
     Returns
     -------
@@ -76,7 +80,8 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 7)
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_w, 0.5)
     blobs = detect_dark_blobs(dark, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma,
-                              min_contrast=min_contrast, max_elongation=max_elongation)
+                              min_contrast=min_contrast, max_elongation=max_elongation,
+                              support_max_px=support_max_mm / mm_w)
     stats = blobs_per_region(blobs, masks, mm_w)
     values = {k: {"scar_density": s["density_per_cm2"], "scar_area_pct": s["area_pct"],
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}
