@@ -1,8 +1,10 @@
-"""A reduced run of the phantom protocol (`skinscan validate`), asserting its four thresholds.
+"""A run of the phantom protocol (`skinscan validate --draws 6`, as in the README), asserting its four thresholds.
 
-Four nuisance draws per dose instead of the command's default, on the light and the deep-tone
-face: every metric must respond monotonically to its own concern's four doses, detectably
-through photo noise, and specifically (under 30% of its own response under any other concern).
+Every metric must respond monotonically to its own concern's four doses, detectably through
+photo noise, and specifically (under 30% of its own response under any other concern), on the
+light and the deep-tone face. Six nuisance draws per dose (the command's default is 8). Four were
+used until 0.3; with four, the two top scar doses (0.6 and 0.8 scars/cm²) were detected within
+noise of each other on the light face (0.255 and 0.248 per cm²), so monotonicity came down to chance.
 """
 
 import numpy as np
@@ -13,12 +15,12 @@ from skinscan.validate import CONCERNS, run_validation
 
 @pytest.fixture(scope="module")
 def report():
-    return run_validation(n_draws=4, tones=("light", "deep"), jobs=2, progress=False)
+    return run_validation(n_draws=6, tones=("light", "deep"), jobs=2, progress=False)
 
 
 #: Metrics that do not yet meet every threshold, with the reason (kept visible, not hidden):
-#: the mean diameter of detected pores saturates as injected pores come to dominate the count
-#: (not monotonic at the top dose) and moves with scar and spot edges that read as pore-sized blobs.
+#: on a face without visible pores the mean diameter of the few blobs found at threshold moves
+#: with anything that changes the relief (texture, spots): not specific (see the README).
 KNOWN_GAPS = {"pore_diameter_mm"}
 
 

@@ -77,7 +77,7 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     red = hb_smooth > ref + threshold
     # a* scales with lightness, so a clipped pixel's a* cannot be taken from its darker neighbours
     # as its haemoglobin is: a* is the mean over the unclipped skin.
-    unclipped = None if img.clipped is None else img.clipped < 0.5
+    unclipped = None if img.clipped is None else img.clipped == 0
     a_mean = region_means(a_map, masks if unclipped is None else {k: m & unclipped for k, m in masks.items()})
     hb_mean = region_means(hb, masks)
     red_pct = region_means(red.astype(np.float32), masks)
