@@ -328,10 +328,9 @@ class SkinImage:
             raise ValueError("SkinImage.at needs the photo's mm_per_px")
         f = work_scale(self.mm_per_px, px_per_mm)
         if f >= 0.999 or self.full_resolution:
-            if self.clipped is None and self.rgb.dtype == np.uint8:  # as a reduced copy would have it
-                top = cv2.max(cv2.max(self.rgb[..., 0], self.rgb[..., 1]), self.rgb[..., 2])
-                if (top > 249).any():
-                    self.clipped = (top > 249).astype(np.float32)
+            flags = self._clip_flags()
+            if self.clipped is None and flags is not None:  # as a reduced copy would have it
+                self.clipped = flags.astype(np.float32) / 255
             return self
         key = ("at", round(f, 6))
         if key not in self._cache:
@@ -339,13 +338,22 @@ class SkinImage:
             size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
             small = shrink(self.rgb, size)
             copy = SkinImage(small, gains=self.gains, mm_per_px=self.mm_per_px * w / size[0])
-            if self.rgb.dtype == np.uint8:  # share of the pixels averaged in that had a channel clipped
-                top = cv2.max(cv2.max(self.rgb[..., 0], self.rgb[..., 1]), self.rgb[..., 2])
-                flags = cv2.compare(top, 249, cv2.CMP_GT)
-                if cv2.countNonZero(flags):
-                    copy.clipped = shrink(flags, size).astype(np.float32) / 255
+            flags = self._clip_flags()
+            if flags is not None:  # share of the pixels averaged in that had a channel clipped
+                copy.clipped = shrink(flags, size).astype(np.float32) / 255
             self._cache[key] = copy
         return self._cache[key]
+
+    def _clip_flags(self) -> np.ndarray | None:
+        """255 where a channel is at 250+ (8-bit input), computed once; None when nothing is clipped."""
+        if "clip" not in self._cache:
+            flags = None
+            if self.rgb.dtype == np.uint8:
+                top = cv2.max(cv2.max(self.rgb[..., 0], self.rgb[..., 1]), self.rgb[..., 2])
+                flags = cv2.compare(top, 249, cv2.CMP_GT)
+                flags = flags if cv2.countNonZero(flags) else None
+            self._cache["clip"] = flags
+        return self._cache["clip"]
 
     @property
     def lab(self) -> np.ndarray:
