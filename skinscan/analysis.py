@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -20,7 +21,8 @@ from .geometry import Scale, estimate_scale
 from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
 from .metrics import compute_metrics
-from .quality import LightReference, QualityCheck, QualityThresholds, assess_quality, light_gains, light_reference
+from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_gains, light_reference,
+                      reference_checks)
 from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 
 __all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM"]
@@ -180,7 +182,7 @@ def _face_crop(face: FaceLandmarks, shape: tuple[int, int], *, mm_per_px: float,
 
 
 def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
-                  reference: PhotoAnalysis | None = None,
+                  reference: PhotoAnalysis | Callable[[], PhotoAnalysis | None] | None = None,
                   landmarker: FaceLandmarker | None = None,
                   thresholds: QualityThresholds = QualityThresholds(),
                   metrics: bool = True, keep_maps: bool = False,
@@ -192,9 +194,11 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     ----------
     source : path, Photo or ndarray
         A photo file, an already loaded :class:`~skinscan.io.Photo`, or an RGB uint8 array.
-    reference : PhotoAnalysis, optional
+    reference : PhotoAnalysis, or a function returning one (or None), optional
         The series' reference (usually the baseline photo): enables alignment and the
-        difference checks (pose, expression, lighting).
+        difference checks (pose, expression, lighting). A function is called once, after the
+        metrics, when the reference is first needed: a batch starts its photos while it is still
+        analysing the references.
     landmarker : FaceLandmarker, optional
         Defaults to the process-wide one.
     metrics : bool
@@ -268,8 +272,6 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         light = light_reference(photo.rgb, face_full, sclera_in=(rgb, face))
         quality = assess_quality(
             rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
-            reference_face=reference.face if reference is not None else None,
-            reference_light=reference.light if reference is not None else None,
             thresholds=thresholds, photo_px_per_mm=scale_full.px_per_mm,
         )
         gains, light_source = light_gains(light)
@@ -280,7 +282,11 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                                         full_resolution=full_resolution, families=families)
     alignment = None
     with clock("alignment"):
+        if callable(reference):
+            reference = reference()
         if reference is not None:
+            quality += reference_checks(rgb, face, light, reference_face=reference.face,
+                                        reference_light=reference.light, thresholds=thresholds)
             alignment = align_to_reference(face, reference.face, reference_mm_per_px=reference.scale.mm_per_px,
                                            image=rgb, reference_image=reference.rgb,
                                            reference_mask=reference.masks["face"])

@@ -8,9 +8,9 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import tempfile
 import threading
 import time
+import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -100,8 +100,12 @@ def _init_worker(references, out_dir: str, model_path, overlays: bool, *, state:
 
 
 def _references(w: dict) -> dict:
+    """The subjects' references; from a pickle file, the batch process may still be writing it:
+    wait for it to appear (it is written whole, then renamed into place)."""
     refs = w["references"]
     if isinstance(refs, (str, os.PathLike)):
+        while not os.path.exists(refs):
+            time.sleep(0.01)
         with open(refs, "rb") as fh:
             refs = w["references"] = pickle.load(fh)
     return refs
@@ -175,7 +179,9 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
     w = _W if state is None else state
     base = {"entry": entry, "content_hash": content_hash}
     try:
-        a = analyse_photo(entry.path, reference=_references(w).get(entry.subject), landmarker=w["landmarker"])
+        # The reference is fetched after the metrics: a pool's first photos start while the batch
+        # process is still analysing the references.
+        a = analyse_photo(entry.path, reference=lambda: _references(w).get(entry.subject), landmarker=w["landmarker"])
         if w["overlays"]:
             save_overlays(a, w["out_dir"], _stem(entry))
         return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
@@ -339,9 +345,10 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
               bar: Progress, *, disc: Discovery, subjects: set, out: Path, model_path, overlays: bool) -> None:
     """Analyse ``todo`` in ``jobs`` worker processes, storing each result as it arrives.
 
-    The workers start first and load their landmarkers while this process finds the subjects'
-    references; these reach the workers through a pickle in ``out`` (removed at the end), read
-    when each worker's first photo comes.
+    The workers start on the first photos at once, while this process finds the subjects'
+    references: a worker needs its photo's reference only after the metrics (for the difference
+    checks and the alignment). The references reach the workers through a pickle in ``out``
+    (written whole, then renamed into place; removed at the end), which a worker waits for then.
 
     Photos are handed out a few at a time, each after checking that no other skinscan writing the
     same store has stored it meanwhile, so a failure of the store or an interrupt leaves little
@@ -353,30 +360,38 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     # Workers inherit one OpenCV thread from this process (set here, before they are forked:
     # changing it in a forked child can deadlock on the parent's thread pool).
     threads = _single_threaded()
-    fd, refs_file = tempfile.mkstemp(prefix=".skinscan-references-", suffix=".pkl", dir=out)
-    os.close(fd)
-    try:
-        initargs = (refs_file, str(out), model_path, overlays)
-        pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
+    refs_file = out / f".skinscan-references-{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
+
+    def publish(refs: dict) -> None:  # whole, then renamed: a worker never reads half a file
+        tmp = refs_file.with_suffix(".tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(refs, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, refs_file)
+
+    def find_references() -> None:
         try:
-            # Forked now, before this process holds a landmarker of its own (MediaPipe's threads).
-            for _ in range(jobs):
-                pool.submit(_ready)
             with FaceLandmarker(model_path) as lm:
                 refs = _find_references(disc, hashes, lm, subjects)
-            with open(refs_file, "wb") as fh:
-                pickle.dump(refs, fh, protocol=pickle.HIGHEST_PROTOCOL)
         except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
+            publish({})  # the workers' photos in hand finish (and are discarded) instead of waiting
             raise
-        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool)
+        publish(refs)
+
+    try:
+        initargs = (str(refs_file), str(out), model_path, overlays)
+        # Forked now, before this process holds a landmarker of its own (MediaPipe's threads).
+        pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
+        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool, started=find_references)
     finally:
         cv2.setNumThreads(threads)
-        Path(refs_file).unlink(missing_ok=True)
+        refs_file.unlink(missing_ok=True)
+        refs_file.with_suffix(".tmp").unlink(missing_ok=True)
 
 
 def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,
-                    result: BatchResult, bar: Progress, pool: ProcessPoolExecutor) -> None:
+                    result: BatchResult, bar: Progress, pool: ProcessPoolExecutor, started=None) -> None:
+    """The pool's loop; ``started`` runs once, when the first photos are handed out (the workers
+    analyse them meanwhile; they wait for the references only at the end)."""
     def submit(e: PhotoEntry):
         nonlocal pool
         try:
@@ -398,6 +413,9 @@ def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jo
                     bar.step(e.path.name)
                 else:
                     running[submit(e)] = e
+            if started is not None:
+                started, first = None, started
+                first()
             if not running:
                 break
             done, _ = wait(running, return_when=FIRST_COMPLETED)

@@ -25,6 +25,7 @@ __all__ = [
     "sclera_mask",
     "sharpness",
     "assess_quality",
+    "reference_checks",
 ]
 
 RIGHT_EYE = np.array([33, 7, 163, 144, 145, 153, 154, 155, 133, 173, 157, 158, 159, 160, 161, 246])
@@ -490,6 +491,25 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
                "the largest face was analysed" if face.n_faces > 1 else ""),
         _check("expression", expr, t.max_expression, "<=", "blendshape", expr_name),
     ]
+    if reference_face is not None or reference_light is not None:
+        checks += reference_checks(rgb, face, light, reference_face=reference_face, reference_light=reference_light,
+                                   thresholds=t)
+    return checks
+
+
+def reference_checks(rgb: np.ndarray, face: FaceLandmarks, light: LightReference | None, *,
+                     reference_face: FaceLandmarks | None = None, reference_light: LightReference | None = None,
+                     thresholds: QualityThresholds = QualityThresholds()) -> list[QualityCheck]:
+    """The checks of one photo against the series' reference photo (see :func:`assess_quality`):
+    pose_difference and expression_difference with ``reference_face``; white_balance_mismatch,
+    exposure_mismatch and background_white_balance_mismatch with ``reference_light``.
+
+    Separate from the photo's own checks so that a batch can run those (and the metrics) while
+    the reference is still being analysed.
+    """
+    t = thresholds
+    checks: list[QualityCheck] = []
+    shapes = face.blendshapes
     if reference_face is not None:
         dpose = max(abs(face.yaw_deg - reference_face.yaw_deg), abs(face.pitch_deg - reference_face.pitch_deg))
         diffs = [abs(shapes.get(k, 0.0) - reference_face.blendshapes.get(k, 0.0)) for k in _SKIN_EXPRESSIONS]
