@@ -112,7 +112,8 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 
 def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
                       min_contrast: float = 0.0, max_elongation: float = 4.0,
-                      support_sigmas: float = 3.0, support_max_px: float = np.inf) -> dict[str, np.ndarray]:
+                      support_sigmas: float = 3.0, support_max_px: float = np.inf,
+                      ring_min: int = 0, noise_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
 
     ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
@@ -122,7 +123,9 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     of its Hessian eigenvalues is below ``max_elongation`` (points along lines and edges are not
     blobs; the test of Lowe 2004, section 4.1). A blob's support (a
     circle of ``support_sigmas`` sigma, at most ``support_max_px``, + 1 px) must lie inside the
-    image and under ``mask``.
+    image and under ``mask``. With ``ring_min`` > 0, a blob must also be darker (in ``signal``
+    smoothed at its scale) than at least ``ring_min`` of 8 points around it at 2 sigma: a pit is
+    darker than the skin all around it, while a blob on the edge of a shadow or a fold is not.
 
     Returns
     -------
@@ -140,10 +143,11 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     h, w = signal.shape
     stack = np.empty((n_s, h, w), dtype=np.float32)
     m = mask.astype(bool, copy=False)
-    inside = np.flatnonzero(m)
+    inside = np.flatnonzero(m if noise_mask is None else noise_mask)
     sample = inside[:: max(1, inside.size // 50_000)]
     thr = np.full(n_s, np.inf)
-    found, hess = [], []
+    found, hess, rings = [], [], []
+    ang8 = np.linspace(0, 2 * np.pi, 8, endpoint=False)
     # One scale at a time: its response, its threshold, the points over it (a sparse set) and the
     # smoothed signal's 3x3 neighbourhood there (for the Hessian test below); the smoothed image
     # itself is not kept, which halves the memory of the scale space.
@@ -160,8 +164,13 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
             found.append(np.stack([np.full(c.size, i), cy, cx]))
             yc, xc = np.clip(cy, 1, h - 2), np.clip(cx, 1, w - 2)
             hess.append(np.stack([smooth[yc + dy, xc + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]))
+            if ring_min:
+                ry = np.clip(np.round(cy[None] + 2 * s * np.sin(ang8)[:, None]).astype(np.int64), 0, h - 1)
+                rx = np.clip(np.round(cx[None] + 2 * s * np.cos(ang8)[:, None]).astype(np.int64), 0, w - 1)
+                rings.append(smooth[cy, cx][None] - smooth[ry, rx])
     si, ys, xs = np.concatenate(found, axis=1) if found else np.zeros((3, 0), np.int64)
     nb = np.concatenate(hess, axis=1) if hess else np.zeros((9, 0), np.float32)
+    ring = np.concatenate(rings, axis=1) if rings else np.zeros((8, si.size), np.float32)
     v = stack[si, ys, xs]
     is_max = np.ones(v.shape, bool)
     for di in (-1, 0, 1):
@@ -175,7 +184,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
                     continue
                 xx = np.clip(xs + dx, 0, w - 1)
                 is_max &= ~ok | (v >= stack[ii, yy, xx])
-    si, ys, xs, nb = si[is_max], ys[is_max], xs[is_max], nb[:, is_max]
+    si, ys, xs, nb, ring = si[is_max], ys[is_max], xs[is_max], nb[:, is_max], ring[:, is_max]
     # Hessian of the smoothed signal at each peak, by central differences (vectorised over peaks);
     # nb holds the 3x3 neighbourhood row by row: (-1,-1) (-1,0) (-1,1) (0,-1) (0,0) ...
     dxx = nb[5] + nb[3] - 2 * nb[4]
@@ -184,6 +193,8 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     tr, det = dxx + dyy, dxx * dyy - dxy * dxy
     r = max_elongation
     round_ = (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
+    if ring_min:
+        round_ &= (ring > 0).sum(axis=0) >= ring_min
     si, ys, xs = si[round_], ys[round_], xs[round_]
     # A blob's filter support must lie on skin: one that crosses the image edge answers to the
     # border's reflection, one that crosses the mask's edge to whatever is beside the skin (a face

@@ -15,9 +15,10 @@ SCAR_DIAMETER_MM = (0.5, 5.0)
 SCAR_KEYS = {"scar_density": "per cm2", "scar_area_pct": "%", "scar_severity": "a.u."}
 
 
-def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAMETER_MM, k_sigma: float = 6.0,
+def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAMETER_MM, k_sigma: float = 5.0,
                  min_contrast: float = 0.004, max_elongation: float = 2.0, work_px_per_mm: float = 6.0,
-                 open_mm: float | None = None, preblur_mm: float = 0.15, support_max_mm: float = 1.0) -> MetricResult:
+                 open_mm: float | None = None, preblur_mm: float = 0.15, support_max_mm: float = 1.0,
+                 ring_min: int = 6) -> MetricResult:
     """Scar density, area and severity from large dark blobs of the shading density.
 
     Scars are depressions: they darken all channels alike, so they are sought in the grey
@@ -51,6 +52,10 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
         A scar's support (3 sigma, at most this) must lie on skin: the dark side of a bright edge
         beside the skin (neck, background) reads as a scar-sized blob otherwise. Capped so that a
         large scar near a region's edge still counts.
+    ring_min : int
+        A scar must be darker than at least this many of 8 points around it at 2 sigma (a pit is
+        darker than the skin all around; the dark side of a shadow's edge is not). This is what
+        lets the threshold down to 5 robust SDs without false scars along the jaw's shadow.
 
     Returns
     -------
@@ -67,7 +72,11 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     mm_w = mm_per_px * w / shape[1]
     f = mm_per_px / mm_w
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc.
-    r_px = max(int(round((open_mm or diameter_mm[0]) / 2 / mm_w)), 1)
+    # A digital disc is 2r + 1 px across: r from the diameter in pixels. (Rounding the radius,
+    # d / 2 / mm_w, put the default 0.5 mm at 6 px/mm on the 1.5 px knife-edge: photos a fraction
+    # of a percent apart in scale got a 3 or a 5 px disc, and lost a third of their small scars
+    # to the larger one.)
+    r_px = max(int(round(((open_mm or diameter_mm[0]) / mm_w - 1) / 2)), 1)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r_px + 1, 2 * r_px + 1))
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
     # Shading at the photo's resolution, then reduced: the density of averaged colours is not
@@ -81,7 +90,7 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_w, 0.5)
     blobs = detect_dark_blobs(dark, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma,
                               min_contrast=min_contrast, max_elongation=max_elongation,
-                              support_max_px=support_max_mm / mm_w)
+                              support_max_px=support_max_mm / mm_w, ring_min=ring_min)
     stats = blobs_per_region(blobs, masks, mm_w)
     values = {k: {"scar_density": s["density_per_cm2"], "scar_area_pct": s["area_pct"],
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}
