@@ -280,3 +280,22 @@ def test_a_bulge_of_a_shadow_is_not_a_scar_but_a_pit_beside_it_is(skin):
     assert near(photo(0.15), ring_min=0) >= 1 and near(photo(0.15)) == 0
     # Twice as dark: darker than the skin all around, shadow included: a scar.
     assert near(photo(0.3)) == 1
+
+
+def test_a_dark_patch_at_the_edge_of_the_skin_is_not_a_spot(skin):
+    base, mask = skin
+    half = mask.copy()
+    half[:, 330:] = False
+    # The same 2 mm brown spot (24 px) wholly on the skin, then across the mask's edge (as the
+    # brows or the hairline are, seen through the mask's coarse rim).
+    def spot_at(x):
+        one = np.zeros(mask.shape, bool)
+        one[300:340, x - 20:x + 20] = True
+        rec = {"centres_px": [[x, 320.0]], "diameters_px": [24.0], "shape": [[0.0, 0.0, 0.0, 0.0]]}
+        return phantom.add_spots(base, one, mm_per_px=MM, density_per_cm2=100.0, melanin_od=0.3, placement=rec)[0]
+
+    inside, across = spot_at(250), spot_at(330)
+    count = lambda img: _v(pigmentation_metrics, img, half)["spot_density"] * half.sum() * MM ** 2 / 100  # noqa: E731
+    assert count(base) == pytest.approx(0, abs=0.01)
+    assert count(inside) == pytest.approx(1, abs=0.01)
+    assert count(across) == pytest.approx(0, abs=0.01)

@@ -34,7 +34,9 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     surrounding skin (a masked Gaussian background of ``background_mm``): a colour cast or an
     exposure change shifts a pixel and its surround alike, so these local excesses do not depend on
     the light. Spots are connected areas whose excess is over ``spot_threshold`` with an equivalent
-    diameter within ``diameter_mm``.
+    diameter within ``diameter_mm``, lying wholly on the skin (not touching the mask's edge, where
+    hair, brows and shadows show through the mask's rim; on the sample photo they were half the
+    "spots" and made the working-resolution values differ from the full-resolution ones by 50%).
 
     Parameters
     ----------
@@ -89,6 +91,10 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     n, lab, stats, cent = cv2.connectedComponentsWithStats(spots, connectivity=8)
     d_mm = 2 * np.sqrt(stats[:, cv2.CC_STAT_AREA] / np.pi) * mm_w
     keep = (d_mm >= diameter_mm[0]) & (d_mm <= diameter_mm[1])
+    # A spot lies wholly on skin: a component touching the mask's edge is the dark thing beside
+    # the skin (hair, brows, a nostril's shadow) showing through the mask's coarse rim.
+    rim = union & ~cv2.erode(union.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    keep[np.unique(lab[rim & (lab > 0)])] = False
     keep[0] = False
     spot_mask = keep[lab]
     load = np.where(spot_mask, excess, 0.0)
