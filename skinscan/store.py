@@ -20,6 +20,7 @@ import math
 import os
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -271,10 +272,23 @@ class ResultStore:
     # ------------------------------------------------------------------ reading
 
     def _read(self, sql: str, params: tuple = ()) -> list[tuple]:
-        try:
-            return self._conn.execute(sql, params).fetchall()
-        except sqlite3.OperationalError as e:
-            raise self._busy(e) from e
+        return self._retrying(lambda: self._conn.execute(sql, params).fetchall())
+
+    def _retrying(self, fn):
+        """``fn()``, again while SQLite says the store is busy, until ``busy_timeout`` has passed.
+
+        SQLite's busy handler does not cover every case: a second process opening the store while
+        the first switches it to WAL or recovers its WAL index gets "database is locked" at once
+        (seen when two batches start on the same new store on a loaded machine).
+        """
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as e:
+                if not isinstance(self._busy(e), StoreBusyError) or time.monotonic() >= deadline:
+                    raise self._busy(e) from e
+                time.sleep(0.02)
 
     def photos_frame(self) -> pd.DataFrame:
         """One row per stored photo.
@@ -363,10 +377,7 @@ class _Transaction:
         self.store = store
 
     def __enter__(self) -> sqlite3.Connection:
-        try:
-            self.store._conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            raise self.store._busy(e) from e
+        self.store._retrying(lambda: self.store._conn.execute("BEGIN IMMEDIATE"))
         return self.store._conn
 
     def __exit__(self, exc_type, exc, tb) -> None:
