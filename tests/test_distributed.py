@@ -271,9 +271,16 @@ def test_ctrl_c_stops_the_local_cluster_quietly(tmp_path):
     sessions = sorted({p.parent.name for p in SAMPLES.glob("*/*.jpg")})
     assert len(make_photos(photos, sessions=sessions, no_face=False)) == 12
     out = tmp_path / "out"
-    p = subprocess.Popen([sys.executable, "-m", "skinscan.cli", "--quiet", "analyse", photos, "--out", out,
-                          "--executor", "dask", "--jobs", "2", "--no-report"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, start_new_session=True)
+    # As a terminal's shell starts a command: with Ctrl-C at its default. A test run started in the
+    # background of a non-interactive shell (`cmd &`) ignores SIGINT, and an ignored signal stays
+    # ignored across exec, so the batch would never see the Ctrl-C; a handler is reset at exec.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        p = subprocess.Popen([sys.executable, "-m", "skinscan.cli", "--quiet", "analyse", photos, "--out", out,
+                              "--executor", "dask", "--jobs", "2", "--no-report"], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         deadline = time.monotonic() + 120
         while True:
