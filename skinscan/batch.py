@@ -111,10 +111,6 @@ def _references(w: dict) -> dict:
     return refs
 
 
-def _ready() -> None:
-    """A no-op task: submitting one per worker starts the pool (and its landmarkers) early."""
-
-
 def _single_threaded() -> int:
     """One OpenCV thread in this process (returns the previous count).
 

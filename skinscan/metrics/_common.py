@@ -113,7 +113,7 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
                       min_contrast: float = 0.0, max_elongation: float = 4.0,
                       support_sigmas: float = 3.0, support_max_px: float = np.inf,
-                      ring_min: int = 0, noise_mask: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                      ring_min: int = 0) -> dict[str, np.ndarray]:
     """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
 
     ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
@@ -143,7 +143,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     h, w = signal.shape
     stack = np.empty((n_s, h, w), dtype=np.float32)
     m = mask.astype(bool, copy=False)
-    inside = np.flatnonzero(m if noise_mask is None else noise_mask)
+    inside = np.flatnonzero(m)
     sample = inside[:: max(1, inside.size // 50_000)]
     thr = np.full(n_s, np.inf)
     found, hess, rings = [], [], []
