@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import threading
+import weakref
 from dataclasses import dataclass, field
 
 import cv2
@@ -102,6 +104,28 @@ def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(-roll)
 
 
+def _close_at_exit(landmarker: "FaceLandmarker") -> None:
+    """Close ``landmarker`` (if still alive) when the interpreter starts to exit.
+
+    MediaPipe's landmarker closes itself through a thread pool. Left open, it is closed by its
+    ``__del__`` during teardown, after that pool has shut down, and a script that never called
+    :meth:`FaceLandmarker.close` ended with "Exception ignored in FaceLandmarker.__del__" and a
+    traceback. Closing it with the exit callbacks of threads (they run before the pools shut
+    down: last registered, first called) avoids that; ``atexit`` would be too late.
+    """
+    ref = weakref.ref(landmarker)
+
+    def close() -> None:
+        lm = ref()
+        if lm is not None:
+            lm.close()
+
+    register = getattr(threading, "_register_atexit", None)  # CPython 3.9+
+    if register is not None:
+        with contextlib.suppress(RuntimeError):  # raised once the interpreter is shutting down
+            register(close)
+
+
 class FaceLandmarker:
     """A MediaPipe Face Landmarker created once and reused.
 
@@ -149,6 +173,7 @@ class FaceLandmarker:
             raise ModelError(f"MediaPipe could not load the model: {exc}", path) from None
         self._lock = threading.Lock()
         self.model_path = path
+        _close_at_exit(self)
 
     def __enter__(self) -> "FaceLandmarker":
         return self

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -96,3 +99,18 @@ def test_non_contiguous_view_gives_the_same_landmarks(landmarker, astronaut_big)
     a = landmarker.detect(view)
     b = landmarker.detect(np.ascontiguousarray(view))
     assert np.abs(a.points - b.points).max() < 1e-6
+
+
+def test_a_script_that_never_closes_its_landmarker_exits_cleanly(tmp_path):
+    # Left to MediaPipe's __del__ at interpreter teardown, an open landmarker printed
+    # "Exception ignored in FaceLandmarker.__del__" and a traceback after the script's output.
+    script = ("import numpy as np\nfrom skinscan import FaceLandmarker\n"
+              "lm = FaceLandmarker()\nkept = [FaceLandmarker(), FaceLandmarker()]\nkept[1].close()\n"
+              "try:\n    lm.detect(np.full((64, 64, 3), 128, np.uint8))\nexcept Exception as e:\n"
+              "    assert type(e).__name__ == 'NoFaceError', e\n"
+              "print('done')\n")
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "done"
+    assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
