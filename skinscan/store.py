@@ -286,8 +286,9 @@ class ResultStore:
             try:
                 return fn()
             except sqlite3.OperationalError as e:
-                if not isinstance(self._busy(e), StoreBusyError) or time.monotonic() >= deadline:
-                    raise self._busy(e) from e
+                err = self._busy(e)
+                if not isinstance(err, StoreBusyError) or time.monotonic() >= deadline:
+                    raise err from e
                 time.sleep(0.02)
 
     def photos_frame(self) -> pd.DataFrame:
