@@ -115,6 +115,34 @@ def test_pores_are_not_read_on_scars_nor_at_the_edge_of_the_skin(skin):
     assert np.sum(b[:, 0] < w // 2 - 40 + 0.3 / MM) <= 1
 
 
+def test_pore_scale_selection_is_the_detectors_response_and_continuous_in_scale():
+    import cv2
+
+    from skinscan.metrics._common import blur
+    from skinscan.metrics.pores import OUTSCALE_MM, _outscale_response
+
+    # At the blob centres, exactly what blurring the whole signal and taking OpenCV's Laplacian
+    # (the detector's own response) gives there.
+    rng = np.random.default_rng(0)
+    signal = cv2.GaussianBlur(rng.normal(size=(200, 220)).astype(np.float32), (0, 0), 2)
+    ys, xs = rng.integers(30, 170, 40), rng.integers(30, 190, 40)
+    blobs = {"x": xs.astype(float), "y": ys.astype(float)}
+    for s in (2.0, 5.7):
+        whole = cv2.Laplacian(blur(signal, s), cv2.CV_32F, ksize=3, scale=-(s * s))[ys, xs]
+        got = _outscale_response(signal, blobs, 0.7 / (2 * np.sqrt(2)) / s, (0.7,))
+        np.testing.assert_allclose(got, whole, atol=1e-4 * np.abs(whole).max())
+    # A 1 mm pit read at scales around 12.1 px/mm, where a copy halved once or not at all used to
+    # be chosen: the response moved 7% between photos 0.2% apart in scale.
+    yy, xx = np.mgrid[:301, :301]
+    out = []
+    for px_per_mm in np.linspace(11.9, 12.3, 21):
+        s = px_per_mm / (2 * np.sqrt(2))
+        pit = 0.05 * np.exp(-((xx - 150) ** 2 + (yy - 150) ** 2) / (2 * s * s)).astype(np.float32)
+        out.append(_outscale_response(pit, {"x": np.array([150.0]), "y": np.array([150.0])}, 1 / px_per_mm,
+                                      OUTSCALE_MM)[0])
+    assert np.ptp(out) < 0.005 * np.mean(out)
+
+
 def test_skin_with_a_clipped_red_channel_keeps_its_redness(skin):
     base, mask = skin
     # Skin lit brighter towards the right (shading scales linear light), then 1 EV over: its

@@ -5,7 +5,6 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import shrink
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
                       skin_image)
 
@@ -74,7 +73,8 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
     relief = img.relief(mm_per_px)
     blobs = detect_dark_blobs(relief, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma)
     if outscale_mm and len(blobs["x"]):
-        keep = ~_part_of_larger(relief, blobs, mm_per_px, outscale_mm)
+        # A pore-band maximum that answers more at a larger scale is part of a larger structure.
+        keep = _outscale_response(relief, blobs, mm_per_px, outscale_mm) <= blobs["response"]
         blobs = {k: v[keep] for k, v in blobs.items()}
     stats = blobs_per_region(blobs, masks, mm_per_px)
     values = {k: {"pore_density": s["density_per_cm2"], "pore_area_pct": s["area_pct"],
@@ -82,25 +82,39 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
     return MetricResult(values, maps={"pore_blobs": np.stack([blobs["x"], blobs["y"], blobs["sigma"]], 1)})
 
 
-def _part_of_larger(signal: np.ndarray, blobs: dict, mm_per_px: float, diameters_mm) -> np.ndarray:
-    """Which blobs respond more at a scale past the pore band than at their own (Lindeberg's scale selection).
+def _outscale_response(signal: np.ndarray, blobs: dict, mm_per_px: float, diameters_mm) -> np.ndarray:
+    """Each blob's largest scale-normalised response at scales past the pore band (Lindeberg's scale selection).
 
-    The scale-normalised responses at the larger scales are resolution-free, so they are computed
-    on a copy halved (area averaging) as often as leaves the smallest of them >= 1.5 px, and read
-    at the blobs' centres only.
+    The response is the detector's own (:func:`detect_dark_blobs`: a Gaussian blur, then OpenCV's
+    3x3 Laplacian, times -sigma^2) at the photo's resolution, but evaluated at the blobs' centres
+    only: the two filters are folded into one kernel and dotted with the signal around each
+    centre. There is no resampled copy, so the response is continuous in the photo's scale (on a
+    copy reduced by a whole number of halvings it jumped by 7% between photos a hair apart in
+    scale), and it costs a few thousand multiplications per blob instead of whole-image blurs.
     """
-    sig_mm = np.asarray(diameters_mm, float) / (2 * np.sqrt(2))
-    h, w = signal.shape
-    k = 1
-    while sig_mm.min() / (mm_per_px * 2 * k) >= 1.5 and min(h, w) // (2 * k) >= 8:
-        k *= 2
-    small = signal if k == 1 else shrink(signal, (w // k, h // k))
-    fy, fx = small.shape[0] / h, small.shape[1] / w
-    ys = np.clip(((blobs["y"] + 0.5) * fy).astype(int), 0, small.shape[0] - 1)
-    xs = np.clip(((blobs["x"] + 0.5) * fx).astype(int), 0, small.shape[1] - 1)
+    sig_px = np.asarray(diameters_mm, float) / (2 * np.sqrt(2)) / mm_per_px
+    kernels = [_blurred_laplacian_kernel(s) for s in sig_px]
+    pad = max(k.shape[0] for k in kernels) // 2
+    padded = cv2.copyMakeBorder(np.ascontiguousarray(signal, np.float32), pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    ys, xs = np.rint(blobs["y"]).astype(np.int64), np.rint(blobs["x"]).astype(np.int64)
     best = np.full(len(ys), -np.inf)
-    for s_mm in sig_mm:
-        s_px = s_mm / mm_per_px * fx
-        lap = cv2.Laplacian(blur(small, s_px), cv2.CV_32F, ksize=3, scale=-(s_px * s_px))
-        best = np.maximum(best, lap[ys, xs])
-    return best > blobs["response"]
+    for kernel in kernels:
+        r = kernel.shape[0] // 2
+        windows = np.lib.stride_tricks.sliding_window_view(padded[pad - r:padded.shape[0] - pad + r,
+                                                                  pad - r:padded.shape[1] - pad + r], kernel.shape)
+        for i in range(0, len(ys), 256):  # bounded memory: 256 patches at a time
+            resp = np.einsum("nij,ij->n", windows[ys[i:i + 256], xs[i:i + 256]], kernel)
+            best[i:i + 256] = np.maximum(best[i:i + 256], resp)
+    return best
+
+
+def _blurred_laplacian_kernel(sigma_px: float) -> np.ndarray:
+    """-sigma^2 x OpenCV's 3x3 Laplacian of OpenCV's Gaussian blur, as one (2r + 3)^2 kernel."""
+    # The Gaussian as cv2.GaussianBlur builds it for float images (radius 4 sigma, odd size).
+    g = cv2.getGaussianKernel(int(round(sigma_px * 8 + 1)) | 1, sigma_px, cv2.CV_64F)
+    g2 = np.pad(g @ g.T, 2)
+    n = g2.shape[0] - 2
+    lap = np.array([[2, 0, 2], [0, -8, 0], [2, 0, 2]], np.float64)  # cv2.Laplacian, ksize=3
+    kernel = sum(lap[dy + 1, dx + 1] * g2[1 + dy:1 + dy + n, 1 + dx:1 + dx + n]
+                 for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    return (-sigma_px * sigma_px * kernel).astype(np.float32)
