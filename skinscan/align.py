@@ -376,17 +376,20 @@ def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np
         a, b = p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]
         return a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
     facing = np.sign(_signed_area(src_v)) == np.sign(_signed_area(dst_v))
-    ys, xs, t = _covered_pixels(triangle_index)
-    a = aff[t]
+    flat, xs, ys, t = _covered_pixels(triangle_index)
+    # Per covered pixel, its triangle's affine map: one gather per coefficient (a gather of the
+    # (T, 2, 3) matrices per pixel cost three times as much), in float32 as remap takes it.
+    c = [np.take(aff[:, i, j].astype(np.float32), t) for i in (0, 1) for j in (0, 1, 2)]
+    mx = c[0] * xs + c[1] * ys + c[2]
+    my = c[3] * xs + c[4] * ys + c[5]
     map_x = np.full(dst_shape, -1.0, dtype=np.float32)
     map_y = np.full(dst_shape, -1.0, dtype=np.float32)
-    map_x[ys, xs] = a[:, 0, 0] * xs + a[:, 0, 1] * ys + a[:, 0, 2]
-    map_y[ys, xs] = a[:, 1, 0] * xs + a[:, 1, 1] * ys + a[:, 1, 2]
+    map_x.reshape(-1)[flat] = mx
+    map_y.reshape(-1)[flat] = my
     warped = cv2.remap(image, map_x, map_y, interpolation, borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
     valid = np.zeros(dst_shape, dtype=bool)
     h, w = image.shape[:2]
-    inside = (map_x[ys, xs] >= 0) & (map_x[ys, xs] <= w - 1) & (map_y[ys, xs] >= 0) & (map_y[ys, xs] <= h - 1)
-    valid[ys, xs] = facing[t] & inside
+    valid.reshape(-1)[flat] = np.take(facing, t) & (mx >= 0) & (mx <= w - 1) & (my >= 0) & (my <= h - 1)
     return warped, valid
 
 
@@ -394,12 +397,14 @@ _COVERED: dict = {}
 
 
 def _covered_pixels(triangle_index: np.ndarray):
-    """(ys, xs, triangle) of the pixels a label image covers; kept for the few canonical frames in use."""
+    """(flat index, x, y, triangle) of the pixels a label image covers (x, y as float32); kept for
+    the few canonical frames in use."""
     hit = _COVERED.get(id(triangle_index))
     if hit is not None and hit[0] is triangle_index:
         return hit[1]
-    ys, xs = np.nonzero(triangle_index >= 0)
-    out = (ys, xs, triangle_index[ys, xs])
+    flat = np.flatnonzero(triangle_index >= 0)
+    ys, xs = np.divmod(flat, triangle_index.shape[1])
+    out = (flat, xs.astype(np.float32), ys.astype(np.float32), triangle_index.reshape(-1)[flat])
     if len(_COVERED) > 8:
         _COVERED.clear()
     _COVERED[id(triangle_index)] = (triangle_index, out)

@@ -619,29 +619,38 @@ def draw_regions(rgb, masks, *, alpha: float = 0.4) -> np.ndarray:
         return out
     y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
     view = out[y0:y1, x0:x1]
-    crops = {name: np.ascontiguousarray(np.asarray(masks[name], dtype=bool)[y0:y1, x0:x1]) for name in names}
+    # Each region is blended, outlined and labelled in its own bounding box, in the order named.
+    boxes = {}
     for name in names:
+        m = np.asarray(masks[name], dtype=bool)[y0:y1, x0:x1]
+        b = mask_box(m)
+        if b is not None:
+            boxes[name] = (b, np.ascontiguousarray(m[b]))
+    for name, (b, m) in boxes.items():
         if name == "face":
             continue
-        m = crops[name]
-        colour = np.array(REGION_COLORS[name], dtype=np.float32)
-        view[m] = (view[m] * (1 - alpha) + colour * alpha + 0.5).astype(np.uint8)
+        v = view[b]
+        colour = np.empty_like(v)
+        colour[:] = REGION_COLORS[name]
+        np.copyto(v, cv2.addWeighted(v, 1 - alpha, colour, alpha, 0.0), where=m[..., None])
 
     extent = x1 - x0
     line = max(1, int(round(extent / 400)))
     font = max(0.35, extent / 700)
-    for name in names:
-        contours, _ = cv2.findContours(crops[name].view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-        cv2.drawContours(out, contours, -1, REGION_COLORS[name], line, cv2.LINE_AA, offset=(int(x0), int(y0)))
-    for name in names:
+    for name, (b, m) in boxes.items():
+        contours, _ = cv2.findContours(m.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(out, contours, -1, REGION_COLORS[name], line, cv2.LINE_AA,
+                         offset=(int(x0 + b[1].start), int(y0 + b[0].start)))
+    for name, (b, m) in boxes.items():
         if name == "face":
             continue
-        mom = cv2.moments(crops[name].view(np.uint8), binaryImage=True)
+        mom = cv2.moments(m.view(np.uint8), binaryImage=True)
         if mom["m00"] == 0:
             continue
         text = _LABELS.get(name, name)
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
-        org = (int(x0 + mom["m10"] / mom["m00"] - tw / 2), int(y0 + mom["m01"] / mom["m00"] + th / 2))
+        org = (int(x0 + b[1].start + mom["m10"] / mom["m00"] - tw / 2),
+               int(y0 + b[0].start + mom["m01"] / mom["m00"] + th / 2))
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 3 * line, cv2.LINE_AA)
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, REGION_COLORS[name], line, cv2.LINE_AA)
     return out
