@@ -369,6 +369,8 @@ def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np
     dst_v = np.asarray(dst_vertices, dtype=np.float64)
     if triangle_index is None:
         triangle_index = _rasterise_triangles(dst_v, triangles, tuple(dst_shape))
+    elif triangle_index.shape != tuple(dst_shape):
+        raise ValueError(f"triangle_index is {triangle_index.shape}, the output is {tuple(dst_shape)}")
     aff = _triangle_affines(src_v, dst_v, triangles)
     # Visibility: a triangle facing the camera keeps the sign of its area from dst to src.
     def _signed_area(v):

@@ -356,6 +356,7 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     # Workers inherit one OpenCV thread from this process (set here, before they are forked:
     # changing it in a forked child can deadlock on the parent's thread pool).
     threads = _single_threaded()
+    _remove_stale_references(out)
     refs_file = out / f".skinscan-references-{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
 
     def publish(refs: dict) -> None:  # whole, then renamed: a worker never reads half a file
@@ -382,6 +383,19 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
         cv2.setNumThreads(threads)
         refs_file.unlink(missing_ok=True)
         refs_file.with_suffix(".tmp").unlink(missing_ok=True)
+
+
+def _remove_stale_references(out: Path) -> None:
+    """Remove references pickles left in ``out`` by a batch that was killed (its process is gone);
+    another batch running on the same ``out`` keeps its own."""
+    for f in out.glob(".skinscan-references-*-*.*"):
+        try:
+            pid = int(f.name.split("-")[2])
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            f.unlink(missing_ok=True)
+        except (ValueError, IndexError, PermissionError, OSError):
+            continue
 
 
 def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,

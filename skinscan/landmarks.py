@@ -104,26 +104,38 @@ def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(-roll)
 
 
+_OPEN: "weakref.WeakSet[FaceLandmarker]" = weakref.WeakSet()
+_EXIT_HOOK_PID: int | None = None
+
+
 def _close_at_exit(landmarker: "FaceLandmarker") -> None:
-    """Close ``landmarker`` (if still alive) when the interpreter starts to exit.
+    """Close ``landmarker`` (if still open) when the interpreter starts to exit.
 
     MediaPipe's landmarker closes itself through a thread pool. Left open, it is closed by its
     ``__del__`` during teardown, after that pool has shut down, and a script that never called
     :meth:`FaceLandmarker.close` ended with "Exception ignored in FaceLandmarker.__del__" and a
     traceback. Closing it with the exit callbacks of threads (they run before the pools shut
     down: last registered, first called) avoids that; ``atexit`` would be too late.
+
+    One callback per process closes the landmarkers that process created (held weakly). A forked
+    child inherits the parent's callback and landmarkers but not MediaPipe's pool thread: closing
+    a copy there would wait for that thread for ever, so the copies are left alone.
     """
-    ref = weakref.ref(landmarker)
-
-    def close() -> None:
-        lm = ref()
-        if lm is not None:
-            lm.close()
-
+    global _EXIT_HOOK_PID
+    _OPEN.add(landmarker)
     register = getattr(threading, "_register_atexit", None)  # CPython 3.9+
-    if register is not None:
-        with contextlib.suppress(RuntimeError):  # raised once the interpreter is shutting down
-            register(close)
+    if register is None or _EXIT_HOOK_PID == os.getpid():
+        return
+    with contextlib.suppress(RuntimeError):  # raised once the interpreter is shutting down
+        register(_close_open_landmarkers)
+        _EXIT_HOOK_PID = os.getpid()
+
+
+def _close_open_landmarkers() -> None:
+    for lm in list(_OPEN):
+        if lm._pid == os.getpid():
+            with contextlib.suppress(Exception):  # one failure must not skip the other exit callbacks
+                lm.close()
 
 
 class FaceLandmarker:
@@ -172,6 +184,7 @@ class FaceLandmarker:
 
             raise ModelError(f"MediaPipe could not load the model: {exc}", path) from None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
         self.model_path = path
         _close_at_exit(self)
 
@@ -182,7 +195,12 @@ class FaceLandmarker:
         self.close()
 
     def close(self) -> None:
-        impl, self._impl = getattr(self, "_impl", None), None
+        """Release MediaPipe's resources; :meth:`detect` then raises. Safe to call more than once."""
+        lock = getattr(self, "_lock", None)
+        if lock is None:  # __init__ failed before the landmarker existed
+            return
+        with lock:  # not while another thread is detecting
+            impl, self._impl = self._impl, None
         if impl is not None:
             impl.close()
 
@@ -228,8 +246,6 @@ class FaceLandmarker:
     def _detect(self, rgb: np.ndarray) -> FaceLandmarks:
         import mediapipe as mp
 
-        if self._impl is None:
-            raise SkinscanError("this FaceLandmarker is closed")
         if not (isinstance(rgb, np.ndarray) and rgb.ndim == 3 and rgb.shape[2] == 3 and rgb.dtype == np.uint8):
             raise TypeError(f"expected an RGB uint8 array of shape (H, W, 3), got {getattr(rgb, 'dtype', type(rgb))} "
                             f"{getattr(rgb, 'shape', '')}")
@@ -237,6 +253,8 @@ class FaceLandmarker:
         rgb = np.ascontiguousarray(rgb)
         h, w = rgb.shape[:2]
         with self._lock:
+            if self._impl is None:
+                raise SkinscanError("this FaceLandmarker is closed")
             res = self._impl.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
         if not res.face_landmarks:
             raise NoFaceError("no face found in the photo")

@@ -242,6 +242,7 @@ def test_nothing_lost_when_killed(six, tmp_path):
             p.communicate()
         assert p.returncode == -signal.SIGKILL
         assert (_analysed_count(out) or 0) < 6, "the run was not interrupted"
+    killed_left = sorted(f.name for f in out.glob(".skinscan-references-*"))
     r = cli(*args)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("skinscan: 6 of 6 photos analysed")
@@ -249,6 +250,8 @@ def test_nothing_lost_when_killed(six, tmp_path):
     assert len(rows) == 6 and len({path for path, _ in rows}) == 6 and {s for _, s in rows} == {"analysed"}
     assert integrity(out) == ([("ok",)], [])
     assert_same_values(read_results(out), six["reference"])
+    # The killed runs' references pickles are cleared by the next run.
+    assert killed_left and not list(out.glob(".skinscan-references-*"))
     for kind in ("regions", "canonical"):  # no half-written image survives
         images = sorted((out / kind).glob("*.jpg"))
         assert len(images) == 6

@@ -114,3 +114,20 @@ def test_a_script_that_never_closes_its_landmarker_exits_cleanly(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "done"
     assert "Traceback" not in run.stderr and "Exception ignored" not in run.stderr, run.stderr
+
+
+def test_a_process_forked_from_one_with_an_open_landmarker_exits(tmp_path):
+    # The child inherits the exit callback and the landmarker but not MediaPipe's pool thread:
+    # closing its copy at exit would wait for that thread for ever.
+    script = ("import multiprocessing as mp\nfrom skinscan import FaceLandmarker\n"
+              "lm = FaceLandmarker()\n"
+              "def work():\n    return None\n"
+              "if __name__ == '__main__':\n"
+              "    p = mp.get_context('fork').Process(target=work)\n    p.start()\n    p.join(60)\n"
+              "    print('child', p.exitcode)\n")
+    (tmp_path / "fork_child.py").write_text(script)
+    run = subprocess.run([sys.executable, "fork_child.py"], capture_output=True, text=True, timeout=120,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "child 0", (run.stdout, run.stderr)
+    assert "Traceback" not in run.stderr, run.stderr

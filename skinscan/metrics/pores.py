@@ -96,7 +96,8 @@ def _outscale_response(signal: np.ndarray, blobs: dict, mm_per_px: float, diamet
     kernels = [_blurred_laplacian_kernel(s) for s in sig_px]
     pad = max(k.shape[0] for k in kernels) // 2
     padded = cv2.copyMakeBorder(np.ascontiguousarray(signal, np.float32), pad, pad, pad, pad, cv2.BORDER_REFLECT)
-    ys, xs = np.rint(blobs["y"]).astype(np.int64), np.rint(blobs["x"]).astype(np.int64)
+    ys = np.clip(np.rint(blobs["y"]).astype(np.int64), 0, signal.shape[0] - 1)
+    xs = np.clip(np.rint(blobs["x"]).astype(np.int64), 0, signal.shape[1] - 1)
     best = np.full(len(ys), -np.inf)
     for kernel in kernels:
         r = kernel.shape[0] // 2
