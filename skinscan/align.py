@@ -380,10 +380,11 @@ def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np
     facing = np.sign(_signed_area(src_v)) == np.sign(_signed_area(dst_v))
     flat, xs, ys, t = _covered_pixels(triangle_index)
     # Per covered pixel, its triangle's affine map: one gather per coefficient (a gather of the
-    # (T, 2, 3) matrices per pixel cost three times as much), in float32 as remap takes it.
-    c = [np.take(aff[:, i, j].astype(np.float32), t) for i in (0, 1) for j in (0, 1, 2)]
-    mx = c[0] * xs + c[1] * ys + c[2]
-    my = c[3] * xs + c[4] * ys + c[5]
+    # (T, 2, 3) matrices per pixel cost three times as much). In float64, then rounded once to
+    # remap's float32: the same maps as a per-pixel matrix product.
+    c = [np.take(aff[:, i, j], t) for i in (0, 1) for j in (0, 1, 2)]
+    mx = (c[0] * xs + c[1] * ys + c[2]).astype(np.float32)
+    my = (c[3] * xs + c[4] * ys + c[5]).astype(np.float32)
     map_x = np.full(dst_shape, -1.0, dtype=np.float32)
     map_y = np.full(dst_shape, -1.0, dtype=np.float32)
     map_x.reshape(-1)[flat] = mx
@@ -399,14 +400,14 @@ _COVERED: dict = {}
 
 
 def _covered_pixels(triangle_index: np.ndarray):
-    """(flat index, x, y, triangle) of the pixels a label image covers (x, y as float32); kept for
-    the few canonical frames in use."""
+    """(flat index, x, y, triangle) of the pixels a label image covers; kept for the few canonical
+    frames in use."""
     hit = _COVERED.get(id(triangle_index))
     if hit is not None and hit[0] is triangle_index:
         return hit[1]
     flat = np.flatnonzero(triangle_index >= 0)
     ys, xs = np.divmod(flat, triangle_index.shape[1])
-    out = (flat, xs.astype(np.float32), ys.astype(np.float32), triangle_index.reshape(-1)[flat])
+    out = (flat, xs.astype(np.float64), ys.astype(np.float64), triangle_index.reshape(-1)[flat])
     if len(_COVERED) > 8:
         _COVERED.clear()
     _COVERED[id(triangle_index)] = (triangle_index, out)
