@@ -326,6 +326,7 @@ def canonical_frame(px_per_mm: float = 4.0, *, extension_mm: float = 18.0, margi
     shape = (int(np.ceil(size[1] * px_per_mm)), int(np.ceil(size[0] * px_per_mm)))
     tris = np.vstack([mesh.triangles, _ring_triangles(468)])
     index = _rasterise_triangles(verts, tris, shape)
+    index.setflags(write=False)  # shared by every warp into this frame (and marks it for _covered_pixels)
     return CanonicalFrame(px_per_mm, extension_mm, shape, verts, tris, index)
 
 
@@ -400,14 +401,20 @@ _COVERED: dict = {}
 
 
 def _covered_pixels(triangle_index: np.ndarray):
-    """(flat index, x, y, triangle) of the pixels a label image covers; kept for the few canonical
-    frames in use."""
+    """(flat index, x, y, triangle) of the pixels a label image covers.
+
+    Kept for the few canonical frames in use, whose label images are read-only; a one-off label
+    image (a head turned by the phantom) is not kept: at phone resolution each would hold some
+    70 MB, and nine were kept.
+    """
     hit = _COVERED.get(id(triangle_index))
     if hit is not None and hit[0] is triangle_index:
         return hit[1]
     flat = np.flatnonzero(triangle_index >= 0)
     ys, xs = np.divmod(flat, triangle_index.shape[1])
     out = (flat, xs.astype(np.float64), ys.astype(np.float64), triangle_index.reshape(-1)[flat])
+    if triangle_index.flags.writeable:
+        return out
     if len(_COVERED) > 8:
         _COVERED.clear()
     _COVERED[id(triangle_index)] = (triangle_index, out)

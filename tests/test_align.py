@@ -79,6 +79,23 @@ def test_canonical_frame_is_in_millimetres():
     assert fr.mask.mean() > 0.6 and fr.triangle_index.max() == len(fr.triangles) - 1
 
 
+def test_only_the_canonical_frames_covered_pixels_are_kept():
+    import skinscan.align as A
+
+    A._COVERED.clear()
+    fr = canonical_frame(4.0)
+    img = np.random.default_rng(0).integers(0, 255, (*fr.shape, 3), dtype=np.uint8)
+    # A one-off label image (the phantom's turned head makes one per photo) is not kept: nine of
+    # them at phone resolution held a gigabyte in each protocol worker.
+    once = fr.triangle_index.copy()
+    out, _ = warp_piecewise(img, fr.vertices, fr.vertices, fr.triangles, fr.shape, triangle_index=once)
+    assert len(A._COVERED) == 0
+    # The frame's own (read-only, shared) label image is kept, and the warp is the same.
+    same, _ = warp_piecewise(img, fr.vertices, fr.vertices, fr.triangles, fr.shape, triangle_index=fr.triangle_index)
+    assert len(A._COVERED) == 1 and not fr.triangle_index.flags.writeable
+    np.testing.assert_array_equal(same, out)
+
+
 def test_canonical_warp_puts_the_same_skin_point_at_the_same_place(landmarker, astronaut_big):
     img = astronaut_big.copy()
     ref = landmarker.detect(img)
