@@ -5,8 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
-                      skin_image)
+from ._common import MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, skin_image
 
 __all__ = ["pore_metrics", "PORE_KEYS", "PORE_DIAMETER_MM", "MIN_PX_PER_MM_PORES"]
 
@@ -113,9 +112,7 @@ def _blurred_laplacian_kernel(sigma_px: float) -> np.ndarray:
     """-sigma^2 x OpenCV's 3x3 Laplacian of OpenCV's Gaussian blur, as one (2r + 3)^2 kernel."""
     # The Gaussian as cv2.GaussianBlur builds it for float images (radius 4 sigma, odd size).
     g = cv2.getGaussianKernel(int(round(sigma_px * 8 + 1)) | 1, sigma_px, cv2.CV_64F)
-    g2 = np.pad(g @ g.T, 2)
-    n = g2.shape[0] - 2
     lap = np.array([[2, 0, 2], [0, -8, 0], [2, 0, 2]], np.float64)  # cv2.Laplacian, ksize=3
-    kernel = sum(lap[dy + 1, dx + 1] * g2[1 + dy:1 + dy + n, 1 + dx:1 + dx + n]
-                 for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+    # The full convolution of the two (both symmetric): the Gaussian padded by the Laplacian's radius.
+    kernel = cv2.filter2D(np.pad(g @ g.T, 1), -1, lap, borderType=cv2.BORDER_CONSTANT)
     return (-sigma_px * sigma_px * kernel).astype(np.float32)
