@@ -610,37 +610,32 @@ def draw_regions(rgb, masks, *, alpha: float = 0.4) -> np.ndarray:
         if np.asarray(masks[name]).shape != (h, w):
             raise ValueError(f"mask {name!r} is {np.asarray(masks[name]).shape}, the image is {(h, w)}")
 
-    union = np.zeros((h, w), dtype=bool)
-    for name in names:
-        union |= np.asarray(masks[name], dtype=bool)
-    # Work in the regions' bounding box: a 12 MP photo's face is a fraction of it.
-    box = mask_box(union)
-    if box is None:
-        return out
-    y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
-    view = out[y0:y1, x0:x1]
-    # Each region is blended, outlined and labelled in its own bounding box, in the order named.
+    # Each region is blended, outlined and labelled in its own bounding box (a 12 MP photo's face
+    # is a fraction of it), in the order named.
     boxes = {}
     for name in names:
-        m = np.asarray(masks[name], dtype=bool)[y0:y1, x0:x1]
+        m = np.asarray(masks[name], dtype=bool)
         b = mask_box(m)
         if b is not None:
             boxes[name] = (b, np.ascontiguousarray(m[b]))
+    if not boxes:
+        return out
     for name, (b, m) in boxes.items():
         if name == "face":
             continue
-        v = view[b]
+        v = out[b]
         colour = np.empty_like(v)
         colour[:] = REGION_COLORS[name]
         np.copyto(v, cv2.addWeighted(v, 1 - alpha, colour, alpha, 0.0), where=m[..., None])
 
-    extent = x1 - x0
+    # Lines and labels sized by the regions' joint width.
+    extent = max(b[1].stop for b, _ in boxes.values()) - min(b[1].start for b, _ in boxes.values())
     line = max(1, int(round(extent / 400)))
     font = max(0.35, extent / 700)
     for name, (b, m) in boxes.items():
         contours, _ = cv2.findContours(m.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(out, contours, -1, REGION_COLORS[name], line, cv2.LINE_AA,
-                         offset=(int(x0 + b[1].start), int(y0 + b[0].start)))
+                         offset=(b[1].start, b[0].start))
     for name, (b, m) in boxes.items():
         if name == "face":
             continue
@@ -649,8 +644,7 @@ def draw_regions(rgb, masks, *, alpha: float = 0.4) -> np.ndarray:
             continue
         text = _LABELS.get(name, name)
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, font, 1)
-        org = (int(x0 + b[1].start + mom["m10"] / mom["m00"] - tw / 2),
-               int(y0 + b[0].start + mom["m01"] / mom["m00"] + th / 2))
+        org = (int(b[1].start + mom["m10"] / mom["m00"] - tw / 2), int(b[0].start + mom["m01"] / mom["m00"] + th / 2))
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), 3 * line, cv2.LINE_AA)
         cv2.putText(out, text, org, cv2.FONT_HERSHEY_SIMPLEX, font, REGION_COLORS[name], line, cv2.LINE_AA)
     return out
