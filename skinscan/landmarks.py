@@ -104,8 +104,12 @@ def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(-roll)
 
 
+#: This process's landmarkers, closed when it exits. A forked child inherits the set (and the exit
+#: callback) but not MediaPipe's pool thread: closing a copy there would wait for that thread for
+#: ever, so the child starts with the set empty.
 _OPEN: "weakref.WeakSet[FaceLandmarker]" = weakref.WeakSet()
-_EXIT_HOOK_PID: int | None = None
+os.register_at_fork(after_in_child=_OPEN.clear)
+_exit_hook = False
 
 
 def _close_at_exit(landmarker: "FaceLandmarker") -> None:
@@ -116,26 +120,21 @@ def _close_at_exit(landmarker: "FaceLandmarker") -> None:
     :meth:`FaceLandmarker.close` ended with "Exception ignored in FaceLandmarker.__del__" and a
     traceback. Closing it with the exit callbacks of threads (they run before the pools shut
     down: last registered, first called) avoids that; ``atexit`` would be too late.
-
-    One callback per process closes the landmarkers that process created (held weakly). A forked
-    child inherits the parent's callback and landmarkers but not MediaPipe's pool thread: closing
-    a copy there would wait for that thread for ever, so the copies are left alone.
     """
-    global _EXIT_HOOK_PID
+    global _exit_hook
     _OPEN.add(landmarker)
     register = getattr(threading, "_register_atexit", None)  # CPython 3.9+
-    if register is None or _EXIT_HOOK_PID == os.getpid():
+    if register is None or _exit_hook:
         return
     with contextlib.suppress(RuntimeError):  # raised once the interpreter is shutting down
         register(_close_open_landmarkers)
-        _EXIT_HOOK_PID = os.getpid()
+        _exit_hook = True
 
 
 def _close_open_landmarkers() -> None:
     for lm in list(_OPEN):
-        if lm._pid == os.getpid():
-            with contextlib.suppress(Exception):  # one failure must not skip the other exit callbacks
-                lm.close()
+        with contextlib.suppress(Exception):  # one failure must not skip the other exit callbacks
+            lm.close()
 
 
 class FaceLandmarker:
@@ -184,7 +183,6 @@ class FaceLandmarker:
 
             raise ModelError(f"MediaPipe could not load the model: {exc}", path) from None
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self.model_path = path
         _close_at_exit(self)
 
