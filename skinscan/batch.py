@@ -337,6 +337,10 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     return result
 
 
+#: Name start of the file through which a pool's workers get the references: then the batch's pid.
+_REFS_PREFIX = ".skinscan-references-"
+
+
 def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, result: BatchResult,
               bar: Progress, *, disc: Discovery, subjects: set, out: Path, model_path, overlays: bool) -> None:
     """Analyse ``todo`` in ``jobs`` worker processes, storing each result as it arrives.
@@ -357,7 +361,7 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     # changing it in a forked child can deadlock on the parent's thread pool).
     threads = _single_threaded()
     _remove_stale_references(out)
-    refs_file = out / f".skinscan-references-{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
+    refs_file = out / f"{_REFS_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
 
     def publish(refs: dict) -> None:  # whole, then renamed: a worker never reads half a file
         tmp = refs_file.with_suffix(".tmp")
@@ -386,15 +390,14 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
 
 
 def _remove_stale_references(out: Path) -> None:
-    """Remove references pickles left in ``out`` by a batch that was killed (its process is gone);
-    another batch running on the same ``out`` keeps its own."""
-    for f in out.glob(".skinscan-references-*-*.*"):
+    """Remove references files (``.pkl``, ``.tmp``) left in ``out`` by a batch that was killed (its
+    process is gone); another batch running on the same ``out`` keeps its own."""
+    for f in out.glob(f"{_REFS_PREFIX}*"):
         try:
-            pid = int(f.name.split("-")[2])
-            os.kill(pid, 0)
+            os.kill(int(f.name[len(_REFS_PREFIX):].split("-")[0]), 0)
         except ProcessLookupError:
             f.unlink(missing_ok=True)
-        except (ValueError, IndexError, PermissionError, OSError):
+        except (ValueError, OSError):  # not our name, or a process of another user: leave it
             continue
 
 
