@@ -9,10 +9,20 @@ are checked per metric, on the face as it is and darkened to a deep skin tone:
 1. monotonic: the mean response over the four doses has Spearman rho = 1 (in the metric's direction);
 2. detectable: the smallest dose's mean response is >= 3x the metric's SD over nuisance-only photos;
 3. specific: under every other concern's largest dose the metric moves < 30% of its response to
-   its own largest dose;
+   its own largest dose (concerns of one family, pore count and pore size, are not each other's
+   cross-talk);
 4. all of the above on the deep-tone face (ITA < 10 deg).
 
 The coefficient of variation over nuisance-only photos (test-retest) is reported beside them.
+
+Most concerns are injected into the face as it is, and their responses, nuisance SD and
+cross-talk are read against the undosed face. A concern with a ``base`` changes something the face
+must first have: pore size is dosed by growing a fixed set of pores (the sample face has no
+visible pores of its own, and a size measured on nothing measures noise). Its base face (the
+pores at their starting size) is its reference: responses are read against it, its nuisance SD
+is taken over nuisance-only photos of it, and its cross-talk is every other concern's largest
+dose injected into it; the base's growth to the top dose is, in turn, the cross-talk it causes
+to the other concerns.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import numpy as np
 
 from . import phantom
 
-__all__ = ["CONCERNS", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws"]
+__all__ = ["CONCERNS", "PORE_BASE", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws"]
 
 
 @dataclass(frozen=True)
@@ -39,13 +49,22 @@ class Concern:
     unit: str
     # (metric key, expected direction of response: +1 or -1; 0 for a descriptor, see DESCRIPTOR_MAX_SD)
     metrics: tuple[tuple[str, int], ...]
+    # Concerns of one family are one skin concern dosed two ways (pore count, pore size): not each
+    # other's cross-talk.
+    family: str = ""
+    # What the face is given before dosing, when the dose changes something it must first have
+    # (see the module docstring); empty: dosed on the face as it is.
+    base: str = ""
 
 
 CONCERNS = (
     Concern("redness", ("cheek_left", "cheek_right", "forehead", "chin"), (1.5, 3.0, 4.5, 6.0), "delta a*",
             (("a_star", 1), ("erythema_index", 1), ("red_area_pct", 1))),
     Concern("pores", ("cheek_left", "cheek_right", "nose"), (4.0, 8.0, 12.0, 16.0), "pores/cm2 of 0.15-0.3 mm",
-            (("pore_density", 1), ("pore_area_pct", 1), ("pore_diameter_mm", 1))),
+            (("pore_density", 1), ("pore_area_pct", 1)), family="pores"),
+    Concern("pore_size", ("cheek_left", "cheek_right", "nose"), (0.025, 0.05, 0.075, 0.1),
+            "mm added to every pore's diameter", (("pore_diameter_mm", 1),), family="pores",
+            base="10 pores/cm2 of 0.15-0.3 mm"),
     Concern("scars", ("cheek_left", "cheek_right"), (0.2, 0.4, 0.6, 0.8), "scars/cm2 of 1-3 mm",
             (("scar_density", 1), ("scar_area_pct", 1), ("scar_severity", 1))),
     Concern("lines", ("forehead", "periorbital_left", "periorbital_right"), (5.0, 10.0, 15.0, 20.0),
@@ -57,6 +76,10 @@ CONCERNS = (
             "relative band-energy gain", (("roughness", 1),)),
 )
 
+
+#: The pore-size concern's base: pores per cm2 and their diameters (mm) before growth; the same
+#: kind of pore as the pore-count dose adds.
+PORE_BASE = {"density_per_cm2": 10.0, "diameter_mm": (0.15, 0.3), "depth": 0.08}
 
 #: ITA° describes the constitutive skin tone (it classifies the light and deep validation faces);
 #: a few brown spots must not move it, so it is held to stability instead of a dose response: its
@@ -127,6 +150,19 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
         return phantom.redness_for_delta_a(rgb, zone, dose)[0]
     if concern.name == "texture":
         return phantom.add_texture(rgb, zone, mm_per_px=mm_per_px, energy_gain=dose, rng=rng)[0]
+    if concern.name == "pore_size":
+        # Drawn where the largest grown pore fits, then every pore is grown by ``dose`` mm (0: the base).
+        grow = top / mm_per_px
+        lo, hi = PORE_BASE["diameter_mm"]
+        n = PORE_BASE["density_per_cm2"]
+        _, pool = phantom.add_pores(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * n,
+                                    diameter_mm=(lo + top, hi + top), depth=PORE_BASE["depth"], rng=rng)
+        pool = {**pool, "diameters_px": pool["diameters_px"] - grow + dose / mm_per_px}
+        out, rec = phantom.add_pores(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=n, depth=PORE_BASE["depth"],
+                                     placement=pool)
+        if rec["count"] != int(round(n * rec["area_cm2"])):
+            raise RuntimeError(f"pore_size: the pool holds {pool['count']} pores, the base needs {int(round(n * rec['area_cm2']))}")
+        return out
     if concern.name == "lines":
         out = rgb
         for i, (region, angle) in enumerate((("forehead", 0.0), ("periorbital_left", -10.0), ("periorbital_right", 10.0))):
@@ -149,6 +185,27 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
         raise RuntimeError(f"{concern.name}: the pool holds {pool['count']} objects, dose {dose} needs "
                            f"{int(round(dose * rec['area_cm2']))}")
     return out
+
+
+def _concern(name: str) -> Concern:
+    return next(c for c in CONCERNS if c.name == name)
+
+
+def dosed_face(master: dict, name: str | None, dose_idx: int) -> np.ndarray:
+    """A master face (see :func:`build_masters`) with concern ``name`` at dose ``dose_idx``.
+
+    ``name`` None is the face as it is; dose index -1 is a concern's base (its dose 0); a name
+    ``"based+other"`` is concern ``based``'s base with ``other`` at dose ``dose_idx`` added to it.
+    The same seed at every dose: each dose is a prefix of the same objects (or the same noise field).
+    """
+    rgb = master["rgb"]
+    if name is None:
+        return rgb
+    for part, i in ((name.split("+")[0], -1), (name.split("+")[-1], dose_idx)) if "+" in name else ((name, dose_idx),):
+        c = _concern(part)
+        rgb = inject(c, rgb, master["masks"], master["mm_per_px"], 0.0 if i < 0 else c.doses[i],
+                     seed=master["seed"] + sum(map(ord, c.name)))
+    return rgb
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -174,12 +231,7 @@ def _measure(task: tuple) -> tuple:
     key = (tone, concern_name, dose_idx)
     if key not in _W["cache"]:
         _W["cache"].clear()  # tasks arrive grouped by dose: keep one dosed face at a time
-        rgb = m["rgb"]
-        if concern_name is not None:
-            c = next(c for c in CONCERNS if c.name == concern_name)
-            # The same seed at every dose: each dose is a prefix of the same objects (or the same noise field).
-            rgb = inject(c, rgb, m["masks"], m["mm_per_px"], c.doses[dose_idx], seed=m["seed"] + sum(map(ord, c.name)))
-        _W["cache"][key] = rgb
+        _W["cache"][key] = dosed_face(m, concern_name, dose_idx)
     photo = photograph(_W["cache"][key], m["face"], m["mm_per_px"], nz)
     a = analyse_photo(photo, landmarker=_W["landmarker"], metrics=False)
     # The sample face's fringe covers the band above the mesh that the forehead region reaches
@@ -292,7 +344,12 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
     masters = build_masters(tones, seed=seed)
     draws = nuisance_draws(n_draws, seed=seed + 1)
     tasks = [(tone, None, 0, nz) for tone in tones for nz in draws]
-    tasks += [(tone, c.name, i, nz) for tone in tones for c in CONCERNS for i in range(4) for nz in draws]
+    for c in CONCERNS:
+        keys = [(c.name, i) for i in range(-1 if c.base else 0, 4)]
+        if c.base:  # every other family's largest dose on this concern's base
+            keys += [(f"{c.name}+{o.name}", 3) for o in CONCERNS
+                     if o.name != c.name and (o.family != c.family or not c.family)]
+        tasks += [(tone, name, i, nz) for tone in tones for name, i in keys for nz in draws]
     jobs = jobs or os.cpu_count() or 1
     results: dict = {}
     chunk = max(1, n_draws // 2)
@@ -300,29 +357,30 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
         bar = Progress(ex.map(_measure, tasks, chunksize=chunk), "validating", total=len(tasks), enabled=progress)
         for key, s, values in bar:
             results.setdefault(key, {})[s] = values
+    def reference(tone, c):  # what a concern's doses are read against
+        return (tone, c.name, -1) if c.base else (tone, None, 0)
+
     rows = []
     for tone in tones:
-        base = results[(tone, None, 0)]
         for c in CONCERNS:
             for metric, direction in c.metrics:
-                def val(key, s, zone=c.name):
-                    return results[key][s][zone][metric]
+                def vals(key, zone=c.name, metric=metric):
+                    return np.array([results[key][nz.seed][zone][metric] for nz in draws], dtype=float)
 
-                null = np.array([val((tone, None, 0), nz.seed) for nz in draws], dtype=float)
-                resp = []
-                for i in range(4):
-                    d = np.array([val((tone, c.name, i), nz.seed) for nz in draws], dtype=float)
-                    resp.append(float(np.nanmean(d) - np.nanmean(null)))
-                resp = np.array(resp)
+                null = vals(reference(tone, c))
+                resp = np.array([np.nanmean(vals((tone, c.name, i))) - np.nanmean(null) for i in range(4)])
                 sd = float(np.nanstd(null, ddof=1)) if n_draws > 1 else float("nan")
                 rho = _spearman(np.array(c.doses), (direction or 1) * resp)
                 own = abs(resp[-1])
                 worst, by = 0.0, "-"
                 for other in CONCERNS:
-                    if other.name == c.name:
+                    if other.name == c.name or (c.family and other.family == c.family):
                         continue
-                    d = np.array([val((tone, other.name, 3), nz.seed) for nz in draws], dtype=float)
-                    x = abs(float(np.nanmean(d) - np.nanmean(null))) / own * 100 if own > 0 else float("inf")
+                    if c.base:  # the other concern injected into this one's base
+                        move = np.nanmean(vals((tone, f"{c.name}+{other.name}", 3))) - np.nanmean(null)
+                    else:
+                        move = np.nanmean(vals((tone, other.name, 3))) - np.nanmean(vals(reference(tone, other)))
+                    x = abs(float(move)) / own * 100 if own > 0 else float("inf")
                     if x > worst:
                         worst, by = x, other.name
                 rows.append(MetricRow(

@@ -15,6 +15,8 @@ import pytest
 
 from skinscan.validate import CONCERNS, run_validation
 
+CONCERNS_BY_NAME = {c.name: c for c in CONCERNS}
+
 
 @pytest.fixture(scope="module")
 def report():
@@ -22,8 +24,9 @@ def report():
 
 
 #: Metrics that do not yet meet every threshold, with the reason (kept visible, not hidden):
-#: on a face without visible pores the mean diameter of the few blobs found at threshold moves
-#: with anything that changes the relief (texture, spots): not specific (see the README).
+#: the mean diameter of the detected pores grows with the pores (pore-size concern) and is
+#: specific, but it shifts with the photo's resolution (pores near the detection limit are found
+#: in sharper photos only), by more than a third of the smallest growth: not detectable (README).
 KNOWN_GAPS = {"pore_diameter_mm"}
 
 
@@ -52,3 +55,52 @@ def test_responses_are_in_physical_units(report):
     # part of each (faint, 0.15-0.4 mm wide) but must scale with the dose.
     lines = np.array(row["light", "wrinkle_density"].responses)
     assert 1.5 < lines[-1] / lines[0] < 5.0 and lines[-1] > 3.0  # four times the dose
+    # Pore size is dosed by growing a fixed set of pores by 0.025-0.1 mm: the mean diameter of the
+    # detected pores must grow by a good part of it (pores grown past the detection limit join
+    # the detections at their smaller size, so the mean grows by less than the pores do).
+    for tone in ("light", "deep"):
+        pores = np.array(row[tone, "pore_diameter_mm"].responses)
+        assert np.all((0.4 * np.array(CONCERNS_BY_NAME["pore_size"].doses) < pores)
+                      & (pores < 1.05 * np.array(CONCERNS_BY_NAME["pore_size"].doses))), pores
+
+
+def test_a_concern_dosed_on_a_base_is_read_against_its_base(report):
+    """Pore size grows 10 pores/cm2 that the face is first given: its responses, nuisance SD and
+    cross-talk are read on that base face (a size measured on a face without pores measures noise),
+    and concerns of one family (pore count, pore size) are not each other's cross-talk."""
+    row = {(r.tone, r.metric): r for r in report.rows}
+    for tone in ("light", "deep"):
+        size = row[tone, "pore_diameter_mm"]
+        assert size.concern == "pore_size" and size.crosstalk_by not in ("pores", "pore_size")
+        # The base face has pores of 0.15-0.3 mm: its mean detected diameter is a pore's, not noise's.
+        assert 0.18 < size.nuisance_mean < 0.35
+        for metric in ("pore_density", "pore_area_pct"):
+            assert row[tone, metric].crosstalk_by not in ("pores", "pore_size")
+
+
+def test_pore_size_dose_grows_the_same_pores_by_the_dose():
+    """The pore-size injection: the same 10/cm2 pores at every dose, each grown by the dose (mm).
+
+    Read back on a clean 12 px/mm phantom by the pore detector: the mean diameter grows by the
+    dose within 20%, and the count stays the same (checked on the pore detector's maps).
+    """
+    from skinscan import phantom
+    from skinscan.metrics import pore_metrics
+    from skinscan.validate import PORE_BASE, inject
+
+    mm = 1 / 12
+    h = w = 720
+    yy, xx = np.mgrid[:h, :w]
+    mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < 340 ** 2
+    face = phantom.sensor_noise(np.full((h, w, 3), (200, 150, 130), np.uint8), 0.004, np.random.default_rng(0))
+    masks = {"cheek_left": mask, "cheek_right": np.zeros_like(mask), "nose": np.zeros_like(mask)}
+    size = CONCERNS_BY_NAME["pore_size"]
+    got = []
+    for dose in (0.0,) + size.doses:
+        img = inject(size, face, masks, mm, dose, seed=5)
+        got.append(pore_metrics(img, mask, mm_per_px=mm).value)
+    n_expected = PORE_BASE["density_per_cm2"]
+    for v in got:  # the same pores at every dose, nearly all found on a clean photo
+        assert v["pore_density"] == pytest.approx(n_expected, rel=0.15)
+    growth = np.array([v["pore_diameter_mm"] for v in got[1:]]) - got[0]["pore_diameter_mm"]
+    np.testing.assert_allclose(growth, size.doses, rtol=0.2)
