@@ -113,7 +113,7 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
                       min_contrast: float = 0.0, max_elongation: float = 4.0,
                       support_sigmas: float = 3.0, support_max_px: float = np.inf,
-                      ring_min: int = 0) -> dict[str, np.ndarray]:
+                      ring_min: int = 0, merge_sigmas: float = 0.0) -> dict[str, np.ndarray]:
     """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
 
     ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
@@ -126,6 +126,10 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     image and under ``mask``. With ``ring_min`` > 0, a blob must also be darker (in ``signal``
     smoothed at its scale) than at least ``ring_min`` of 8 points around it at 2 sigma: a pit is
     darker than the skin all around it, while a blob on the edge of a shadow or a fold is not.
+    With ``merge_sigmas`` > 0, of two blobs closer than ``merge_sigmas`` x the larger sigma only
+    the stronger is kept: the 3x3x3 neighbourhood is a size in pixels, so one wide blob with a flat
+    top (a scar after an opening) could give two maxima a few pixels apart at a fine resolution and
+    one at a coarse one.
 
     Returns
     -------
@@ -221,8 +225,26 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
         delta = np.clip(delta, -0.5, 0.5)
         step = np.where(delta > 0, log_s[np.minimum(i + 1, len(log_s) - 1)] - log_s[i], log_s[i] - log_s[i - 1])
         sigma[inner] = np.exp(log_s[i] + delta * step)
-    return {"x": xs.astype(np.float64), "y": ys.astype(np.float64), "sigma": sigma,
-            "response": stack[si, ys, xs].astype(np.float64)}
+    response = stack[si, ys, xs].astype(np.float64)
+    if merge_sigmas > 0:
+        keep = _strongest_nearby(xs, ys, merge_sigmas * sigma, response)
+        xs, ys, sigma, response = xs[keep], ys[keep], sigma[keep], response[keep]
+    return {"x": xs.astype(np.float64), "y": ys.astype(np.float64), "sigma": sigma, "response": response}
+
+
+def _strongest_nearby(x: np.ndarray, y: np.ndarray, radius: np.ndarray, strength: np.ndarray,
+                      *, chunk: int = 512) -> np.ndarray:
+    """Mask of the points that no stronger point lies within the larger of their two radii of
+    (ties: the first kept). Pairwise, a chunk of rows at a time (the points are blobs: a few hundred)."""
+    n = len(x)
+    keep = np.ones(n, bool)
+    idx = np.arange(n)
+    for a in range(0, n, chunk):
+        b = slice(a, min(a + chunk, n))
+        near = np.hypot(x[b, None] - x[None], y[b, None] - y[None]) < np.maximum(radius[b, None], radius[None])
+        stronger = (strength[None] > strength[b, None]) | ((strength[None] == strength[b, None]) & (idx[None] < idx[b, None]))
+        keep[b] = ~(near & stronger).any(axis=1)
+    return keep
 
 
 def blob_mask(blobs: dict[str, np.ndarray], shape: tuple[int, int], *, scale: float = 1.0,
