@@ -112,7 +112,8 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_w, 0.5)
     blobs = detect_dark_blobs(dark, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma,
                               min_contrast=min_contrast, max_elongation=max_elongation,
-                              support_max_px=support_max_mm / mm_w, ring_min=ring_min, merge_sigmas=1.0)
+                              support_max_px=support_max_mm / mm_w, ring_min=ring_min, merge_sigmas=1.0,
+                              laplacian="fourth_order", subpixel=True, support_pad_px=0.1 / mm_w)
     stats = blobs_per_region(blobs, masks, mm_w)
     values = {k: {"scar_density": s["density_per_cm2"], "scar_area_pct": s["area_pct"],
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}
