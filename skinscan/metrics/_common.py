@@ -163,18 +163,17 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     thr = np.full(n_s, np.inf)
     found, hess, rings, offsets = [], [], [], []
     ang8 = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-    k4 = np.array([-1, 16, -30, 16, -1], np.float32) / 3  # x4: the scale of OpenCV's 3x3 kernel
-    one = np.ones(1, np.float32)
+    # d2/dx2 + d2/dy2 by fourth-order central differences, x4 (the scale of OpenCV's 3x3 kernel)
+    lap4 = np.zeros((5, 5), np.float32)
+    lap4[2] += np.array([-1, 16, -30, 16, -1], np.float32) / 3
+    lap4[:, 2] += lap4[2].copy()
     # One scale at a time: its response, its threshold, the points over it (a sparse set) and the
     # smoothed signal's 3x3 neighbourhood there (for the Hessian test below); the smoothed image
     # itself is not kept, which halves the memory of the scale space.
     for i, s in enumerate(sigmas_px):
         smooth = blur(signal, s)
         if laplacian == "fourth_order":
-            cv2.sepFilter2D(smooth, cv2.CV_32F, k4 * np.float32(-s * s), one, dst=stack[i],
-                            borderType=cv2.BORDER_REFLECT)
-            stack[i] += cv2.sepFilter2D(smooth, cv2.CV_32F, one, k4 * np.float32(-s * s),
-                                        borderType=cv2.BORDER_REFLECT)
+            cv2.filter2D(smooth, cv2.CV_32F, lap4 * np.float32(-s * s), dst=stack[i], borderType=cv2.BORDER_REFLECT)
         else:
             cv2.Laplacian(smooth, cv2.CV_32F, dst=stack[i], ksize=3, scale=-(s * s))
         if sample.size:
@@ -184,6 +183,12 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
         c = np.flatnonzero(cv2.compare(stack[i], float(thr[i]), cv2.CMP_GT).view(bool) & m)
         if c.size:
             cy, cx = c // w, c % w
+            if subpixel:  # only this scale's 3x3 maxima can be scale-space maxima: the rest need no samples
+                top = np.ones(c.size, bool)
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        top &= stack[i][cy, cx] >= stack[i][np.clip(cy + dy, 0, h - 1), np.clip(cx + dx, 0, w - 1)]
+                c, cy, cx = c[top], cy[top], cx[top]
             found.append(np.stack([np.full(c.size, i), cy, cx]))
             yc, xc = np.clip(cy, 1, h - 2), np.clip(cx, 1, w - 2)
             if subpixel:
