@@ -139,8 +139,9 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     of a coarse grid only; and ``subpixel=True``: the roundness and ring tests at the response's
     sub-pixel peak (a quadratic through its 3x3 neighbourhood), the smoothed signal sampled
     bilinearly there (half a pixel off the peak, the Hessian ratio of a 1 mm blob at 6 px/mm is
-    ~3% rounder or longer), and the support from the mask's distance transform (the whole
-    circle, not 8 points rounded to pixels); ``x``, ``y`` are then the sub-pixel peak.
+    ~3% rounder or longer), and the support from the mask's distance transform (no pixel off
+    the mask or the image within the radius, of the refined sigma, rather than 8 points rounded to
+    pixels); ``x``, ``y`` are then the sub-pixel peak.
 
     Returns
     -------
@@ -255,7 +256,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     # border's reflection, one that crosses the mask's edge to whatever is beside the skin (a face
     # cut by the frame edge, a nostril, the eye's white gave false blobs there). Eight points on a
     # circle of support_sigmas x sigma around each blob must be inside the image and under the mask
-    # (sub-pixel: the whole circle, from the distance to the nearest pixel off the mask or the image).
+    # (sub-pixel: the whole disc, from the distance to the nearest pixel off the mask or the image).
     rad = np.minimum(support_sigmas * (sigma if subpixel else sigmas_px[si]), support_max_px) + support_pad_px
     if subpixel:
         dist = cv2.distanceTransform(cv2.copyMakeBorder(np.ascontiguousarray(m).view(np.uint8), 1, 1, 1, 1,
