@@ -113,7 +113,8 @@ def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarra
 def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.ndarray, k_sigma: float,
                       min_contrast: float = 0.0, max_elongation: float = 4.0,
                       support_sigmas: float = 3.0, support_max_px: float = np.inf,
-                      ring_min: int = 0) -> dict[str, np.ndarray]:
+                      ring_min: int = 0, merge_sigmas: float = 0.0, laplacian: str = "3x3",
+                      subpixel: bool = False, support_pad_px: float = 1.0) -> dict[str, np.ndarray]:
     """Scale-space maxima of the scale-normalised Laplacian of Gaussian (bright blobs of ``signal``).
 
     ``signal`` should be "darkness" (larger = darker, e.g. a grey optical density). Each scale's
@@ -122,10 +123,25 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     spread of that scale's response over the mask (and ``min_contrast``), and is round: the ratio
     of its Hessian eigenvalues is below ``max_elongation`` (points along lines and edges are not
     blobs; the test of Lowe 2004, section 4.1). A blob's support (a
-    circle of ``support_sigmas`` sigma, at most ``support_max_px``, + 1 px) must lie inside the
-    image and under ``mask``. With ``ring_min`` > 0, a blob must also be darker (in ``signal``
-    smoothed at its scale) than at least ``ring_min`` of 8 points around it at 2 sigma: a pit is
-    darker than the skin all around it, while a blob on the edge of a shadow or a fold is not.
+    circle of ``support_sigmas`` sigma, at most ``support_max_px``, + ``support_pad_px``) must lie
+    inside the image and under ``mask``. With ``ring_min`` > 0, a blob must also be darker (in
+    ``signal`` smoothed at its scale) than at least ``ring_min`` of 8 points around it at 2 sigma:
+    a pit is darker than the skin all around it, while a blob on the edge of a shadow or a fold is
+    not. With ``merge_sigmas`` > 0, of two blobs closer than ``merge_sigmas`` x the larger sigma
+    only the stronger is kept: the 3x3x3 neighbourhood is a size in pixels, so one wide blob with a
+    flat top (a scar after an opening) could give two maxima a few pixels apart at a fine
+    resolution and one at a coarse one.
+
+    The defaults measure at the maximum's pixel. A detector that must give the same answer at
+    any resolution (scars, at a working resolution of 6 px/mm or at a photo's own) takes
+    ``laplacian="fourth_order"``, fourth-order central differences instead of OpenCV's 3x3
+    kernel, whose error (a few % of a blob's response at 1-2 px sigma) falls on the small scales
+    of a coarse grid only; and ``subpixel=True``: the roundness and ring tests at the response's
+    sub-pixel peak (a quadratic through its 3x3 neighbourhood), the smoothed signal sampled
+    bilinearly there (half a pixel off the peak, the Hessian ratio of a 1 mm blob at 6 px/mm is
+    ~3% rounder or longer), and the support from the mask's distance transform (no pixel off
+    the mask or the image within the radius, of the refined sigma, rather than 8 points rounded to
+    pixels); ``x``, ``y`` are then the sub-pixel peak.
 
     Returns
     -------
@@ -146,14 +162,21 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     inside = np.flatnonzero(m)
     sample = inside[:: max(1, inside.size // 50_000)]
     thr = np.full(n_s, np.inf)
-    found, hess, rings = [], [], []
+    found, hess, rings, offsets = [], [], [], []
     ang8 = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    # d2/dx2 + d2/dy2 by fourth-order central differences, x4 (the scale of OpenCV's 3x3 kernel)
+    lap4 = np.zeros((5, 5), np.float32)
+    lap4[2] += np.array([-1, 16, -30, 16, -1], np.float32) / 3
+    lap4[:, 2] += lap4[2].copy()
     # One scale at a time: its response, its threshold, the points over it (a sparse set) and the
     # smoothed signal's 3x3 neighbourhood there (for the Hessian test below); the smoothed image
     # itself is not kept, which halves the memory of the scale space.
     for i, s in enumerate(sigmas_px):
         smooth = blur(signal, s)
-        cv2.Laplacian(smooth, cv2.CV_32F, dst=stack[i], ksize=3, scale=-(s * s))
+        if laplacian == "fourth_order":
+            cv2.filter2D(smooth, cv2.CV_32F, lap4 * np.float32(-s * s), dst=stack[i], borderType=cv2.BORDER_REFLECT)
+        else:
+            cv2.Laplacian(smooth, cv2.CV_32F, dst=stack[i], ksize=3, scale=-(s * s))
         if sample.size:
             thr[i] = max(k_sigma * robust_sigma(stack[i].reshape(-1)[sample]), min_contrast)
         if not np.isfinite(thr[i]):
@@ -161,8 +184,26 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
         c = np.flatnonzero(cv2.compare(stack[i], float(thr[i]), cv2.CMP_GT).view(bool) & m)
         if c.size:
             cy, cx = c // w, c % w
+            if subpixel:  # only this scale's 3x3 maxima can be scale-space maxima: the rest need no samples
+                top = np.ones(c.size, bool)
+                for dy in (-1, 0, 1):
+                    for dx in (-1, 0, 1):
+                        top &= stack[i][cy, cx] >= stack[i][np.clip(cy + dy, 0, h - 1), np.clip(cx + dx, 0, w - 1)]
+                c, cy, cx = c[top], cy[top], cx[top]
             found.append(np.stack([np.full(c.size, i), cy, cx]))
             yc, xc = np.clip(cy, 1, h - 2), np.clip(cx, 1, w - 2)
+            if subpixel:
+                ox, oy = _quadratic_peak(np.stack([stack[i][yc + dy, xc + dx] for dy in (-1, 0, 1)
+                                                   for dx in (-1, 0, 1)]))
+                fx, fy = cx + ox, cy + oy
+                offsets.append(np.stack([ox, oy]))
+                d3 = np.array([-1.0, 0.0, 1.0])
+                hess.append(_bilinear(smooth, fx[None] + np.tile(d3, 3)[:, None], fy[None] + np.repeat(d3, 3)[:, None]))
+                if ring_min:
+                    rings.append(_bilinear(smooth, fx, fy)[None]
+                                 - _bilinear(smooth, fx[None] + 2 * s * np.cos(ang8)[:, None],
+                                             fy[None] + 2 * s * np.sin(ang8)[:, None]))
+                continue
             hess.append(np.stack([smooth[yc + dy, xc + dx] for dy in (-1, 0, 1) for dx in (-1, 0, 1)]))
             if ring_min:
                 ry = np.clip(np.round(cy[None] + 2 * s * np.sin(ang8)[:, None]).astype(np.int64), 0, h - 1)
@@ -171,6 +212,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     si, ys, xs = np.concatenate(found, axis=1) if found else np.zeros((3, 0), np.int64)
     nb = np.concatenate(hess, axis=1) if hess else np.zeros((9, 0), np.float32)
     ring = np.concatenate(rings, axis=1) if rings else np.zeros((8, si.size), np.float32)
+    off = np.concatenate(offsets, axis=1) if offsets else np.zeros((2, si.size))
     v = stack[si, ys, xs]
     is_max = np.ones(v.shape, bool)
     for di in (-1, 0, 1):
@@ -184,8 +226,9 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
                     continue
                 xx = np.clip(xs + dx, 0, w - 1)
                 is_max &= ~ok | (v >= stack[ii, yy, xx])
-    si, ys, xs, nb, ring = si[is_max], ys[is_max], xs[is_max], nb[:, is_max], ring[:, is_max]
-    # Hessian of the smoothed signal at each peak, by central differences (vectorised over peaks);
+    si, ys, xs, nb, ring, off = si[is_max], ys[is_max], xs[is_max], nb[:, is_max], ring[:, is_max], off[:, is_max]
+    # Hessian of the smoothed signal at each peak (its pixel, or sub-pixel peak), by central
+    # differences (vectorised over peaks);
     # nb holds the 3x3 neighbourhood row by row: (-1,-1) (-1,0) (-1,1) (0,-1) (0,0) ...
     dxx = nb[5] + nb[3] - 2 * nb[4]
     dyy = nb[7] + nb[1] - 2 * nb[4]
@@ -195,19 +238,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     round_ = (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
     if ring_min:
         round_ &= (ring > 0).sum(axis=0) >= ring_min
-    si, ys, xs = si[round_], ys[round_], xs[round_]
-    # A blob's filter support must lie on skin: one that crosses the image edge answers to the
-    # border's reflection, one that crosses the mask's edge to whatever is beside the skin (a face
-    # cut by the frame edge, a nostril, the eye's white gave false blobs there). Eight points on a
-    # circle of support_sigmas x sigma around each blob must be inside the image and under the mask.
-    rad = np.minimum(support_sigmas * sigmas_px[si], support_max_px) + 1
-    ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
-    py = np.round(ys[:, None] + rad[:, None] * np.sin(ang)[None]).astype(np.int64)
-    px = np.round(xs[:, None] + rad[:, None] * np.cos(ang)[None]).astype(np.int64)
-    inside = (py >= 0) & (px >= 0) & (py < h) & (px < w)
-    inside &= m[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]
-    ok = inside.all(axis=1)
-    si, ys, xs = si[ok], ys[ok], xs[ok]
+    si, ys, xs, off = si[round_], ys[round_], xs[round_], off[:, round_]
     # Refine each blob's scale between the sampled ones: a parabola through the responses at the
     # neighbouring scales, in log sigma (sizes otherwise snap to the few sampled scales).
     log_s = np.log(sigmas_px)
@@ -221,8 +252,75 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
         delta = np.clip(delta, -0.5, 0.5)
         step = np.where(delta > 0, log_s[np.minimum(i + 1, len(log_s) - 1)] - log_s[i], log_s[i] - log_s[i - 1])
         sigma[inner] = np.exp(log_s[i] + delta * step)
-    return {"x": xs.astype(np.float64), "y": ys.astype(np.float64), "sigma": sigma,
-            "response": stack[si, ys, xs].astype(np.float64)}
+    # A blob's filter support must lie on skin: one that crosses the image edge answers to the
+    # border's reflection, one that crosses the mask's edge to whatever is beside the skin (a face
+    # cut by the frame edge, a nostril, the eye's white gave false blobs there). Eight points on a
+    # circle of support_sigmas x sigma around each blob must be inside the image and under the mask
+    # (sub-pixel: the whole disc, from the distance to the nearest pixel off the mask or the image).
+    rad = np.minimum(support_sigmas * (sigma if subpixel else sigmas_px[si]), support_max_px) + support_pad_px
+    if subpixel:
+        dist = cv2.distanceTransform(cv2.copyMakeBorder(np.ascontiguousarray(m).view(np.uint8), 1, 1, 1, 1,
+                                                         cv2.BORDER_CONSTANT, value=0),
+                                     cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
+        ok = _bilinear(dist, xs + off[0], ys + off[1]) >= rad
+    else:
+        ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
+        py = np.round(ys[:, None] + rad[:, None] * np.sin(ang)[None]).astype(np.int64)
+        px = np.round(xs[:, None] + rad[:, None] * np.cos(ang)[None]).astype(np.int64)
+        inside = (py >= 0) & (px >= 0) & (py < h) & (px < w)
+        inside &= m[np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]
+        ok = inside.all(axis=1)
+    si, ys, xs, off, sigma = si[ok], ys[ok], xs[ok], off[:, ok], sigma[ok]
+    response = stack[si, ys, xs].astype(np.float64)
+    x, y = xs + off[0], ys + off[1]
+    if merge_sigmas > 0:
+        keep = _strongest_nearby(x, y, merge_sigmas * sigma, response)
+        x, y, sigma, response = x[keep], y[keep], sigma[keep], response[keep]
+    return {"x": x.astype(np.float64), "y": y.astype(np.float64), "sigma": sigma, "response": response}
+
+
+def _quadratic_peak(nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offset (x, y), within half a pixel, of the peak of the quadratic through 3x3 neighbourhoods
+    ``nb`` (9, N), row by row; (0, 0) where the quadratic has no maximum."""
+    nb = nb.astype(np.float64)
+    gx, gy = 0.5 * (nb[5] - nb[3]), 0.5 * (nb[7] - nb[1])
+    hxx, hyy = nb[5] + nb[3] - 2 * nb[4], nb[7] + nb[1] - 2 * nb[4]
+    hxy = 0.25 * (nb[8] + nb[0] - nb[6] - nb[2])
+    det = hxx * hyy - hxy * hxy
+    ok = (det > 0) & (hxx < 0)
+    det = np.where(ok, det, 1.0)
+    ox = np.where(ok, (hxy * gy - hyy * gx) / det, 0.0)
+    oy = np.where(ok, (hxy * gx - hxx * gy) / det, 0.0)
+    return np.clip(ox, -0.5, 0.5), np.clip(oy, -0.5, 0.5)
+
+
+def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """``img`` at real coordinates (any shape, clamped to the image), bilinearly."""
+    h, w = img.shape
+    x = np.clip(x, 0, w - 1)
+    y = np.clip(y, 0, h - 1)
+    x0 = np.minimum(x.astype(np.int64), w - 2) if w > 1 else np.zeros(x.shape, np.int64)
+    y0 = np.minimum(y.astype(np.int64), h - 2) if h > 1 else np.zeros(y.shape, np.int64)
+    fx, fy = x - x0, y - y0
+    x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+    top = img[y0, x0] * (1 - fx) + img[y0, x1] * fx
+    bottom = img[y1, x0] * (1 - fx) + img[y1, x1] * fx
+    return top * (1 - fy) + bottom * fy
+
+
+def _strongest_nearby(x: np.ndarray, y: np.ndarray, radius: np.ndarray, strength: np.ndarray,
+                      *, chunk: int = 512) -> np.ndarray:
+    """Mask of the points that no stronger point lies within the larger of their two radii of
+    (ties: the first kept). Pairwise, a chunk of rows at a time (the points are blobs: a few hundred)."""
+    n = len(x)
+    keep = np.ones(n, bool)
+    idx = np.arange(n)
+    for a in range(0, n, chunk):
+        b = slice(a, min(a + chunk, n))
+        near = np.hypot(x[b, None] - x[None], y[b, None] - y[None]) < np.maximum(radius[b, None], radius[None])
+        stronger = (strength[None] > strength[b, None]) | ((strength[None] == strength[b, None]) & (idx[None] < idx[b, None]))
+        keep[b] = ~(near & stronger).any(axis=1)
+    return keep
 
 
 def blob_mask(blobs: dict[str, np.ndarray], shape: tuple[int, int], *, scale: float = 1.0,
@@ -250,12 +348,12 @@ def blob_mask(blobs: dict[str, np.ndarray], shape: tuple[int, int], *, scale: fl
 def blobs_per_region(blobs: dict[str, np.ndarray], masks: dict[str, np.ndarray], mm_per_px: float,
                      *, diameter_factor: float = 2 * np.sqrt(2)) -> dict[str, dict[str, float]]:
     """Count, density (per cm^2), area (%) and mean diameter (mm) of blobs whose centre lies in each mask."""
-    xs, ys = blobs["x"].astype(int), blobs["y"].astype(int)
+    xs, ys = np.rint(blobs["x"]).astype(int), np.rint(blobs["y"]).astype(int)
     d_mm = blobs["sigma"] * diameter_factor * mm_per_px
     disc_mm2 = np.pi * (d_mm / 2) ** 2
     out = {}
     for k, m in masks.items():
-        inside = m[ys, xs] if len(xs) else np.zeros(0, bool)
+        inside = m[np.clip(ys, 0, m.shape[0] - 1), np.clip(xs, 0, m.shape[1] - 1)] if len(xs) else np.zeros(0, bool)
         a_mm2 = np.count_nonzero(m) * mm_per_px ** 2
         n = int(inside.sum())
         out[k] = {
