@@ -146,6 +146,8 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
     zone = _zone(masks, concern.regions)
     rng = np.random.default_rng(seed)
     top = concern.doses[-1]
+    if concern.base and concern.name != "pore_size":
+        raise ValueError(f"{concern.name}: no injection of its base ({concern.base!r}) is defined")
     if concern.name == "redness":
         return phantom.redness_for_delta_a(rgb, zone, dose)[0]
     if concern.name == "texture":
@@ -161,7 +163,8 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
         out, rec = phantom.add_pores(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=n, depth=PORE_BASE["depth"],
                                      placement=pool)
         if rec["count"] != int(round(n * rec["area_cm2"])):
-            raise RuntimeError(f"pore_size: the pool holds {pool['count']} pores, the base needs {int(round(n * rec['area_cm2']))}")
+            raise RuntimeError(f"pore_size: the pool of top-size pores holds {pool['count']}, "
+                               f"the base needs {int(round(n * rec['area_cm2']))}")
         return out
     if concern.name == "lines":
         out = rgb
@@ -346,9 +349,9 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
     tasks = [(tone, None, 0, nz) for tone in tones for nz in draws]
     for c in CONCERNS:
         keys = [(c.name, i) for i in range(-1 if c.base else 0, 4)]
-        if c.base:  # every other family's largest dose on this concern's base
-            keys += [(f"{c.name}+{o.name}", 3) for o in CONCERNS
-                     if o.name != c.name and (o.family != c.family or not c.family)]
+        if c.base:  # every other family's largest dose (and base, if it has one) on this concern's base
+            others = [o for o in CONCERNS if o.name != c.name and (o.family != c.family or not c.family)]
+            keys += [(f"{c.name}+{o.name}", i) for o in others for i in ((-1, 3) if o.base else (3,))]
         tasks += [(tone, name, i, nz) for tone in tones for name, i in keys for nz in draws]
     jobs = jobs or os.cpu_count() or 1
     results: dict = {}
@@ -376,8 +379,9 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                 for other in CONCERNS:
                     if other.name == c.name or (c.family and other.family == c.family):
                         continue
-                    if c.base:  # the other concern injected into this one's base
-                        move = np.nanmean(vals((tone, f"{c.name}+{other.name}", 3))) - np.nanmean(null)
+                    if c.base:  # the other concern injected into this one's base (its growth, if it has a base too)
+                        ref = vals((tone, f"{c.name}+{other.name}", -1)) if other.base else null
+                        move = np.nanmean(vals((tone, f"{c.name}+{other.name}", 3))) - np.nanmean(ref)
                     else:
                         move = np.nanmean(vals((tone, other.name, 3))) - np.nanmean(vals(reference(tone, other)))
                     x = abs(float(move)) / own * 100 if own > 0 else float("inf")

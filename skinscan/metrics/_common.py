@@ -157,6 +157,8 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     n_s = len(sigmas_px)
     signal = np.ascontiguousarray(signal, dtype=np.float32)
     h, w = signal.shape
+    if min(h, w) < 3:  # no 3x3 neighbourhood: no maximum can be tested
+        return {k: np.zeros(0) for k in ("x", "y", "sigma", "response")}
     stack = np.empty((n_s, h, w), dtype=np.float32)
     m = mask.astype(bool, copy=False)
     inside = np.flatnonzero(m)
@@ -258,11 +260,13 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     # circle of support_sigmas x sigma around each blob must be inside the image and under the mask
     # (sub-pixel: the whole disc, from the distance to the nearest pixel off the mask or the image).
     rad = np.minimum(support_sigmas * (sigma if subpixel else sigmas_px[si]), support_max_px) + support_pad_px
-    if subpixel:
+    if subpixel and xs.size:
         dist = cv2.distanceTransform(cv2.copyMakeBorder(np.ascontiguousarray(m).view(np.uint8), 1, 1, 1, 1,
                                                          cv2.BORDER_CONSTANT, value=0),
                                      cv2.DIST_L2, cv2.DIST_MASK_PRECISE)[1:-1, 1:-1]
         ok = _bilinear(dist, xs + off[0], ys + off[1]) >= rad
+    elif subpixel:
+        ok = np.zeros(0, bool)
     else:
         ang = np.linspace(0, 2 * np.pi, 8, endpoint=False)
         py = np.round(ys[:, None] + rad[:, None] * np.sin(ang)[None]).astype(np.int64)
@@ -308,11 +312,13 @@ def _bilinear(img: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return top * (1 - fy) + bottom * fy
 
 
-def _strongest_nearby(x: np.ndarray, y: np.ndarray, radius: np.ndarray, strength: np.ndarray,
-                      *, chunk: int = 512) -> np.ndarray:
+def _strongest_nearby(x: np.ndarray, y: np.ndarray, radius: np.ndarray, strength: np.ndarray) -> np.ndarray:
     """Mask of the points that no stronger point lies within the larger of their two radii of
-    (ties: the first kept). Pairwise, a chunk of rows at a time (the points are blobs: a few hundred)."""
+    (ties: the first kept). Pairwise, a chunk of rows at a time, about 2 million pairs per chunk
+    (the points are blobs: a few hundred). Not greedy: a point suppressed by a stronger one that
+    is itself suppressed stays suppressed."""
     n = len(x)
+    chunk = max(1, 2_000_000 // max(n, 1))
     keep = np.ones(n, bool)
     idx = np.arange(n)
     for a in range(0, n, chunk):

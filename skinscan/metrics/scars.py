@@ -26,8 +26,8 @@ def _open_disc(img: np.ndarray, diameter_px: float) -> np.ndarray:
     A digital disc of 1.5-3 px (0.5 mm at 6-12 px/mm) is a cross, a square or a blocky 5 or 7 px
     shape, whose size in mm jumps with the resolution. The opening is done instead on a grid
     where the disc is :data:`_DISC` (the 21 px digital disc with the disc's area): the image is
-    resampled there (cubic), opened and resampled back, so every resolution opens with the same
-    disc in mm. For 0.5 mm that grid is ~10 px/mm: above the working resolution, and below a
+    resampled there (cubic up, area down), opened and resampled back (bilinear, or cubic up), so
+    every resolution opens with the same disc in mm. For 0.5 mm that grid is ~10 px/mm: above the working resolution, and below a
     photo's own only by what the pre-opening blur has already removed.
     """
     g = _DISC_PX / diameter_px
