@@ -229,12 +229,8 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
                 xx = np.clip(xs + dx, 0, w - 1)
                 is_max &= ~ok | (v >= stack[ii, yy, xx])
     si, ys, xs, nb, ring, off = si[is_max], ys[is_max], xs[is_max], nb[:, is_max], ring[:, is_max], off[:, is_max]
-    # Hessian of the smoothed signal at each peak (its pixel, or sub-pixel peak), by central
-    # differences (vectorised over peaks);
-    # nb holds the 3x3 neighbourhood row by row: (-1,-1) (-1,0) (-1,1) (0,-1) (0,0) ...
-    dxx = nb[5] + nb[3] - 2 * nb[4]
-    dyy = nb[7] + nb[1] - 2 * nb[4]
-    dxy = 0.25 * (nb[8] + nb[0] - nb[6] - nb[2])
+    # Hessian of the smoothed signal at each peak (its pixel, or sub-pixel peak).
+    dxx, dyy, dxy = _hessian_3x3(nb)
     tr, det = dxx + dyy, dxx * dyy - dxy * dxy
     r = max_elongation
     round_ = (det > 0) & (tr * tr * r < (r + 1) ** 2 * det)
@@ -283,13 +279,18 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     return {"x": x.astype(np.float64), "y": y.astype(np.float64), "sigma": sigma, "response": response}
 
 
+def _hessian_3x3(nb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(d2/dx2, d2/dy2, d2/dxdy) by central differences from 3x3 neighbourhoods ``nb`` (9, N),
+    row by row: (-1,-1) (-1,0) (-1,1) (0,-1) (0,0) ... (vectorised over the N points)."""
+    return (nb[5] + nb[3] - 2 * nb[4], nb[7] + nb[1] - 2 * nb[4], 0.25 * (nb[8] + nb[0] - nb[6] - nb[2]))
+
+
 def _quadratic_peak(nb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Offset (x, y), within half a pixel, of the peak of the quadratic through 3x3 neighbourhoods
     ``nb`` (9, N), row by row; (0, 0) where the quadratic has no maximum."""
     nb = nb.astype(np.float64)
     gx, gy = 0.5 * (nb[5] - nb[3]), 0.5 * (nb[7] - nb[1])
-    hxx, hyy = nb[5] + nb[3] - 2 * nb[4], nb[7] + nb[1] - 2 * nb[4]
-    hxy = 0.25 * (nb[8] + nb[0] - nb[6] - nb[2])
+    hxx, hyy, hxy = _hessian_3x3(nb)
     det = hxx * hyy - hxy * hxy
     ok = (det > 0) & (hxx < 0)
     det = np.where(ok, det, 1.0)
