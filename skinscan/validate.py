@@ -152,20 +152,6 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
         return phantom.redness_for_delta_a(rgb, zone, dose)[0]
     if concern.name == "texture":
         return phantom.add_texture(rgb, zone, mm_per_px=mm_per_px, energy_gain=dose, rng=rng)[0]
-    if concern.name == "pore_size":
-        # Drawn where the largest grown pore fits, then every pore is grown by ``dose`` mm (0: the base).
-        grow = top / mm_per_px
-        lo, hi = PORE_BASE["diameter_mm"]
-        n = PORE_BASE["density_per_cm2"]
-        _, pool = phantom.add_pores(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * n,
-                                    diameter_mm=(lo + top, hi + top), depth=PORE_BASE["depth"], rng=rng)
-        pool = {**pool, "diameters_px": pool["diameters_px"] - grow + dose / mm_per_px}
-        out, rec = phantom.add_pores(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=n, depth=PORE_BASE["depth"],
-                                     placement=pool)
-        if rec["count"] != int(round(n * rec["area_cm2"])):
-            raise RuntimeError(f"pore_size: the pool of top-size pores holds {pool['count']}, "
-                               f"the base needs {int(round(n * rec['area_cm2']))}")
-        return out
     if concern.name == "lines":
         out = rgb
         for i, (region, angle) in enumerate((("forehead", 0.0), ("periorbital_left", -10.0), ("periorbital_right", 10.0))):
@@ -174,19 +160,30 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
             _, pool = phantom.add_lines(rgb, masks[region], density_mm_per_cm2=top, rng=np.random.default_rng(seed + i), **kw)
             out, _ = phantom.add_lines(out, masks[region], density_mm_per_cm2=dose, placement=pool, **kw)
         return out
-    fn, kw = {
-        "pores": (phantom.add_pores, {"diameter_mm": (0.15, 0.3), "depth": 0.08}),
-        "scars": (phantom.add_scars, {"diameter_mm": (1.0, 3.0), "depth": 0.1}),
-        "spots": (phantom.add_spots, {"diameter_mm": (1.0, 3.0), "melanin_od": 0.2}),
-    }[concern.name]
+    if concern.name == "pore_size":
+        # A fixed count of pores, drawn where the largest grown pore fits; each is then grown by
+        # ``dose`` mm (0: the base).
+        lo, hi = PORE_BASE["diameter_mm"]
+        fn, kw = phantom.add_pores, {"diameter_mm": (lo + top, hi + top), "depth": PORE_BASE["depth"]}
+        count = PORE_BASE["density_per_cm2"]
+    else:
+        fn, kw = {
+            "pores": (phantom.add_pores, {"diameter_mm": (0.15, 0.3), "depth": 0.08}),
+            "scars": (phantom.add_scars, {"diameter_mm": (1.0, 3.0), "depth": 0.1}),
+            "spots": (phantom.add_spots, {"diameter_mm": (1.0, 3.0), "melanin_od": 0.2}),
+        }[concern.name]
+        count = dose
     # The pool is drawn with room to spare (its count is Poisson) and every dose, the largest too,
-    # takes exactly round(dose x area) of it: a pool drawn at the largest dose itself realised 32
+    # takes exactly round(count x area) of it: a pool drawn at the largest dose itself realised 32
     # scars for the 36 of 0.8/cm2, so the top step added 5 scars where the others added 9.
-    _, pool = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * top, rng=rng, **kw)
-    out, rec = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=dose, placement=pool, **kw)
-    if rec["count"] != int(round(dose * rec["area_cm2"])):
-        raise RuntimeError(f"{concern.name}: the pool holds {pool['count']} objects, dose {dose} needs "
-                           f"{int(round(dose * rec['area_cm2']))}")
+    most = count if concern.name == "pore_size" else top
+    _, pool = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * most, rng=rng, **kw)
+    if concern.name == "pore_size":
+        pool = {**pool, "diameters_px": pool["diameters_px"] - top / mm_per_px + dose / mm_per_px}
+    out, rec = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=count, placement=pool, **kw)
+    if rec["count"] != int(round(count * rec["area_cm2"])):
+        raise RuntimeError(f"{concern.name}: the pool holds {pool['count']} objects, {count} per cm2 needs "
+                           f"{int(round(count * rec['area_cm2']))}")
     return out
 
 
@@ -204,7 +201,12 @@ def dosed_face(master: dict, name: str | None, dose_idx: int) -> np.ndarray:
     rgb = master["rgb"]
     if name is None:
         return rgb
-    for part, i in ((name.split("+")[0], -1), (name.split("+")[-1], dose_idx)) if "+" in name else ((name, dose_idx),):
+    if "+" in name:
+        based, other = name.split("+")
+        steps = ((based, -1), (other, dose_idx))
+    else:
+        steps = ((name, dose_idx),)
+    for part, i in steps:
         c = _concern(part)
         rgb = inject(c, rgb, master["masks"], master["mm_per_px"], 0.0 if i < 0 else c.doses[i],
                      seed=master["seed"] + sum(map(ord, c.name)))
