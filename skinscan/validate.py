@@ -191,6 +191,11 @@ def _concern(name: str) -> Concern:
     return next(c for c in CONCERNS if c.name == name)
 
 
+def _crosstalk_sources(c: Concern) -> list[Concern]:
+    """The concerns whose top dose counts as cross-talk for ``c``'s metrics: all but ``c`` and its family."""
+    return [o for o in CONCERNS if o.name != c.name and not (c.family and o.family == c.family)]
+
+
 def dosed_face(master: dict, name: str | None, dose_idx: int) -> np.ndarray:
     """A master face (see :func:`build_masters`) with concern ``name`` at dose ``dose_idx``.
 
@@ -352,8 +357,7 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
     for c in CONCERNS:
         keys = [(c.name, i) for i in range(-1 if c.base else 0, 4)]
         if c.base:  # every other family's largest dose (and base, if it has one) on this concern's base
-            others = [o for o in CONCERNS if o.name != c.name and (o.family != c.family or not c.family)]
-            keys += [(f"{c.name}+{o.name}", i) for o in others for i in ((-1, 3) if o.base else (3,))]
+            keys += [(f"{c.name}+{o.name}", i) for o in _crosstalk_sources(c) for i in ((-1, 3) if o.base else (3,))]
         tasks += [(tone, name, i, nz) for tone in tones for name, i in keys for nz in draws]
     jobs = jobs or os.cpu_count() or 1
     results: dict = {}
@@ -378,9 +382,7 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                 rho = _spearman(np.array(c.doses), (direction or 1) * resp)
                 own = abs(resp[-1])
                 worst, by = 0.0, "-"
-                for other in CONCERNS:
-                    if other.name == c.name or (c.family and other.family == c.family):
-                        continue
+                for other in _crosstalk_sources(c):
                     if c.base:  # the other concern injected into this one's base (its growth, if it has a base too)
                         ref = vals((tone, f"{c.name}+{other.name}", -1)) if other.base else null
                         move = np.nanmean(vals((tone, f"{c.name}+{other.name}", 3))) - np.nanmean(ref)
