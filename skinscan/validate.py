@@ -268,6 +268,8 @@ class MetricRow:
     crosstalk_pct: float
     crosstalk_by: str
     cv_pct: float
+    #: Photos (of the 5 x n_draws behind the responses and SD) where the metric was not measurable (NaN).
+    missing: int = 0
 
     @property
     def passed(self) -> dict[str, bool]:
@@ -303,11 +305,26 @@ class ValidationReport:
             lines.append(f"| {r.tone} | {r.concern} | {r.metric} | {resp} | {r.nuisance_sd:.3g} | "
                          f"{r.detect_ratio:.1f} | {r.rho:+.2f} | {r.crosstalk_pct:.0f}% ({r.crosstalk_by}) | "
                          f"{r.cv_pct:.1f} | {ok} |")
+        gaps = [f"{r.tone} {r.metric} {r.missing} of {5 * self.n_draws}" for r in self.rows if r.missing]
+        if gaps:
+            lines += ["", "Not measurable (NaN) in some photos, left out of their dose's mean and, paired, of its "
+                      "response: " + "; ".join(gaps) + "."]
         return "\n".join(lines)
 
     def to_json(self) -> str:
         return json.dumps({"n_draws": self.n_draws, "settings": self.settings, "passed": self.passed,
                            "rows": [{**r.__dict__, "passed": r.passed} for r in self.rows]}, indent=1)
+
+
+def _paired_change(after: np.ndarray, before: np.ndarray) -> float:
+    """Mean change from ``before`` to ``after`` over the nuisance draws where both were measured.
+
+    Each draw photographs both with the same nuisance, so where one is NaN (not measurable, e.g.
+    pores below 10 px/mm) the draw is left out of both: means over different draws would count
+    that draw's nuisance as a change. With every value measured it is the difference of the means.
+    """
+    ok = np.isfinite(after) & np.isfinite(before)
+    return float(np.mean(after[ok] - before[ok])) if ok.any() else float("nan")
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
@@ -377,7 +394,8 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                     return np.array([results[key][nz.seed][zone][metric] for nz in draws], dtype=float)
 
                 null = vals(reference(tone, c))
-                resp = np.array([np.nanmean(vals((tone, c.name, i))) - np.nanmean(null) for i in range(4)])
+                doses = [vals((tone, c.name, i)) for i in range(4)]
+                resp = np.array([_paired_change(d, null) for d in doses])
                 sd = float(np.nanstd(null, ddof=1)) if n_draws > 1 else float("nan")
                 rho = _spearman(np.array(c.doses), (direction or 1) * resp)
                 own = abs(resp[-1])
@@ -385,9 +403,9 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                 for other in _crosstalk_sources(c):
                     if c.base:  # the other concern injected into this one's base (its growth, if it has a base too)
                         ref = vals((tone, f"{c.name}+{other.name}", -1)) if other.base else null
-                        move = np.nanmean(vals((tone, f"{c.name}+{other.name}", 3))) - np.nanmean(ref)
+                        move = _paired_change(vals((tone, f"{c.name}+{other.name}", 3)), ref)
                     else:
-                        move = np.nanmean(vals((tone, other.name, 3))) - np.nanmean(vals(reference(tone, other)))
+                        move = _paired_change(vals((tone, other.name, 3)), vals(reference(tone, other)))
                     x = abs(float(move)) / own * 100 if own > 0 else float("inf")
                     if x > worst:
                         worst, by = x, other.name
@@ -396,5 +414,6 @@ def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | Non
                     nuisance_sd=sd, nuisance_mean=float(np.nanmean(null)), rho=rho,
                     detect_ratio=float((direction or 1) * resp[0] / sd) if sd > 0 else float("inf"),
                     crosstalk_pct=worst, crosstalk_by=by,
-                    cv_pct=100 * sd / abs(float(np.nanmean(null))) if np.nanmean(null) else float("nan")))
+                    cv_pct=100 * sd / abs(float(np.nanmean(null))) if np.nanmean(null) else float("nan"),
+                    missing=int(sum(np.count_nonzero(~np.isfinite(v)) for v in [null, *doses]))))
     return ValidationReport(rows, n_draws, {"tones": list(tones), "seed": seed, "jobs": jobs})

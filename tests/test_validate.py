@@ -104,3 +104,21 @@ def test_pore_size_dose_grows_the_same_pores_by_the_dose():
         assert v["pore_density"] == pytest.approx(n_expected, rel=0.15)
     growth = np.array([v["pore_diameter_mm"] for v in got[1:]]) - got[0]["pore_diameter_mm"]
     np.testing.assert_allclose(growth, size.doses, rtol=0.2)
+
+
+def test_a_photo_not_measured_is_left_out_of_both_sides_of_a_change():
+    """A dose's response pairs each dose photo with the null photo of the same nuisance draw.
+
+    Draw 3 reads 0.5 higher in both (its nuisance, not the dose); its dose photo is not measurable.
+    Unpaired means would report a change of 0.5 - 0.5 / 4; paired, the change is the dose's 0.5.
+    """
+    from skinscan.validate import MetricRow, ValidationReport, _paired_change
+
+    null = np.array([1.0, 1.0, 1.0, 1.5])
+    dosed = np.array([1.5, 1.5, 1.5, np.nan])
+    assert np.nanmean(dosed) - np.nanmean(null) == pytest.approx(0.375)
+    assert _paired_change(dosed, null) == pytest.approx(0.5)
+    assert np.isnan(_paired_change(np.full(4, np.nan), null))
+    row = MetricRow("light", "pores", "pore_density", 1, [0.5] * 4, 0.1, 1.0, 1.0, 5.0, 0.0, "-", 10.0, missing=1)
+    table = ValidationReport([row], n_draws=4).table()
+    assert "light pore_density 1 of 20" in table.splitlines()[-1]
