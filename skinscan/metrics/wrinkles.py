@@ -27,6 +27,47 @@ def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.n
     return np.maximum(0.5 * (ortho + np.sqrt(2) * diag), 1.0).astype(np.float32)
 
 
+_RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32)
+
+
+def _keep_lines(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, seg_len: np.ndarray, mm_w: float, *,
+                min_length_mm: float, max_tortuosity: float, min_branch_mm: float) -> np.ndarray:
+    """Which pixels (ys, xs) of the one-pixel-wide ``skel`` belong to lines (bool per pixel).
+
+    The skeleton is cut at its junctions (pixels with 3+ neighbours) into branches. A branch is
+    dropped when it meanders (its length over the diagonal of its bounding box is over
+    ``max_tortuosity``) or when it is shorter than ``min_branch_mm`` and touches a junction (a
+    spur of the thinning, or a link in a mesh of texture ridges); what is left is kept where its
+    8-connected piece (junctions included) is at least ``min_length_mm`` long. Two lines that
+    cross, or a line that a texture ridge touches, are then judged line by line, not as one
+    tortuous network: whether two features touch depends on the sampling, and the whole network
+    used to be kept or dropped with it.
+    """
+    nb = cv2.filter2D(skel.view(np.uint8), -1, _RING, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+    junction = nb >= 3
+    branch_px = np.zeros(skel.shape, np.uint8)
+    branch_px[ys[~junction], xs[~junction]] = 1
+    n_b, b_lab, b_stats, _ = cv2.connectedComponentsWithStats(branch_px, connectivity=8)
+    b = b_lab[ys, xs]  # 0 at the junctions
+    b_len = np.bincount(b, weights=seg_len, minlength=n_b) * mm_w
+    diag = np.hypot(b_stats[:, cv2.CC_STAT_WIDTH], b_stats[:, cv2.CC_STAT_HEIGHT]) * mm_w
+    keep = b_len <= max_tortuosity * np.maximum(diag, 1e-9)
+    if junction.any():
+        j_px = np.zeros(skel.shape, np.uint8)
+        j_px[ys[junction], xs[junction]] = 1
+        near_j = cv2.dilate(j_px, np.ones((3, 3), np.uint8))[ys, xs].view(bool)
+        linked = np.bincount(b[near_j & ~junction], minlength=n_b) > 0
+        keep &= ~(linked & (b_len < min_branch_mm))
+    keep[0] = True
+    kept = keep[b]
+    kept_px = np.zeros(skel.shape, np.uint8)
+    kept_px[ys[kept], xs[kept]] = 1
+    n, lab = cv2.connectedComponents(kept_px, connectivity=8)
+    comp = lab[ys, xs]
+    comp_len = np.bincount(comp[kept], weights=seg_len[kept], minlength=n) * mm_w
+    return kept & (comp_len[comp] >= min_length_mm)
+
+
 def ridge_filter(img: np.ndarray, sigmas_px, *, reduce_from_px: float | None = None) -> np.ndarray:
     """Multi-scale Hessian ridge strength for bright ridges (Sato's tubeness in 2-D).
 
@@ -66,15 +107,17 @@ def _ridge_response(img: np.ndarray, s: float) -> np.ndarray:
 
 def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH_MM, k_sigma: float = 2.5,
                     min_strength: float = 0.016, min_length_mm: float = 2.0, max_tortuosity: float = 1.3,
-                    work_px_per_mm: float = 10.0) -> MetricResult:
+                    min_branch_mm: float = 1.0, work_px_per_mm: float = 10.0) -> MetricResult:
     """Fine-line density: mm of line per cm^2 of skin.
 
     The grey optical density is filtered with a Hessian ridge filter (Sato's tubeness) for bright
     ridges (dark lines are bright in density) at Gaussian scales set by the line widths in mm, thresholded at
     ``min_strength`` (a contrast in optical density) and at ``k_sigma`` robust standard deviations
-    of the photo's ridge noise, thinned to a skeleton; skeleton pieces shorter than
-    ``min_length_mm`` or more tortuous than ``max_tortuosity`` (length over the diagonal of their
-    bounding box) are dropped: pores and texture give short or meandering fragments.
+    of the photo's ridge noise, thinned to a skeleton and cut at its junctions into branches;
+    branches more tortuous than ``max_tortuosity`` (length over the diagonal of their bounding
+    box), branches under ``min_branch_mm`` that touch a junction (spurs, texture meshes) and
+    pieces shorter than ``min_length_mm`` are dropped: pores and texture give short or meandering
+    fragments (see :func:`_keep_lines`).
 
     Parameters
     ----------
@@ -89,6 +132,7 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
         Smallest ridge response (scale-normalised grey optical density) that counts as a line.
     min_length_mm : float
     max_tortuosity : float
+    min_branch_mm : float
     work_px_per_mm : float
         Working resolution (the photo is never upsampled).
 
@@ -125,17 +169,10 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
     line = cv2.compare(ridge, float(thr), cv2.CMP_GT).view(bool) & union
     skel = skeletonize(line)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(skel.view(np.uint8), connectivity=8)
     ys, xs = np.nonzero(skel)
     seg_len = skeleton_length_at(skel, ys, xs)
-    comp = lab[ys, xs]
-    comp_len = np.bincount(comp, weights=seg_len, minlength=n) * mm_w
-    # A fine line runs fairly straight: its length is close to the diagonal of its bounding box;
-    # chains of texture ridges that happen to connect meander.
-    diag = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) * mm_w
-    keep = (comp_len >= min_length_mm) & (comp_len <= max_tortuosity * np.maximum(diag, 1e-9))
-    keep[0] = False
-    kept = keep[comp]
+    kept = _keep_lines(skel, ys, xs, seg_len, mm_w, min_length_mm=min_length_mm, max_tortuosity=max_tortuosity,
+                       min_branch_mm=min_branch_mm)
     ys, xs, seg_len = ys[kept], xs[kept], seg_len[kept]
     skel = np.zeros(dark.shape, bool)
     skel[ys, xs] = True
