@@ -7,12 +7,16 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .._filters import mask_box
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize, resize_mask, resize_masks, robust_sigma,
+from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize_mask, resize_masks, robust_sigma,
                       skin_image, work_scale)
 
 __all__ = ["wrinkle_metrics", "WRINKLE_KEYS", "LINE_WIDTH_MM"]
 
 LINE_WIDTH_MM = (0.1, 0.5)
+#: The finest Gaussian scale of the ridge filter, mm: 0.9 px at the coarsest working resolution
+#: (6 px/mm), where the Gaussian and its finite differences are still sampled well enough for
+#: the response to be that of the same scale at any finer resolution.
+MIN_SCALE_MM = 0.15
 WRINKLE_KEYS = {"wrinkle_density": "mm per cm2"}
 
 
@@ -68,46 +72,73 @@ def _keep_lines(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, seg_len: np.nd
     return kept & (comp_len[comp] >= min_length_mm)
 
 
-def ridge_filter(img: np.ndarray, sigmas_px, *, reduce_from_px: float | None = None) -> np.ndarray:
-    """Multi-scale Hessian ridge strength for bright ridges (Sato's tubeness in 2-D).
+def ridge_responses(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0):
+    """Hessian ridge strength for bright ridges (Sato's tubeness in 2-D), one map per scale (a generator).
 
-    At each scale the Hessian of the Gaussian-smoothed image is formed with OpenCV derivative
-    filters; across a bright ridge its smaller eigenvalue is strongly negative, so the response
-    is ``sigma^2 * max(-lambda_min, 0)``, and the maximum over scales is kept. With
-    ``reduce_from_px``, scales of that many pixels and more are computed on a copy halved in size
-    and interpolated back (faster, but the 3x3 derivatives then read thin lines about 15% weaker,
-    which moves the line threshold: off by default).
+    Across a bright ridge the smaller eigenvalue of the Hessian of the Gaussian-smoothed image is
+    strongly negative; the response is ``sigma^2 * max(-lambda_min, 0)``. ``sigmas_px`` are the
+    total Gaussian scales sought: an image that already carries a blur of variance
+    ``prior_var_px`` (a reduction's, see :func:`reduce_with_blur`) is smoothed by the rest only,
+    so the same scale in mm gives the same response at any resolution. The second derivatives are
+    fourth-order central differences of the smoothed image (OpenCV's 3x3 Sobel kernels smooth
+    across by [1, 2, 1] / 4, a variance of 0.5 px^2, which at a sigma of ~1 px is a
+    resolution-dependent part of the scale).
     """
     img = np.ascontiguousarray(img, dtype=np.float32)
-    out = np.zeros(img.shape, np.float32)
-    half = None
     for s in sigmas_px:
         s = float(s)
-        if reduce_from_px is not None and s >= reduce_from_px and min(img.shape) >= 8:
-            if half is None:
-                half = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            r = cv2.resize(_ridge_response(half, s / 2), (img.shape[1], img.shape[0]),
-                           interpolation=cv2.INTER_LINEAR)
-        else:
-            r = _ridge_response(img, s)
-        np.maximum(out, r, out=out)
-    return out
+        g = cv2.GaussianBlur(img, (0, 0), float(np.sqrt(max(s * s - prior_var_px, 0.25))),
+                             borderType=cv2.BORDER_REFLECT)
+        c = np.float32(s * s / 2)  # -lambda_min = sqrt(((dxx - dyy) / 2)^2 + dxy^2) - (dxx + dyy) / 2
+        dxx = cv2.filter2D(g, cv2.CV_32F, _D2 * c, borderType=cv2.BORDER_REFLECT)
+        dyy = cv2.filter2D(g, cv2.CV_32F, _D2.T * c, borderType=cv2.BORDER_REFLECT)
+        dxy2 = cv2.sepFilter2D(g, cv2.CV_32F, _D1 * (2 * c), _D1, borderType=cv2.BORDER_REFLECT)
+        r = cv2.magnitude(cv2.subtract(dxx, dyy), dxy2)
+        r = cv2.subtract(r, cv2.add(dxx, dyy, dst=dxx), dst=r)
+        yield np.maximum(r, np.float32(0), out=r)
 
 
-def _ridge_response(img: np.ndarray, s: float) -> np.ndarray:
-    g = cv2.GaussianBlur(img, (0, 0), s, borderType=cv2.BORDER_REFLECT)
-    dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
-    dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
-    dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
-    half_trace = cv2.addWeighted(dxx, 0.5, dyy, 0.5, 0)
-    disc = cv2.magnitude(cv2.addWeighted(dxx, 0.5, dyy, -0.5, 0), dxy)
-    # -lambda_min = disc - half_trace, kept where positive, scale-normalised.
-    return np.maximum(cv2.subtract(disc, half_trace), np.float32(0)) * np.float32(s * s)
+def ridge_filter(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0) -> np.ndarray:
+    """The maximum over scales of :func:`ridge_responses`."""
+    out = None
+    for r in ridge_responses(img, sigmas_px, prior_var_px=prior_var_px):
+        out = r if out is None else np.maximum(out, r, out=out)
+    return out if out is not None else np.zeros(np.shape(img), np.float32)
+
+
+# Fourth-order central differences: first (x 2 below) and second derivative, as row kernels.
+_D1 = np.array([[1, -8, 0, 8, -1]], np.float32) / 12
+_D2 = np.array([[-1, 16, -30, 16, -1]], np.float32) / 12
+
+
+def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
+    """``img`` reduced by ``f`` (never enlarged), and the variance of the blur the reduction added, in its new pixels.
+
+    Exact 2x area halvings while the target is at most half the size (each adds a box: (4 - 1) / 12
+    of the finer pixel^2), then one bilinear step (on average over its sampling phases, 1/6 of a
+    pixel^2 before it). :func:`ridge_responses` takes that blur out of its own, so a scale in mm
+    means the same at every working resolution.
+    """
+    if f >= 0.999:
+        return img, 0.0
+    h, w = img.shape[:2]
+    tw, th = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
+    var, px = 0.0, 1.0  # in source pixels
+    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
+        hh, ww = img.shape[:2]
+        img = cv2.resize(img[: hh - hh % 2, : ww - ww % 2], (ww // 2, hh // 2), interpolation=cv2.INTER_AREA)
+        var += 3 * px * px / 12
+        px *= 2
+    if (img.shape[1], img.shape[0]) != (tw, th):
+        var += px * px / 6
+        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
+    return img, var * (tw / w) ** 2
 
 
 def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH_MM, k_sigma: float = 2.5,
                     min_strength: float = 0.016, min_length_mm: float = 2.0, max_tortuosity: float = 1.3,
-                    min_branch_mm: float = 1.0, work_px_per_mm: float = 10.0) -> MetricResult:
+                    min_branch_mm: float = 1.0, min_scale_mm: float = MIN_SCALE_MM, n_scales: int = 3,
+                    work_px_per_mm: float = 10.0) -> MetricResult:
     """Fine-line density: mm of line per cm^2 of skin.
 
     The grey optical density is filtered with a Hessian ridge filter (Sato's tubeness) for bright
@@ -152,22 +183,31 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     img = skin_image(rgb, mm_per_px)
     masks = as_masks(mask, img.shape)
     f = 1.0 if img.full_resolution else work_scale(mm_per_px, work_px_per_mm)
-    dark = resize(img.relief(mm_per_px), f)
-    mm_w = mm_per_px / f
+    dark, prior_var = reduce_with_blur(img.relief(mm_per_px), f)
+    mm_w = mm_per_px * img.shape[1] / dark.shape[1]
     small = resize_masks(img, masks, dark.shape)  # nearest-neighbour: the union of the resized masks is
     union = np.logical_or.reduce(list(small.values()))  # the resized union
     box = mask_box(union, int(np.ceil(3 * width_mm[1] / mm_w)) + 2)
     if box is None:
         return MetricResult({k: {"wrinkle_density": float("nan")} for k in masks})
-    sigmas = np.unique(np.round(np.maximum(np.array(width_mm) / 2 / mm_w, 0.7), 2))
-    ridge = np.zeros(dark.shape, np.float32)
-    ridge[box] = ridge_filter(np.ascontiguousarray(dark[box]), sigmas)
+    # Scales in mm, the same at every resolution: half the line widths, at least min_scale_mm.
+    sigmas_mm = np.geomspace(max(width_mm[0] / 2, min_scale_mm), max(width_mm[1] / 2, min_scale_mm), n_scales)
+    sub_union = np.ascontiguousarray(union[box])
+    inside = np.flatnonzero(sub_union)
+    pick = inside[:: max(1, inside.size // 50_000)]
     # A line must be darker than its surround by a physical contrast (grey optical density, so
-    # independent of exposure) and stand out of the photo's own ridge noise.
-    inside = np.flatnonzero(union)
-    sample = ridge.reshape(-1)[inside[:: max(1, inside.size // 50_000)]]
-    thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
-    line = cv2.compare(ridge, float(thr), cv2.CMP_GT).view(bool) & union
+    # independent of exposure) and stand out of the photo's own ridge noise at its scale: each
+    # scale has its own threshold (the texture's response grows with the scale, and a threshold
+    # shared by all scales would be set by the coarsest), and a pixel is on a line when any scale
+    # is over its threshold.
+    score = None
+    for r in ridge_responses(dark[box], np.unique(sigmas_mm / mm_w), prior_var_px=prior_var):
+        sample = r.reshape(-1)[pick]
+        thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
+        r *= np.float32(1 / thr)
+        score = r if score is None else np.maximum(score, r, out=score)
+    line = np.zeros(dark.shape, bool)
+    line[box] = cv2.compare(score, 1.0, cv2.CMP_GT).view(bool) & sub_union
     skel = skeletonize(line)
     ys, xs = np.nonzero(skel)
     seg_len = skeleton_length_at(skel, ys, xs)
