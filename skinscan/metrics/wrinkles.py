@@ -21,6 +21,9 @@ MIN_SCALE_MM = 0.15
 #: it): there the finest scale is 1.5 px, and the sampled peak of a line's response is within ~15%
 #: of its true peak wherever the line falls between two pixels (40% at 6 px/mm).
 MIN_GRID_PX_PER_MM = 10.0
+#: ... but by at most this factor (a photo under 5 px/mm does not resolve fine lines anyway, and
+#: its cost would grow with the square).
+MAX_GRID_ZOOM = 2.0
 WRINKLE_KEYS = {"wrinkle_density": "mm per cm2"}
 
 
@@ -188,9 +191,10 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     work_px_per_mm : float
         Working resolution (the photo is never reduced below it, nor enlarged to it).
     min_grid_px_per_mm : float
-        Coarsest grid the lines are detected on (a cubic interpolation of the working image). With
-        the scales in mm and this grid, the density is the same within ~2% whether the photo is
-        analysed at 6, 8 or 10 px/mm or at a finer resolution of its own.
+        Coarsest grid the lines are detected on (a cubic interpolation of the working image, at
+        most ``MAX_GRID_ZOOM`` times as fine). With the scales in mm and this grid, the density
+        is the same within ~2% whether the photo is analysed at 6, 8 or 10 px/mm or at a finer
+        resolution of its own.
 
     Returns
     -------
@@ -215,7 +219,7 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
         # between two pixels of a coarse grid and is sampled up to ~40% low at 6 px/mm (~15% at
         # 10), so faint lines broke up there. The cubic interpolation adds no blur to speak of.
         w0 = dark.shape[1]
-        g = mm_w * min_grid_px_per_mm
+        g = min(mm_w * min_grid_px_per_mm, MAX_GRID_ZOOM)
         dark = cv2.resize(dark, (max(int(round(w0 * g)), 1), max(int(round(dark.shape[0] * g)), 1)),
                           interpolation=cv2.INTER_CUBIC)
         prior_var *= (dark.shape[1] / w0) ** 2
