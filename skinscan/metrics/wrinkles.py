@@ -153,7 +153,7 @@ def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
 
 def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH_MM, k_sigma: float = 2.5,
                     min_strength: float = 0.016, min_length_mm: float = 2.0, max_tortuosity: float = 1.3,
-                    min_branch_mm: float = 1.0, min_scale_mm: float = MIN_SCALE_MM, n_scales: int = 3,
+                    min_branch_mm: float = 2.0, min_scale_mm: float = MIN_SCALE_MM, n_scales: int = 3,
                     work_px_per_mm: float = 10.0, min_grid_px_per_mm: float = MIN_GRID_PX_PER_MM) -> MetricResult:
     """Fine-line density: mm of line per cm^2 of skin.
 
