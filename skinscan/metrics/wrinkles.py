@@ -7,12 +7,23 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .._filters import mask_box
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize, resize_mask, resize_masks, robust_sigma,
+from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize_mask, resize_masks, robust_sigma,
                       skin_image, work_scale)
 
 __all__ = ["wrinkle_metrics", "WRINKLE_KEYS", "LINE_WIDTH_MM"]
 
 LINE_WIDTH_MM = (0.1, 0.5)
+#: The finest Gaussian scale of the ridge filter, mm, at any resolution (it was 0.7 px: 0.058 mm
+#: at 12 px/mm, 0.117 at 6). Its response peaks at 1.5 cycles/mm, well inside what a 6 px/mm
+#: photo holds (up to 3), and a 0.1 mm line still reads at ~2/3 of its best-scale response.
+MIN_SCALE_MM = 0.15
+#: The coarsest grid lines are detected on, px/mm (a coarser working image is interpolated up to
+#: it): there the finest scale is 1.5 px, and the sampled peak of a line's response is within ~15%
+#: of its true peak wherever the line falls between two pixels (40% at 6 px/mm).
+MIN_GRID_PX_PER_MM = 10.0
+#: ... but by at most this factor (a photo under 5 px/mm does not resolve fine lines anyway, and
+#: its cost would grow with the square).
+MAX_GRID_ZOOM = 2.0
 WRINKLE_KEYS = {"wrinkle_density": "mm per cm2"}
 
 
@@ -27,54 +38,138 @@ def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.n
     return np.maximum(0.5 * (ortho + np.sqrt(2) * diag), 1.0).astype(np.float32)
 
 
-def ridge_filter(img: np.ndarray, sigmas_px, *, reduce_from_px: float | None = None) -> np.ndarray:
-    """Multi-scale Hessian ridge strength for bright ridges (Sato's tubeness in 2-D).
+_RING = np.array([[1, 1, 1], [1, 0, 1], [1, 1, 1]], np.float32)
 
-    At each scale the Hessian of the Gaussian-smoothed image is formed with OpenCV derivative
-    filters; across a bright ridge its smaller eigenvalue is strongly negative, so the response
-    is ``sigma^2 * max(-lambda_min, 0)``, and the maximum over scales is kept. With
-    ``reduce_from_px``, scales of that many pixels and more are computed on a copy halved in size
-    and interpolated back (faster, but the 3x3 derivatives then read thin lines about 15% weaker,
-    which moves the line threshold: off by default).
+
+def _keep_lines(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, seg_len: np.ndarray, mm_w: float, *,
+                min_length_mm: float, max_tortuosity: float, min_branch_mm: float) -> np.ndarray:
+    """Which pixels (ys, xs) of the one-pixel-wide ``skel`` belong to lines (bool per pixel).
+
+    The skeleton is cut at its junctions (pixels with 3+ neighbours) into branches. A branch is
+    dropped when it meanders (its length over the diagonal of its bounding box is over
+    ``max_tortuosity``) or when it is shorter than ``min_branch_mm`` and touches a junction (a
+    spur of the thinning, or a link in a mesh of texture ridges); what is left is kept where its
+    8-connected piece (junctions included) is at least ``min_length_mm`` long. Two lines that
+    cross, or a line that a texture ridge touches, are then judged line by line, not as one
+    tortuous network: whether two features touch depends on the sampling, and the whole network
+    used to be kept or dropped with it.
     """
-    img = np.ascontiguousarray(img, dtype=np.float32)
-    out = np.zeros(img.shape, np.float32)
-    half = None
-    for s in sigmas_px:
-        s = float(s)
-        if reduce_from_px is not None and s >= reduce_from_px and min(img.shape) >= 8:
-            if half is None:
-                half = cv2.resize(img, (img.shape[1] // 2, img.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            r = cv2.resize(_ridge_response(half, s / 2), (img.shape[1], img.shape[0]),
-                           interpolation=cv2.INTER_LINEAR)
-        else:
-            r = _ridge_response(img, s)
-        np.maximum(out, r, out=out)
-    return out
+    nb = cv2.filter2D(skel.view(np.uint8), -1, _RING, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+    junction = nb >= 3
+    branch_px = np.zeros(skel.shape, np.uint8)
+    branch_px[ys[~junction], xs[~junction]] = 1
+    n_b, b_lab = cv2.connectedComponents(branch_px, connectivity=8)
+    b = b_lab[ys, xs]  # 0 at the junctions
+    b_len = np.bincount(b, weights=seg_len, minlength=n_b) * mm_w
+    # Bounding boxes of the branches (sorted by label: extremes per run of equal labels).
+    order = np.argsort(b, kind="stable")
+    sb, sy, sx = b[order], ys[order], xs[order]
+    start = np.flatnonzero(np.r_[True, sb[1:] != sb[:-1]])
+    ext = np.zeros((n_b, 2))
+    ext[sb[start]] = np.stack([np.maximum.reduceat(sx, start) - np.minimum.reduceat(sx, start) + 1,
+                               np.maximum.reduceat(sy, start) - np.minimum.reduceat(sy, start) + 1], 1)
+    diag = np.hypot(ext[:, 0], ext[:, 1]) * mm_w
+    keep = b_len <= max_tortuosity * np.maximum(diag, 1e-9)
+    if junction.any():
+        j_px = np.zeros(skel.shape, np.uint8)
+        j_px[ys[junction], xs[junction]] = 1
+        near_j = cv2.dilate(j_px, np.ones((3, 3), np.uint8))[ys, xs].view(bool)
+        linked = np.bincount(b[near_j & ~junction], minlength=n_b) > 0
+        keep &= ~(linked & (b_len < min_branch_mm))
+    keep[0] = True
+    kept = keep[b]
+    kept_px = np.zeros(skel.shape, np.uint8)
+    kept_px[ys[kept], xs[kept]] = 1
+    n, lab = cv2.connectedComponents(kept_px, connectivity=8)
+    comp = lab[ys, xs]
+    comp_len = np.bincount(comp[kept], weights=seg_len[kept], minlength=n) * mm_w
+    return kept & (comp_len[comp] >= min_length_mm)
 
 
-def _ridge_response(img: np.ndarray, s: float) -> np.ndarray:
-    g = cv2.GaussianBlur(img, (0, 0), s, borderType=cv2.BORDER_REFLECT)
-    dxx = cv2.Sobel(g, cv2.CV_32F, 2, 0, ksize=3, scale=0.25)
-    dyy = cv2.Sobel(g, cv2.CV_32F, 0, 2, ksize=3, scale=0.25)
-    dxy = cv2.Sobel(g, cv2.CV_32F, 1, 1, ksize=3, scale=0.25)
-    half_trace = cv2.addWeighted(dxx, 0.5, dyy, 0.5, 0)
-    disc = cv2.magnitude(cv2.addWeighted(dxx, 0.5, dyy, -0.5, 0), dxy)
-    # -lambda_min = disc - half_trace, kept where positive, scale-normalised.
-    return np.maximum(cv2.subtract(disc, half_trace), np.float32(0)) * np.float32(s * s)
+def ridge_responses(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0):
+    """Hessian ridge strength for bright ridges (Sato's tubeness in 2-D), one map per scale (a generator).
+
+    Across a bright ridge the smaller eigenvalue of the Hessian of the Gaussian-smoothed image is
+    strongly negative; the response is ``sigma^2 * max(-lambda_min, 0)``. ``sigmas_px`` are the
+    total Gaussian scales sought: an image that already carries a blur of variance
+    ``prior_var_px`` (a reduction's, see :func:`reduce_with_blur`) is smoothed by the rest only,
+    so the same scale in mm gives the same response at any resolution. The second derivatives are
+    fourth-order central differences of the smoothed image (OpenCV's 3x3 Sobel kernels smooth
+    across by [1, 2, 1] / 4, a variance of 0.5 px^2, which at a sigma of ~1 px is a
+    resolution-dependent part of the scale).
+    """
+    g = np.ascontiguousarray(img, dtype=np.float32)
+    done = 0.0  # variance of the blur applied so far; each scale blurs the last one's image by the rest
+    for s in sorted(float(s) for s in sigmas_px):
+        var = max(s * s - prior_var_px, 0.25)
+        if var > done:
+            g = cv2.GaussianBlur(g, (0, 0), float(np.sqrt(var - done)), borderType=cv2.BORDER_REFLECT)
+            done = var
+        c = np.float32(s * s / 2)  # -lambda_min = sqrt(((dxx - dyy) / 2)^2 + dxy^2) - (dxx + dyy) / 2
+        dxx = cv2.filter2D(g, cv2.CV_32F, _D2 * c, borderType=cv2.BORDER_REFLECT)
+        dyy = cv2.filter2D(g, cv2.CV_32F, _D2.T * c, borderType=cv2.BORDER_REFLECT)
+        dxy2 = cv2.sepFilter2D(g, cv2.CV_32F, _D1 * (2 * c), _D1, borderType=cv2.BORDER_REFLECT)
+        r = cv2.magnitude(cv2.subtract(dxx, dyy), dxy2)
+        r = cv2.subtract(r, cv2.add(dxx, dyy, dst=dxx), dst=r)
+        yield np.maximum(r, np.float32(0), out=r)
+
+
+def ridge_filter(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0) -> np.ndarray:
+    """The maximum over scales of :func:`ridge_responses`."""
+    out = None
+    for r in ridge_responses(img, sigmas_px, prior_var_px=prior_var_px):
+        out = r if out is None else np.maximum(out, r, out=out)
+    return out if out is not None else np.zeros(np.shape(img), np.float32)
+
+
+# Fourth-order central differences: first (x 2 below) and second derivative, as row kernels.
+_D1 = np.array([[1, -8, 0, 8, -1]], np.float32) / 12
+_D2 = np.array([[-1, 16, -30, 16, -1]], np.float32) / 12
+
+
+def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
+    """``img`` reduced by ``f`` (never enlarged), and the variance of the blur the reduction added, in its new pixels.
+
+    Exact 2x area halvings while the target is at most half the size (each adds a box: (4 - 1) / 12
+    of the finer pixel^2), then one bilinear step (on average over its sampling phases, 1/6 of a
+    pixel^2 before it). :func:`ridge_responses` takes that blur out of its own, so a scale in mm
+    means the same at every working resolution.
+    """
+    if f >= 0.999:
+        return img, 0.0
+    h, w = img.shape[:2]
+    tw, th = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
+    var, px = 0.0, 1.0  # in source pixels
+    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
+        hh, ww = img.shape[:2]
+        img = cv2.resize(img[: hh - hh % 2, : ww - ww % 2], (ww // 2, hh // 2), interpolation=cv2.INTER_AREA)
+        var += 3 * px * px / 12
+        px *= 2
+    if (img.shape[1], img.shape[0]) != (tw, th):
+        var += px * px / 6
+        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
+    return img, var * (tw / w) ** 2
 
 
 def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH_MM, k_sigma: float = 2.5,
                     min_strength: float = 0.016, min_length_mm: float = 2.0, max_tortuosity: float = 1.3,
-                    work_px_per_mm: float = 10.0) -> MetricResult:
+                    min_branch_mm: float = 2.0, min_scale_mm: float = MIN_SCALE_MM, n_scales: int = 3,
+                    work_px_per_mm: float = 10.0, min_grid_px_per_mm: float = MIN_GRID_PX_PER_MM) -> MetricResult:
     """Fine-line density: mm of line per cm^2 of skin.
 
     The grey optical density is filtered with a Hessian ridge filter (Sato's tubeness) for bright
-    ridges (dark lines are bright in density) at Gaussian scales set by the line widths in mm, thresholded at
-    ``min_strength`` (a contrast in optical density) and at ``k_sigma`` robust standard deviations
-    of the photo's ridge noise, thinned to a skeleton; skeleton pieces shorter than
-    ``min_length_mm`` or more tortuous than ``max_tortuosity`` (length over the diagonal of their
-    bounding box) are dropped: pores and texture give short or meandering fragments.
+    ridges (dark lines are bright in density) at ``n_scales`` Gaussian scales from half the
+    narrowest to half the widest line width, none under ``min_scale_mm``, in mm at any resolution
+    (the blur of the reduction to the working grid counts towards them, see
+    :func:`reduce_with_blur`); each scale is thresholded at ``min_strength`` (a contrast in optical
+    density) and at ``k_sigma`` robust standard deviations of its own response over the skin (the
+    photo's ridge noise), a pixel being on a line when any scale is over its threshold. The lines
+    are found on a grid of at least ``min_grid_px_per_mm`` (a coarser working image is
+    interpolated up), thinned to a skeleton and cut at its junctions into branches;
+    branches more tortuous than ``max_tortuosity`` (length over the diagonal of their bounding
+    box), branches under ``min_branch_mm`` that touch a junction (spurs, texture meshes) and
+    pieces shorter than ``min_length_mm`` are dropped: pores and texture give short or meandering
+    fragments (see :func:`_keep_lines`).
 
     Parameters
     ----------
@@ -89,8 +184,17 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
         Smallest ridge response (scale-normalised grey optical density) that counts as a line.
     min_length_mm : float
     max_tortuosity : float
+    min_branch_mm : float
+    min_scale_mm : float
+        Finest filter scale (Gaussian sigma), mm.
+    n_scales : int
     work_px_per_mm : float
-        Working resolution (the photo is never upsampled).
+        Working resolution (the photo is never reduced below it, nor enlarged to it).
+    min_grid_px_per_mm : float
+        Coarsest grid the lines are detected on (a cubic interpolation of the working image, at
+        most ``MAX_GRID_ZOOM`` times as fine). With the scales in mm and this grid, the density
+        is the same within ~2% whether the photo is analysed at 6, 8 or 10 px/mm or at a finer
+        resolution of its own.
 
     Returns
     -------
@@ -108,34 +212,46 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     img = skin_image(rgb, mm_per_px)
     masks = as_masks(mask, img.shape)
     f = 1.0 if img.full_resolution else work_scale(mm_per_px, work_px_per_mm)
-    dark = resize(img.relief(mm_per_px), f)
-    mm_w = mm_per_px / f
+    dark, prior_var = reduce_with_blur(img.relief(mm_per_px), f)
+    mm_w = mm_per_px * img.shape[1] / dark.shape[1]
+    if mm_w * min_grid_px_per_mm > 1.001:
+        # A coarser grid is interpolated up to min_grid_px_per_mm: a line's peak response falls
+        # between two pixels of a coarse grid and is sampled up to ~40% low at 6 px/mm (~15% at
+        # 10), so faint lines broke up there. The cubic interpolation adds no blur to speak of.
+        w0 = dark.shape[1]
+        g = min(mm_w * min_grid_px_per_mm, MAX_GRID_ZOOM)
+        dark = cv2.resize(dark, (max(int(round(w0 * g)), 1), max(int(round(dark.shape[0] * g)), 1)),
+                          interpolation=cv2.INTER_CUBIC)
+        prior_var *= (dark.shape[1] / w0) ** 2
+        mm_w = mm_per_px * img.shape[1] / dark.shape[1]
     small = resize_masks(img, masks, dark.shape)  # nearest-neighbour: the union of the resized masks is
     union = np.logical_or.reduce(list(small.values()))  # the resized union
     box = mask_box(union, int(np.ceil(3 * width_mm[1] / mm_w)) + 2)
     if box is None:
         return MetricResult({k: {"wrinkle_density": float("nan")} for k in masks})
-    sigmas = np.unique(np.round(np.maximum(np.array(width_mm) / 2 / mm_w, 0.7), 2))
-    ridge = np.zeros(dark.shape, np.float32)
-    ridge[box] = ridge_filter(np.ascontiguousarray(dark[box]), sigmas)
+    # Scales in mm, the same at every resolution: half the line widths, at least min_scale_mm.
+    sigmas_mm = np.geomspace(max(width_mm[0] / 2, min_scale_mm), max(width_mm[1] / 2, min_scale_mm), n_scales)
+    sub_union = np.ascontiguousarray(union[box])
+    inside = np.flatnonzero(sub_union)
+    pick = inside[:: max(1, inside.size // 50_000)]
     # A line must be darker than its surround by a physical contrast (grey optical density, so
-    # independent of exposure) and stand out of the photo's own ridge noise.
-    inside = np.flatnonzero(union)
-    sample = ridge.reshape(-1)[inside[:: max(1, inside.size // 50_000)]]
-    thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
-    line = cv2.compare(ridge, float(thr), cv2.CMP_GT).view(bool) & union
+    # independent of exposure) and stand out of the photo's own ridge noise at its scale: each
+    # scale has its own threshold (the texture's response grows with the scale, and a threshold
+    # shared by all scales would be set by the coarsest), and a pixel is on a line when any scale
+    # is over its threshold.
+    score = None
+    for r in ridge_responses(dark[box], np.unique(sigmas_mm / mm_w), prior_var_px=prior_var):
+        sample = r.reshape(-1)[pick]
+        thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
+        r *= np.float32(1 / thr)
+        score = r if score is None else np.maximum(score, r, out=score)
+    line = np.zeros(dark.shape, bool)
+    line[box] = cv2.compare(score, 1.0, cv2.CMP_GT).view(bool) & sub_union
     skel = skeletonize(line)
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(skel.view(np.uint8), connectivity=8)
     ys, xs = np.nonzero(skel)
     seg_len = skeleton_length_at(skel, ys, xs)
-    comp = lab[ys, xs]
-    comp_len = np.bincount(comp, weights=seg_len, minlength=n) * mm_w
-    # A fine line runs fairly straight: its length is close to the diagonal of its bounding box;
-    # chains of texture ridges that happen to connect meander.
-    diag = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) * mm_w
-    keep = (comp_len >= min_length_mm) & (comp_len <= max_tortuosity * np.maximum(diag, 1e-9))
-    keep[0] = False
-    kept = keep[comp]
+    kept = _keep_lines(skel, ys, xs, seg_len, mm_w, min_length_mm=min_length_mm, max_tortuosity=max_tortuosity,
+                       min_branch_mm=min_branch_mm)
     ys, xs, seg_len = ys[kept], xs[kept], seg_len[kept]
     skel = np.zeros(dark.shape, bool)
     skel[ys, xs] = True
