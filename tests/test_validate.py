@@ -51,10 +51,13 @@ def test_responses_are_in_physical_units(report):
     row = {(r.tone, r.metric): r for r in report.rows}
     # Redness is injected as a known rise of mean a* over its zone: 1.5, 3, 4.5, 6.
     np.testing.assert_allclose(row["light", "a_star"].responses, [1.5, 3.0, 4.5, 6.0], atol=0.5)
-    # Lines are injected at 5-20 mm per cm2 of forehead and periorbital skin; the detector finds
-    # part of each (faint, 0.15-0.4 mm wide) but must scale with the dose.
-    lines = np.array(row["light", "wrinkle_density"].responses)
-    assert 1.5 < lines[-1] / lines[0] < 5.0 and lines[-1] > 3.0  # four times the dose
+    # Lines are injected at 5-20 mm per cm2 of forehead and periorbital skin (faint, 0.15-0.4 mm
+    # wide). Since 0.3.5 (scales in mm, branches judged one by one) the detector reads 84-93% of
+    # them on the light face and 77-81% on the deep one (58-74% and 52% before, when two lines that
+    # crossed were kept or dropped as one network).
+    for tone in ("light", "deep"):
+        lines = np.array(row[tone, "wrinkle_density"].responses) / np.array(CONCERNS_BY_NAME["lines"].doses)
+        assert np.all((0.65 < lines) & (lines < 1.1)), lines
     # Pore size is dosed by growing a fixed set of pores by 0.025-0.1 mm: the mean diameter of the
     # detected pores must grow by a good part of it (pores grown past the detection limit join
     # the detections at their smaller size, so the mean grows by less than the pores do).
