@@ -93,3 +93,21 @@ def test_cli_prints_the_table_and_says_which_targets_were_met(tmp_path, capsys):
     assert code in (0, 1)
     assert "analysis / decode" in out and "targets met" in out
     assert (tmp_path / "benchmark.json").exists()
+
+
+def test_a_worker_peak_is_its_own_not_the_launching_process(tmp_path):
+    # The benchmark's memory worker is started by a process that has analysed 12 MP photos at
+    # full resolution (~1 GB). getrusage's ru_maxrss in the child carries that high-water mark
+    # over exec on Linux; the worker's own peak must not.
+    import subprocess
+    import sys
+
+    held = np.ones(400 * 2**20 // 8)  # 400 MB, touched
+    code = ("import resource, json; from skinscan.benchmark import peak_rss_mb; "
+            "print(json.dumps([peak_rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    own, inherited = json.loads(out.strip().splitlines()[-1])
+    assert held.sum() > 0
+    if sys.platform.startswith("linux"):
+        assert inherited > 400  # what the benchmark used to report: the parent's peak
+    assert own < 300  # Python, numpy and OpenCV imported: ~100-200 MB
