@@ -114,14 +114,6 @@ def ridge_responses(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0):
         yield np.maximum(r, np.float32(0), out=r)
 
 
-def ridge_filter(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0) -> np.ndarray:
-    """The maximum over scales of :func:`ridge_responses`."""
-    out = None
-    for r in ridge_responses(img, sigmas_px, prior_var_px=prior_var_px):
-        out = r if out is None else np.maximum(out, r, out=out)
-    return out if out is not None else np.zeros(np.shape(img), np.float32)
-
-
 # Fourth-order central differences: first (x 2 below) and second derivative, as row kernels.
 _D1 = np.array([[1, -8, 0, 8, -1]], np.float32) / 12
 _D2 = np.array([[-1, 16, -30, 16, -1]], np.float32) / 12
