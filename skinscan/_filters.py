@@ -22,12 +22,22 @@ def shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     once; a halving drops an odd last row or column (under 0.1% of the scale).
     """
     tw, th = int(size[0]), int(size[1])
-    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
-        h, w = img.shape[:2]
-        img = cv2.resize(img[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    img, _ = halve_towards(img, (tw, th))
     if (img.shape[1], img.shape[0]) != (tw, th):
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_AREA)
     return img
+
+
+def halve_towards(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, int]:
+    """``img`` halved (exact 2x area averaging, OpenCV's fast path) while ``size`` (width,
+    height) is at most half of it, and the number of halvings; an odd last row or column is dropped."""
+    tw, th = int(size[0]), int(size[1])
+    n = 0
+    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
+        h, w = img.shape[:2]
+        img = cv2.resize(img[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        n += 1
+    return img, n
 
 
 def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) -> np.ndarray:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
-from .._filters import mask_box
+from .._filters import halve_towards, mask_box
 from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize_mask, resize_masks, robust_sigma,
                       skin_image, work_scale)
 
@@ -58,17 +58,10 @@ def _keep_lines(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, seg_len: np.nd
     junction = nb >= 3
     branch_px = np.zeros(skel.shape, np.uint8)
     branch_px[ys[~junction], xs[~junction]] = 1
-    n_b, b_lab = cv2.connectedComponents(branch_px, connectivity=8)
+    n_b, b_lab, stats, _ = cv2.connectedComponentsWithStats(branch_px, connectivity=8)
     b = b_lab[ys, xs]  # 0 at the junctions
     b_len = np.bincount(b, weights=seg_len, minlength=n_b) * mm_w
-    # Bounding boxes of the branches (sorted by label: extremes per run of equal labels).
-    order = np.argsort(b, kind="stable")
-    sb, sy, sx = b[order], ys[order], xs[order]
-    start = np.flatnonzero(np.r_[True, sb[1:] != sb[:-1]])
-    ext = np.zeros((n_b, 2))
-    ext[sb[start]] = np.stack([np.maximum.reduceat(sx, start) - np.minimum.reduceat(sx, start) + 1,
-                               np.maximum.reduceat(sy, start) - np.minimum.reduceat(sy, start) + 1], 1)
-    diag = np.hypot(ext[:, 0], ext[:, 1]) * mm_w
+    diag = np.hypot(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) * mm_w
     keep = b_len <= max_tortuosity * np.maximum(diag, 1e-9)
     if junction.any():
         j_px = np.zeros(skel.shape, np.uint8)
@@ -131,14 +124,10 @@ def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
         return img, 0.0
     h, w = img.shape[:2]
     tw, th = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
-    var, px = 0.0, 1.0  # in source pixels
-    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
-        hh, ww = img.shape[:2]
-        img = cv2.resize(img[: hh - hh % 2, : ww - ww % 2], (ww // 2, hh // 2), interpolation=cv2.INTER_AREA)
-        var += 3 * px * px / 12
-        px *= 2
+    img, n = halve_towards(img, (tw, th))
+    var = (4 ** n - 1) / 12  # source pixels^2: the k-th halving adds 3 / 12 of (2^k)^2
     if (img.shape[1], img.shape[0]) != (tw, th):
-        var += px * px / 6
+        var += 4 ** n / 6
         img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
     return img, var * (tw / w) ** 2
 
