@@ -160,26 +160,27 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
             _, pool = phantom.add_lines(rgb, masks[region], density_mm_per_cm2=top, rng=np.random.default_rng(seed + i), **kw)
             out, _ = phantom.add_lines(out, masks[region], density_mm_per_cm2=dose, placement=pool, **kw)
         return out
+    pore = {"diameter_mm": PORE_BASE["diameter_mm"], "depth": PORE_BASE["depth"]}
     if concern.name == "pore_size":
-        # A fixed count of pores, drawn where the largest grown pore fits; each is then grown by
-        # ``dose`` mm (0: the base).
+        # A fixed count of pores, drawn where the largest grown pore fits, each then grown by
+        # ``dose`` mm (0: the base): the pool is drawn at the top size and shrunk by the rest.
         lo, hi = PORE_BASE["diameter_mm"]
-        fn, kw = phantom.add_pores, {"diameter_mm": (lo + top, hi + top), "depth": PORE_BASE["depth"]}
-        count = PORE_BASE["density_per_cm2"]
+        fn, kw = phantom.add_pores, {**pore, "diameter_mm": (lo + top, hi + top)}
+        count = most = PORE_BASE["density_per_cm2"]
+        shrink_grow_px = (top / mm_per_px, dose / mm_per_px)
     else:
         fn, kw = {
-            "pores": (phantom.add_pores, {"diameter_mm": (0.15, 0.3), "depth": 0.08}),
+            "pores": (phantom.add_pores, pore),
             "scars": (phantom.add_scars, {"diameter_mm": (1.0, 3.0), "depth": 0.1}),
             "spots": (phantom.add_spots, {"diameter_mm": (1.0, 3.0), "melanin_od": 0.2}),
         }[concern.name]
-        count = dose
+        count, most, shrink_grow_px = dose, top, None
     # The pool is drawn with room to spare (its count is Poisson) and every dose, the largest too,
     # takes exactly round(count x area) of it: a pool drawn at the largest dose itself realised 32
     # scars for the 36 of 0.8/cm2, so the top step added 5 scars where the others added 9.
-    most = count if concern.name == "pore_size" else top
     _, pool = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * most, rng=rng, **kw)
-    if concern.name == "pore_size":
-        pool = {**pool, "diameters_px": pool["diameters_px"] - top / mm_per_px + dose / mm_per_px}
+    if shrink_grow_px:  # back to the base size, then grown by the dose
+        pool = {**pool, "diameters_px": pool["diameters_px"] - shrink_grow_px[0] + shrink_grow_px[1]}
     out, rec = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=count, placement=pool, **kw)
     if rec["count"] != int(round(count * rec["area_cm2"])):
         raise RuntimeError(f"{concern.name}: the pool holds {pool['count']} objects, {count} per cm2 needs "
