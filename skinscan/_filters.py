@@ -40,6 +40,27 @@ def halve_towards(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, i
     return img, n
 
 
+def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
+    """``img`` reduced by ``f`` (never enlarged), and the variance of the blur the reduction added, in its new pixels.
+
+    Exact 2x area halvings while the target is at most half the size (each adds a box: (4 - 1) / 12
+    of the finer pixel^2), then one bilinear step (on average over its sampling phases, 1/6 of a
+    pixel^2 before it). A detector that takes that blur out of its own smoothing (the line
+    detector's ridge scales, the scar detector's denoising) works at the same scale in mm at every
+    working resolution.
+    """
+    if f >= 0.999:
+        return img, 0.0
+    h, w = img.shape[:2]
+    tw, th = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
+    img, n = halve_towards(img, (tw, th))
+    var = (4 ** n - 1) / 12  # source pixels^2: the k-th halving adds 3 / 12 of (2^k)^2
+    if (img.shape[1], img.shape[0]) != (tw, th):
+        var += 4 ** n / 6
+        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
+    return img, var * (tw / w) ** 2
+
+
 def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) -> np.ndarray:
     """Gaussian blur of a large sigma through a reduced copy: area-averaged, blurred, bilinear back.
 

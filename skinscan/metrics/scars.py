@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import shrink
+from .._filters import reduce_with_blur
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
                       resize_masks, skin_image, work_scale)
 
@@ -92,17 +92,20 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     mm_per_px = check_scale(mm_per_px)
     full = skin_image(rgb, mm_per_px)
     h, w = full.shape
-    f = 1.0 if full.full_resolution else work_scale(mm_per_px, work_px_per_mm)
-    shape = (max(int(round(h * f)), 1), max(int(round(w * f)), 1))
+    f_work = 1.0 if full.full_resolution else work_scale(mm_per_px, work_px_per_mm)
+    shape = (max(int(round(h * f_work)), 1), max(int(round(w * f_work)), 1))
     masks = resize_masks(full, as_masks(mask, full.shape), shape)
     mm_w = mm_per_px * w / shape[1]
     f = mm_per_px / mm_w
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
     # Shading at the photo's resolution, then reduced: the density of averaged colours is not
     # the average density, and scars are shallow (a few hundredths of optical density).
-    shade = full.shading if shape == full.shape else shrink(full.shading, (shape[1], shape[0]))
+    # The reduction's own blur counts towards the denoising: without that, the working copy was
+    # 0.17 mm blurred against 0.15 at full resolution, its small scars answered 2-3% weaker, and
+    # 5.5% fewer scars crossed the threshold (12 photos at 12.4 px/mm).
+    shade, var = (full.shading, 0.0) if shape == full.shape else reduce_with_blur(full.shading, f_work)
     if preblur_mm > 0:
-        shade = blur(shade, max(preblur_mm / mm_w, 0.5))
+        shade = blur(shade, max(np.sqrt(max((preblur_mm / mm_w) ** 2 - var, 0.0)), 0.5))
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc,
     # the same disc in mm at every resolution (a digital disc of 3-7 px is 0.36-0.58 mm, and the
     # scar area moved by 10-20% with it).

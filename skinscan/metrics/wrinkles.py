@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 from skimage.morphology import skeletonize
 
-from .._filters import halve_towards, mask_box
+from .._filters import mask_box, reduce_with_blur
 from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize_mask, resize_masks, robust_sigma,
                       skin_image, work_scale)
 
@@ -110,26 +110,6 @@ def ridge_responses(img: np.ndarray, sigmas_px, *, prior_var_px: float = 0.0):
 # Fourth-order central differences: first (x 2 below) and second derivative, as row kernels.
 _D1 = np.array([[1, -8, 0, 8, -1]], np.float32) / 12
 _D2 = np.array([[-1, 16, -30, 16, -1]], np.float32) / 12
-
-
-def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
-    """``img`` reduced by ``f`` (never enlarged), and the variance of the blur the reduction added, in its new pixels.
-
-    Exact 2x area halvings while the target is at most half the size (each adds a box: (4 - 1) / 12
-    of the finer pixel^2), then one bilinear step (on average over its sampling phases, 1/6 of a
-    pixel^2 before it). :func:`ridge_responses` takes that blur out of its own, so a scale in mm
-    means the same at every working resolution.
-    """
-    if f >= 0.999:
-        return img, 0.0
-    h, w = img.shape[:2]
-    tw, th = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
-    img, n = halve_towards(img, (tw, th))
-    var = (4 ** n - 1) / 12  # source pixels^2: the k-th halving adds 3 / 12 of (2^k)^2
-    if (img.shape[1], img.shape[0]) != (tw, th):
-        var += 4 ** n / 6
-        img = cv2.resize(img, (tw, th), interpolation=cv2.INTER_LINEAR)
-    return img, var * (tw / w) ** 2
 
 
 def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH_MM, k_sigma: float = 2.5,
