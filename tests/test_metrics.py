@@ -366,3 +366,27 @@ def test_a_dark_patch_at_the_edge_of_the_skin_is_not_a_spot(skin):
     assert count(base) == pytest.approx(0, abs=0.01)
     assert count(inside) == pytest.approx(1, abs=0.01)
     assert count(across) == pytest.approx(0, abs=0.01)
+
+
+def test_a_fold_shadow_is_not_a_spot_and_a_pinhole_in_the_mask_is_not_its_edge(skin):
+    base, mask = skin
+    # A brown stripe 8 x 1.2 mm (3.5 mm across by area, inside the spot band, but long: the
+    # shadow along a fold) and a round 2 mm spot with a one-pixel hole in the mask at its side
+    # (a dark pixel of noise the skin mask dropped).
+    stripe = np.zeros(mask.shape, bool)
+    stripe[200:214, 150:246] = True
+    img = phantom.add_melanin(base, stripe, melanin_od=0.3)
+    one = np.zeros(mask.shape, bool)
+    one[300:340, 230:270] = True
+    rec = {"centres_px": [[250.0, 320.0]], "diameters_px": [24.0], "shape": [[0.0, 0.0, 0.0, 0.0]]}
+    img = phantom.add_spots(img, one, mm_per_px=MM, density_per_cm2=100.0, melanin_od=0.3, placement=rec)[0]
+    holed = mask.copy()
+    holed[320, 258] = False
+
+    def count(full):
+        res = pigmentation_metrics(SkinImage(img, mm_per_px=MM, full_resolution=full), holed, mm_per_px=MM)
+        return res.value["spot_density"] * holed.sum() * MM ** 2 / 100
+
+    # The same at the photo's 12 px/mm and at the 4 px/mm working resolution.
+    assert count(True) == pytest.approx(1, abs=0.01)
+    assert count(False) == pytest.approx(1, abs=0.01)

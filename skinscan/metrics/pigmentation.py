@@ -24,9 +24,28 @@ def ita_degrees(l_star, b_star):
     return np.degrees(np.arctan2(np.asarray(l_star, dtype=np.float64) - 50.0, np.asarray(b_star, dtype=np.float64)))
 
 
+def _elongation(lab: np.ndarray, n: int) -> np.ndarray:
+    """Per label 0..n-1: the ratio of the long to the short axis of its pixels' second moments
+    (1 for a disc; a single row of pixels is given the short axis of one pixel's spread, 1/12)."""
+    ys, xs = np.nonzero(lab)
+    ids = lab[ys, xs]
+    cnt = np.maximum(np.bincount(ids, minlength=n), 1).astype(np.float64)
+
+    def mean(v):
+        return np.bincount(ids, weights=v, minlength=n) / cnt
+
+    mx, my = mean(xs.astype(np.float64)), mean(ys.astype(np.float64))
+    cxx = mean(xs.astype(np.float64) ** 2) - mx ** 2 + 1 / 12
+    cyy = mean(ys.astype(np.float64) ** 2) - my ** 2 + 1 / 12
+    cxy = mean(xs.astype(np.float64) * ys) - mx * my
+    half = np.sqrt(np.maximum(((cxx - cyy) / 2) ** 2 + cxy ** 2, 0))
+    lo, hi = (cxx + cyy) / 2 - half, (cxx + cyy) / 2 + half
+    return np.sqrt(hi / np.maximum(lo, 1e-12))
+
+
 def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold: float = 0.1,
                          diameter_mm=SPOT_DIAMETER_MM, background_mm: float = 2.5,
-                         work_px_per_mm: float = 4.0) -> MetricResult:
+                         max_elongation: float = 3.0, work_px_per_mm: float = 4.0) -> MetricResult:
     """Brown spots, their pigment load, skin tone and its evenness.
 
     Melanin density comes from the optical-density unmixing (``skinscan.color.unmix_chromophores``),
@@ -49,6 +68,10 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     diameter_mm : (float, float)
     background_mm : float
         Gaussian sigma of the surrounding-skin estimate.
+    max_elongation : float
+        Largest ratio of a spot's long to short axis (from its second moments): a brown spot is
+        roughly round, the shadow along a fold (nasolabial, under the eye) is long; one such
+        fold, 4.8 mm across by area, was a "spot" or not depending on a pinhole in the mask.
     work_px_per_mm : float
         Working resolution (pigment needs no finer sampling).
 
@@ -86,14 +109,23 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     union = np.logical_or.reduce(list(small.values()))
     mel = fill_clipped(mel, img, union)
     bg = masked_blur(mel, union, background_mm / mm_w)
-    excess = blur(mel, max(0.25 / mm_w, 0.5)) - bg
+    # The area averaging down to the working grid blurred the melanin by a box of its pixel, a
+    # variance of (1 - f^2) / 12 of a working pixel^2: that counts towards the 0.25 mm smoothing.
+    f_red = mm_per_px / mm_w
+    excess = blur(mel, max(np.sqrt(max((0.25 / mm_w) ** 2 - (1 - f_red ** 2) / 12, 0.0)), 0.5)) - bg
     spots = ((excess > spot_threshold) & union).astype(np.uint8)
     n, lab, stats, cent = cv2.connectedComponentsWithStats(spots, connectivity=8)
     d_mm = 2 * np.sqrt(stats[:, cv2.CC_STAT_AREA] / np.pi) * mm_w
     keep = (d_mm >= diameter_mm[0]) & (d_mm <= diameter_mm[1])
+    keep &= _elongation(lab, n) <= max_elongation
     # A spot lies wholly on skin: a component touching the mask's edge is the dark thing beside
-    # the skin (hair, brows, a nostril's shadow) showing through the mask's coarse rim.
-    rim = union & ~cv2.erode(union.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+    # the skin (hair, brows, a nostril's shadow) showing through the mask's coarse rim. The rim is
+    # 0.25 mm wide at any resolution (one working pixel; it was one pixel at full resolution too,
+    # a third as wide), and pinholes in the mask (a dark pixel of noise) are not its edge: they
+    # are closed first, over the same 0.25 mm.
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(int(round(0.25 / mm_w)), 1) + 1,) * 2)
+    closed = cv2.morphologyEx(union.view(np.uint8), cv2.MORPH_CLOSE, disc)
+    rim = union & ~cv2.erode(closed, disc).view(bool)
     keep[np.unique(lab[rim & (lab > 0)])] = False
     keep[0] = False
     spot_mask = keep[lab]
