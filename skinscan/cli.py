@@ -116,7 +116,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     from .benchmark import TARGETS, run_benchmark
 
     rep = run_benchmark(args.samples, args.out, repeats=args.repeats, batch_photos=args.batch_photos,
-                        memory_photos=args.memory_photos, model_path=args.model, progress=not args.quiet)
+                        memory_photos=args.memory_photos, working_photos=args.working_photos,
+                        model_path=args.model, progress=not args.quiet)
     print(rep.table())
     missed = [TARGETS[k][0] for k, ok in rep.passed().items() if not ok and k in rep.results]
     print(f"skinscan benchmark: {len(rep.passed()) - len(missed)} of {len(rep.passed())} targets met"
@@ -215,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="12 MP photos in the --jobs 1 / --jobs 2 throughput batches (default: 16)")
     b.add_argument("--memory-photos", type=int, default=500,
                    help="photos analysed in one process to watch its memory (default: 500)")
+    b.add_argument("--working-photos", type=int, default=7,
+                   help="12 MP photos, one per sample photo, analysed at working and at full resolution "
+                        "(default: 7)")
     b.set_defaults(func=cmd_benchmark)
     return p
 
