@@ -27,37 +27,39 @@ MAX_GRID_ZOOM = 2.0
 WRINKLE_KEYS = {"wrinkle_density": "mm per cm2"}
 
 
-#: Radius (px) of the window whose skeleton pixels give a pixel's line direction.
-_DIR_R = 4
-_DIR_D = np.arange(-_DIR_R, _DIR_R + 1, dtype=np.float32)
-_DIR_G = np.exp(-_DIR_D ** 2 / (2 * (_DIR_R / 1.5) ** 2)).astype(np.float32)
+#: Radius (mm) of the window whose skeleton pixels give a pixel's line direction.
+DIR_RADIUS_MM = 0.4
 
 
-def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, radius_px: int = 4) -> np.ndarray:
     """Length of line each pixel (ys, xs) of a one-pixel-wide skeleton stands for, in pixels.
 
     A thin 8-connected digital line at angle t from the rows has one pixel per column when
     ``|t| <= 45°`` (one per row otherwise), so each pixel stands for ``1 / max(|cos t|, |sin t|)``
     of line, from 1 (along the grid) to sqrt(2) (diagonal). The direction t is the principal axis
-    of the skeleton pixels within :data:`_DIR_R` px (their Gaussian-weighted second moments about
-    the pixel, three separable filters). Counting links instead (1 per orthogonal neighbour,
+    of the skeleton pixels within ``radius_px`` (their Gaussian-weighted second moments about the
+    pixel, three separable filters; the analysis takes :data:`DIR_RADIUS_MM`, so that a wavering
+    line is smoothed alike at any resolution). Counting links instead (1 per orthogonal neighbour,
     sqrt(2) per diagonal one: the chain-code length) read a straight line up to 8% long at 22.5°
     and 67.5° and a wavering one long at every angle; this reads straight lines at every angle
     within 1.3% and a circle of 2 mm radius at 10 px/mm 2% short.
     """
     if ys.size == 0:
         return np.zeros(0, np.float32)
+    r = max(int(radius_px), 1)
+    d = np.arange(-r, r + 1, dtype=np.float32)
+    g = np.exp(-d ** 2 / (2 * (r / 1.5) ** 2)).astype(np.float32)
     h, w = skel.shape
-    y0, y1 = max(int(ys.min()) - _DIR_R, 0), min(int(ys.max()) + _DIR_R + 1, h)
-    x0, x1 = max(int(xs.min()) - _DIR_R, 0), min(int(xs.max()) + _DIR_R + 1, w)
+    y0, y1 = max(int(ys.min()) - r, 0), min(int(ys.max()) + r + 1, h)
+    x0, x1 = max(int(xs.min()) - r, 0), min(int(xs.max()) + r + 1, w)
     s = skel[y0:y1, x0:x1].astype(np.float32)
 
     def moment(kx, ky):  # sum over the window of g(dx) g(dy) kx(dx) ky(dy) skel(x + dx, y + dy)
         return cv2.sepFilter2D(s, cv2.CV_32F, kx, ky, borderType=cv2.BORDER_CONSTANT)[ys - y0, xs - x0]
 
-    sxx = moment(_DIR_G * _DIR_D ** 2, _DIR_G)
-    syy = moment(_DIR_G, _DIR_G * _DIR_D ** 2)
-    sxy = moment(_DIR_G * _DIR_D, _DIR_G * _DIR_D)
+    sxx = moment(g * d ** 2, g)
+    syy = moment(g, g * d ** 2)
+    sxy = moment(g * d, g * d)
     theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)
     return (1.0 / np.maximum(np.abs(np.cos(theta)), np.abs(np.sin(theta)))).astype(np.float32)
 
@@ -234,7 +236,7 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     line[box] = cv2.compare(score, 1.0, cv2.CMP_GT).view(bool) & sub_union
     skel = skeletonize(line)
     ys, xs = np.nonzero(skel)
-    seg_len = skeleton_length_at(skel, ys, xs)
+    seg_len = skeleton_length_at(skel, ys, xs, radius_px=int(round(DIR_RADIUS_MM / mm_w)))
     kept = _keep_lines(skel, ys, xs, seg_len, mm_w, min_length_mm=min_length_mm, max_tortuosity=max_tortuosity,
                        min_branch_mm=min_branch_mm)
     ys, xs, seg_len = ys[kept], xs[kept], seg_len[kept]
