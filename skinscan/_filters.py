@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["blur", "wide_blur", "shrink", "mask_box"]
+__all__ = ["blur", "blur_to", "wide_blur", "shrink", "mask_box"]
 
 
 def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -61,6 +61,13 @@ def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
     return img, var * (tw / w) ** 2
 
 
+def blur_to(img: np.ndarray, sigma_px: float, *, prior_var_px: float = 0.0, min_sigma_px: float = 0.5) -> np.ndarray:
+    """Gaussian blur that brings ``img``, already blurred by a variance of ``prior_var_px`` (px^2:
+    a reduction's box, an interpolation, see :func:`reduce_with_blur`), to a total blur of
+    ``sigma_px``; the blur applied is at least ``min_sigma_px``."""
+    return blur(img, max(float(np.sqrt(max(sigma_px ** 2 - prior_var_px, 0.0))), min_sigma_px))
+
+
 def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) -> np.ndarray:
     """Gaussian blur of a large sigma through a reduced copy: area-averaged, blurred, bilinear back.
 
@@ -75,8 +82,7 @@ def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) ->
     size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
     small = shrink(img, size)
     # The box of the reduction and the bilinear interpolation add a little blur of their own.
-    s = float(np.sqrt(max((sigma_px * f) ** 2 - 1 / 12 - 1 / 6, 0.25)))
-    return cv2.resize(blur(small, s), (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(blur_to(small, sigma_px * f, prior_var_px=1 / 12 + 1 / 6), (w, h), interpolation=cv2.INTER_LINEAR)
 
 
 def mask_box(mask: np.ndarray, pad: int = 0) -> tuple[slice, slice] | None:

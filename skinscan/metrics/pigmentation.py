@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._common import (MaskArg, MetricResult, SkinImage, as_masks, blur, check_scale, fill_clipped, masked_blur,
+from .._filters import blur_to
+from ._common import (MaskArg, MetricResult, SkinImage, as_masks, check_scale, fill_clipped, masked_blur,
                       resize_mask, resize_masks, skin_image)
 
 __all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
@@ -112,7 +113,7 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     # The area averaging down to the working grid blurred the melanin by a box of its pixel, a
     # variance of (1 - f^2) / 12 of a working pixel^2: that counts towards the 0.25 mm smoothing.
     f_red = mm_per_px / mm_w
-    excess = blur(mel, max(np.sqrt(max((0.25 / mm_w) ** 2 - (1 - f_red ** 2) / 12, 0.0)), 0.5)) - bg
+    excess = blur_to(mel, 0.25 / mm_w, prior_var_px=(1 - f_red ** 2) / 12) - bg
     spots = ((excess > spot_threshold) & union).astype(np.uint8)
     n, lab, stats, cent = cv2.connectedComponentsWithStats(spots, connectivity=8)
     d_mm = 2 * np.sqrt(stats[:, cv2.CC_STAT_AREA] / np.pi) * mm_w

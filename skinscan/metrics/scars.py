@@ -5,8 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, blur, check_scale, detect_dark_blobs,
+from .._filters import blur_to, reduce_with_blur
+from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs,
                       resize_masks, skin_image, work_scale)
 
 __all__ = ["scar_metrics", "SCAR_KEYS", "SCAR_DIAMETER_MM"]
@@ -106,7 +106,7 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     # working copy had and was validated with (at 0.15 grown pores read as scars: 30% cross-talk).
     shade, var = (full.shading, 0.0) if shape == full.shape else reduce_with_blur(full.shading, f_work)
     if preblur_mm > 0:
-        shade = blur(shade, max(np.sqrt(max((preblur_mm / mm_w) ** 2 - var, 0.0)), 0.5))
+        shade = blur_to(shade, preblur_mm / mm_w, prior_var_px=var)
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc,
     # the same disc in mm at every resolution (a digital disc of 3-7 px is 0.36-0.58 mm, and the
     # scar area moved by 10-20% with it).
