@@ -406,6 +406,9 @@ class SkinImage:
         self._cache: dict = {}
         #: In a reduced copy (:meth:`at`): the share of each pixel that was clipped (a channel at 250+), or None.
         self.clipped: np.ndarray | None = None
+        #: The variance (in this image's pixels^2) of the blur that made it: 0 for a photo, the
+        #: area averaging's box for a reduced copy (:meth:`at`), to be taken out of a blur in mm.
+        self.blur_var_px = 0.0
 
     def _lut(self, kind: str) -> np.ndarray:
         """(1, 256, 3) float32 table from an 8-bit channel value: linear light after the gains
@@ -438,7 +441,8 @@ class SkinImage:
         """This photo at a coarser working resolution (itself when it is not finer than that).
 
         The copy is reduced with area averaging in 8 bits and keeps the light gains; its
-        :attr:`clipped` holds the share of each of its pixels that was clipped (see :func:`fill_clipped`).
+        :attr:`clipped` holds the share of each of its pixels that was clipped (see :func:`fill_clipped`),
+        and :attr:`blur_var_px` the blur the averaging added.
         """
         if self.mm_per_px is None:
             raise ValueError("SkinImage.at needs the photo's mm_per_px")
@@ -454,6 +458,9 @@ class SkinImage:
             size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
             small = shrink(self.rgb, size)
             copy = SkinImage(small, gains=self.gains, mm_per_px=self.mm_per_px * w / size[0])
+            # Each copy pixel averages a box of 1/f photo pixels: (1 - f^2) / 12 of its pixel^2 more
+            # than the photo's own pixel.
+            copy.blur_var_px = (1 - (self.mm_per_px / copy.mm_per_px) ** 2) / 12
             flags = self._clip_flags()
             if flags is not None:  # share of the pixels averaged in that had a channel clipped
                 copy.clipped = shrink(flags, size).astype(np.float32) / 255

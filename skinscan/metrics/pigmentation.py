@@ -110,10 +110,9 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     union = np.logical_or.reduce(list(small.values()))
     mel = fill_clipped(mel, img, union)
     bg = masked_blur(mel, union, background_mm / mm_w)
-    # The area averaging down to the working grid blurred the melanin by a box of its pixel, a
-    # variance of (1 - f^2) / 12 of a working pixel^2: that counts towards the 0.25 mm smoothing.
-    f_red = mm_per_px / mm_w
-    excess = blur_to(mel, 0.25 / mm_w, prior_var_px=(1 - f_red ** 2) / 12) - bg
+    # The area averaging down to the working grid already blurred the melanin a little: that
+    # counts towards the 0.25 mm smoothing.
+    excess = blur_to(mel, 0.25 / mm_w, prior_var_px=img.blur_var_px) - bg
     spots = ((excess > spot_threshold) & union).astype(np.uint8)
     n, lab, stats, cent = cv2.connectedComponentsWithStats(spots, connectivity=8)
     d_mm = 2 * np.sqrt(stats[:, cv2.CC_STAT_AREA] / np.pi) * mm_w
