@@ -30,15 +30,16 @@ def _elongation(lab: np.ndarray, n: int) -> np.ndarray:
     (1 for a disc; a single row of pixels is given the short axis of one pixel's spread, 1/12)."""
     ys, xs = np.nonzero(lab)
     ids = lab[ys, xs]
+    ys, xs = ys.astype(np.float64), xs.astype(np.float64)
     cnt = np.maximum(np.bincount(ids, minlength=n), 1).astype(np.float64)
 
     def mean(v):
         return np.bincount(ids, weights=v, minlength=n) / cnt
 
-    mx, my = mean(xs.astype(np.float64)), mean(ys.astype(np.float64))
-    cxx = mean(xs.astype(np.float64) ** 2) - mx ** 2 + 1 / 12
-    cyy = mean(ys.astype(np.float64) ** 2) - my ** 2 + 1 / 12
-    cxy = mean(xs.astype(np.float64) * ys) - mx * my
+    mx, my = mean(xs), mean(ys)
+    cxx = mean(xs ** 2) - mx ** 2 + 1 / 12
+    cyy = mean(ys ** 2) - my ** 2 + 1 / 12
+    cxy = mean(xs * ys) - mx * my
     half = np.sqrt(np.maximum(((cxx - cyy) / 2) ** 2 + cxy ** 2, 0))
     lo, hi = (cxx + cyy) / 2 - half, (cxx + cyy) / 2 + half
     return np.sqrt(hi / np.maximum(lo, 1e-12))
