@@ -41,7 +41,8 @@ def halve_towards(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, i
 
 
 def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
-    """``img`` reduced by ``f`` (never enlarged), and the variance of the blur the reduction added, in its new pixels.
+    """``img`` reduced by ``f`` (never enlarged), and the variance of the blur the reduction added, in its new pixels
+    (``img`` itself and 0 when the reduced size rounds to its own).
 
     Exact 2x area halvings while the target is at most half the size (each adds a box: (4 - 1) / 12
     of the finer pixel^2), then one bilinear step (on average over its sampling phases, 1/6 of a
@@ -49,10 +50,10 @@ def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
     detector's ridge scales, the scar detector's denoising) works at the same scale in mm at every
     working resolution.
     """
-    if f >= 0.999:
-        return img, 0.0
     h, w = img.shape[:2]
     tw, th = max(int(round(w * f)), 1), max(int(round(h * f)), 1)
+    if f >= 0.999 or (tw, th) == (w, h):
+        return img, 0.0
     img, n = halve_towards(img, (tw, th))
     var = (4 ** n - 1) / 12  # source pixels^2: the k-th halving adds 3 / 12 of (2^k)^2
     if (img.shape[1], img.shape[0]) != (tw, th):

@@ -91,20 +91,20 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     """
     mm_per_px = check_scale(mm_per_px)
     full = skin_image(rgb, mm_per_px)
-    h, w = full.shape
+    w = full.shape[1]
+    # Shading at the photo's resolution, then reduced: the density of averaged colours is not
+    # the average density, and scars are shallow (a few hundredths of optical density).
     f_work = 1.0 if full.full_resolution else work_scale(mm_per_px, work_px_per_mm)
-    shape = (max(int(round(h * f_work)), 1), max(int(round(w * f_work)), 1))
+    shade, var = reduce_with_blur(full.shading, f_work)
+    shape = shade.shape[:2]
     masks = resize_masks(full, as_masks(mask, full.shape), shape)
     mm_w = mm_per_px * w / shape[1]
     f = mm_per_px / mm_w
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
-    # Shading at the photo's resolution, then reduced: the density of averaged colours is not
-    # the average density, and scars are shallow (a few hundredths of optical density).
     # The reduction's own blur counts towards the denoising: without that, the working copy was
     # 0.17 mm blurred against 0.15 at full resolution, its small scars answered 2-3% weaker, and
     # 5.5% fewer scars crossed the threshold (12 photos at 12.4 px/mm). 0.17 mm is what the
     # working copy had and was validated with (at 0.15 grown pores read as scars: 30% cross-talk).
-    shade, var = (full.shading, 0.0) if shape == full.shape else reduce_with_blur(full.shading, f_work)
     if preblur_mm > 0:
         shade = blur_to(shade, preblur_mm / mm_w, prior_var_px=var)
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc,
