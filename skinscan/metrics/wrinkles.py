@@ -52,7 +52,7 @@ def skeleton_length_at(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, radi
     h, w = skel.shape
     y0, y1 = max(int(ys.min()) - r, 0), min(int(ys.max()) + r + 1, h)
     x0, x1 = max(int(xs.min()) - r, 0), min(int(xs.max()) + r + 1, w)
-    s = skel[y0:y1, x0:x1].astype(np.float32)
+    s = np.ascontiguousarray(skel[y0:y1, x0:x1]).view(np.uint8)  # filtered to float32 by OpenCV: no float copy
 
     def moment(kx, ky):  # sum over the window of g(dx) g(dy) kx(dx) ky(dy) skel(x + dx, y + dy)
         return cv2.sepFilter2D(s, cv2.CV_32F, kx, ky, borderType=cv2.BORDER_CONSTANT)[ys - y0, xs - x0]
