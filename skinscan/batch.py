@@ -19,6 +19,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ._heap import freed_memory_kept, keep_freed_memory
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
 from .discover import Discovery, PhotoEntry, discover, safe_name
 from .errors import CalibrationError, NoFaceError, SkinscanError
@@ -126,8 +127,10 @@ def _init_pool_worker(*initargs) -> None:
     """A pool worker's setup: its state, and a watch on the batch process.
 
     A worker whose batch was killed (SIGKILL, out of memory) would otherwise wait forever on the
-    task queue its siblings keep open, holding the terminal's pipes and its memory.
+    task queue its siblings keep open, holding the terminal's pipes and its memory. A worker keeps
+    its freed memory for its next photo (:func:`skinscan._heap.keep_freed_memory`).
     """
+    keep_freed_memory()
     _init_worker(*initargs)
     parent = os.getppid()
 
@@ -317,14 +320,15 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                 lm = FaceLandmarker(model_path)  # one landmarker for the references and the photos
                 threads = _single_threaded()
                 try:
-                    _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path, overlays,
-                                 landmarker=lm)
-                    for e in todo:
-                        if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
-                            result.n_cached += 1  # another skinscan writing this store got there first
-                        else:
-                            _record(store, _analyse_entry(e, hashes[e.path]), result)
-                        bar.step(e.path.name)
+                    with freed_memory_kept():  # as a pool worker does, until the batch ends
+                        _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path, overlays,
+                                     landmarker=lm)
+                        for e in todo:
+                            if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
+                                result.n_cached += 1  # another skinscan writing this store got there first
+                            else:
+                                _record(store, _analyse_entry(e, hashes[e.path]), result)
+                            bar.step(e.path.name)
                 finally:
                     cv2.setNumThreads(threads)
                     lm.close()

@@ -1,0 +1,73 @@
+"""A worker keeps its freed memory for the next photo: page faults counted, not times.
+
+Each case runs in a fresh interpreter (the heap's settings are the process's), with NumPy's huge
+pages off so that a 64 MB array is 16,384 pages of 4 kB when it is faulted in.
+"""
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
+                                reason="the heap is tuned on glibc only")
+
+_SCRIPT = r"""
+import json, resource, sys
+import numpy as np
+from skinscan._heap import freed_memory_kept, keep_freed_memory
+
+def faults(n=3):
+    # Page faults of allocating, writing and freeing a 64 MB array, n times.
+    out = []
+    for _ in range(n):
+        f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        a = np.ones(64 * 2**20 // 8)
+        del a
+        out.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0)
+    return out
+
+mode = sys.argv[1]
+if mode == "default":
+    print(json.dumps({"faults": faults()}))
+elif mode == "kept":
+    print(json.dumps({"ok": keep_freed_memory(), "faults": faults()}))
+else:
+    with freed_memory_kept() as ok:
+        inside = faults()
+    print(json.dumps({"ok": ok, "faults": inside, "after": faults()}))
+"""
+
+PAGES = 64 * 2**20 // 4096
+
+
+def _run(mode):
+    env = {**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}
+    r = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_by_default_every_large_array_faults_its_pages_in_again():
+    faults = _run("default")["faults"]
+    assert all(f >= 0.95 * PAGES for f in faults), faults
+
+
+def test_a_worker_reuses_its_freed_pages():
+    res = _run("kept")
+    assert res["ok"] is True
+    first, *again = res["faults"]
+    assert first >= 0.95 * PAGES  # the first array's pages are new
+    assert all(f < 0.02 * PAGES for f in again), res["faults"]  # then the same pages again
+
+
+def test_the_with_block_gives_the_defaults_back():
+    res = _run("with")
+    assert res["ok"] is True
+    assert all(f < 0.02 * PAGES for f in res["faults"][1:]), res
+    # After the block the heap's free memory went back to the system and large arrays are
+    # mapped afresh again, as in a process that never changed the settings.
+    assert all(f >= 0.95 * PAGES for f in res["after"]), res
