@@ -8,7 +8,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from ._filters import shrink
+from ._filters import shrink, shrink_matrix
 from .landmarks import FaceLandmarks
 from .model import canonical_mesh
 
@@ -150,37 +150,44 @@ def _ecc_refine(image: np.ndarray, reference: np.ndarray, matrix: np.ndarray, ma
     and returns None when ECC does not converge or moves far from the landmark fit.
     """
     f = min(1.0, work_px_per_mm * mm_per_px)
-    s = np.array([[f, 0, 0], [0, f, 0], [0, 0, 1.0]])
-    m3 = np.vstack([matrix, [0, 0, 1]])
-    m_small = (s @ m3 @ np.linalg.inv(s))[:2].astype(np.float32)
 
     def prep(im):
+        """Band-passed luminance at the working resolution, and the map of full-size pixels into it."""
         g = cv2.cvtColor(im, cv2.COLOR_RGB2GRAY) if im.ndim == 3 else im
-        g = shrink(g, (max(int(round(g.shape[1] * f)), 1), max(int(round(g.shape[0] * f)), 1))).astype(np.float32)
-        return cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 8.0)
+        size = (max(int(round(g.shape[1] * f)), 1), max(int(round(g.shape[0] * f)), 1))
+        # Each image's own map: its size rounds to whole pixels in its own way, and one factor
+        # f for both put the far side of the face up to 2 px (0.2 mm) off on a pure shift.
+        to_small = shrink_matrix(g.shape, size)
+        g = shrink(g, size).astype(np.float32)
+        return cv2.GaussianBlur(g, (0, 0), 1.0) - cv2.GaussianBlur(g, (0, 0), 8.0), to_small
 
     # A batch aligns every photo to the same reference: its preparation is kept (by identity).
     hit = _ECC_REFERENCE.get("ref")
     if hit is not None and hit[0] is reference and hit[1] is mask and hit[2] == f:
-        ref_s, mask_s = hit[3], hit[4]
+        ref_s, s_ref, mask_s = hit[3], hit[4], hit[5]
     else:
-        ref_s = prep(reference)
+        ref_s, s_ref = prep(reference)
         mask_s = cv2.resize(mask.astype(np.uint8), (ref_s.shape[1], ref_s.shape[0]), interpolation=cv2.INTER_NEAREST)
-        _ECC_REFERENCE["ref"] = (reference, mask, f, ref_s, mask_s)
-    img_s = prep(image)
+        _ECC_REFERENCE["ref"] = (reference, mask, f, ref_s, s_ref, mask_s)
+    img_s, s_img = prep(image)
+    m3 = np.vstack([matrix, [0, 0, 1]])
+    m_small = (s_ref @ m3 @ np.linalg.inv(s_img))[:2].astype(np.float32)
     # ECC's mask marks the valid pixels of the *input* image: the reference's face mask carried
     # into this photo by the landmark fit.
     mask_in = cv2.warpAffine(mask_s, cv2.invertAffineTransform(m_small), (img_s.shape[1], img_s.shape[0]),
                              flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
     # ECC's warp maps template (reference) coordinates to input coordinates: start from the inverse.
     warp = cv2.invertAffineTransform(m_small).astype(np.float32)
+    # ECC stops when its correlation changes by under 1e-4. On 16 shifted copies of the benchmark
+    # photo, 1e-6 ran 4 of them to the 100 iterations (330 ms against 12 ms) and was no closer to
+    # the known shift: mean error 0.011 mm against 0.010 mm.
     try:
         _, warp = cv2.findTransformECC(ref_s, img_s, warp, cv2.MOTION_AFFINE,
-                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6), mask_in, 3)
+                                       (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-4), mask_in, 3)
     except cv2.error:
         return None
     refined = np.vstack([cv2.invertAffineTransform(warp), [0, 0, 1]])
-    full = (np.linalg.inv(s) @ refined @ s)[:2]
+    full = (np.linalg.inv(s_ref) @ refined @ s_img)[:2]
     # Keep only the similarity part (an affine fit on a grid of face points, projected).
     ys, xs = np.nonzero(mask[:: max(mask.shape[0] // 20, 1), :: max(mask.shape[1] // 20, 1)])
     grid = np.stack([xs * max(mask.shape[1] // 20, 1), ys * max(mask.shape[0] // 20, 1)], 1).astype(np.float64)
@@ -457,9 +464,9 @@ def warp_to_canonical(image: np.ndarray, face: FaceLandmarks, *, mm_per_px: floa
     if f < 0.75 and interpolation != cv2.INTER_NEAREST:
         h, w = image.shape[:2]
         size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
+        to_small = shrink_matrix(image.shape, size)
         image = shrink(image, size)
-        fx, fy = size[0] / w, size[1] / h
-        src = (src + 0.5) * (fx, fy) - 0.5
+        src = src @ to_small[:2, :2].T + to_small[:2, 2]
     return warp_piecewise(image, src, frame.vertices, frame.triangles, frame.shape,
                           triangle_index=frame.triangle_index, interpolation=interpolation)
 

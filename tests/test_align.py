@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
@@ -115,3 +117,56 @@ def test_canonical_warp_puts_the_same_skin_point_at_the_same_place(landmarker, a
     positions = np.array(positions) / canonical_frame().px_per_mm
     spread = np.linalg.norm(positions - positions[0], axis=1)
     assert spread.max() < 1.5  # mm in the canonical frame
+
+
+
+SAMPLE = sorted((Path(__file__).resolve().parents[1] / "sample_images" / "astronaut").glob("*/*.jpg"))[0]
+
+
+@pytest.mark.parametrize("fracs", [(0.46, 0.54), (0.54, 0.46)])
+def test_refinement_recovers_a_shift_between_crops_of_any_size(landmarker, fracs):
+    # Two crops of one 12 px/mm photo, a known shift apart, whose sizes round in opposite
+    # directions at the refinement's working resolution (3 px/mm). With one nominal factor for
+    # both, the far side of the face came out 0.3-0.5 mm off and the scale 0.15-0.2% off.
+    photo = cv2.cvtColor(cv2.imread(str(SAMPLE)), cv2.COLOR_BGR2RGB)
+    mm_per_px = estimate_scale(landmarker.detect(photo)).mm_per_px
+    f = 3.0 * mm_per_px
+    assert f < 0.5  # the refinement works on a reduced copy
+
+    def rounding(frac, n):  # the largest size below n whose reduction rounds at frac of a pixel
+        while abs((n * f) % 1.0 - frac) > 0.04:
+            n -= 1
+        return n
+
+    h, w = photo.shape[:2]
+    dx, dy = 17, 9
+    ref_img = np.ascontiguousarray(photo[:rounding(fracs[0], h - 60), :rounding(fracs[0], w - 60)])
+    img = np.ascontiguousarray(photo[dy:dy + rounding(fracs[1], h - 80), dx:dx + rounding(fracs[1], w - 80)])
+    ref, face = landmarker.detect(ref_img), landmarker.detect(img)
+    mask = np.zeros(ref_img.shape[:2], bool)
+    x0, y0, x1, y1 = (int(v) for v in ref.bbox)
+    mask[y0:y1, x0:x1] = True
+    al = align_to_reference(face, ref, reference_mm_per_px=mm_per_px, image=img, reference_image=ref_img,
+                            reference_mask=mask)
+    assert al.refined
+    p = face.points[:468]
+    err_mm = np.linalg.norm(p @ al.matrix[:, :2].T + al.matrix[:, 2] - (p + (dx, dy)), axis=1) * mm_per_px
+    assert err_mm.max() < 0.1, err_mm.max()
+    assert al.scale == pytest.approx(1.0, abs=0.001)
+
+
+@pytest.mark.parametrize("shape,size", [((2474, 2118), (605, 518)), ((2481, 2133), (607, 522)),
+                                        ((1001, 777), (333, 251)), ((640, 480), (400, 300))])
+def test_shrink_matrix_maps_a_blob_to_where_the_reduction_puts_it(shape, size):
+    from skinscan._filters import shrink, shrink_matrix
+
+    m = shrink_matrix(shape, size)
+    for yx in [(0.2, 0.3), (0.5, 0.5), (0.9, 0.85)]:
+        y, x = yx[0] * shape[0] + 0.3, yx[1] * shape[1] + 0.7
+        gy, gx = np.exp(-0.5 * ((np.arange(shape[0]) - y) / 12.0) ** 2), np.exp(-0.5 * ((np.arange(shape[1]) - x) / 12.0) ** 2)
+        small = shrink(np.outer(gy, gx).astype(np.float32), size)  # a round blob centred on (x, y)
+        ys, xs = np.indices(small.shape)
+        cx, cy = (xs * small).sum() / small.sum(), (ys * small).sum() / small.sum()
+        ex, ey = m[:2, :2] @ (x, y) + m[:2, 2]
+        # Exact to 1e-3 px; the size ratio w' / w is 0.24-0.37 px off where a halving dropped a column.
+        assert (cx, cy) == pytest.approx((ex, ey), abs=0.005)
