@@ -259,14 +259,15 @@ def _batch_folder(photos: list[Path], root: Path) -> Path:
 
 
 def _variants(path: Path, n: int, out_dir: Path) -> list[Path]:
-    """``n`` distinct photos from one: the frame shifted by a few pixels (each its own content hash)."""
+    """``n`` distinct photos from one: the frame shifted by a few pixels (each its own content hash;
+    49 shifts, then the JPEG quality steps down)."""
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
     out = []
     for i in range(n):
-        m = np.float32([[1, 0, (i % 5) - 2], [0, 1, (i // 5) % 5 - 2]])
+        m = np.float32([[1, 0, (i % 7) - 3], [0, 1, (i // 7) % 7 - 3]])
         v = cv2.warpAffine(img, m, (img.shape[1], img.shape[0]), borderMode=cv2.BORDER_REFLECT)
         p = out_dir / f"variant_{i:03d}.jpg"
-        cv2.imwrite(str(p), v, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        cv2.imwrite(str(p), v, [cv2.IMWRITE_JPEG_QUALITY, 92 - i // 49])
         out.append(p)
     return out
 
