@@ -138,6 +138,9 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     st = max(int(round(mm_w / mm_per_px / 2)), 1)
     tone_img = SkinImage(np.ascontiguousarray(full.rgb[::st, ::st]), gains=full.gains)
     lab_img = tone_img.lab
+    # L* and b* planes of their own: gathering one plane under a mask is twice as fast as
+    # gathering (L*, a*, b*) triplets and slicing them.
+    tone_l, tone_b = np.ascontiguousarray(lab_img[..., 0]), np.ascontiguousarray(lab_img[..., 2])
     tone_masks = {k: m[::st, ::st] for k, m in masks.items()}
     values = {}
     for k, ms in small.items():
@@ -145,14 +148,14 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
         if a_cm2 == 0:
             values[k] = dict.fromkeys(PIGMENT_KEYS, float("nan"))
             continue
-        lb = lab_img[tone_masks[k]]
+        tm = tone_masks[k]
         ex = excess[ms]
         mid, hi = np.percentile(ex, [50, 99])
         values[k] = {
             "spot_density": float(np.count_nonzero(ms[cy, cx]) / a_cm2),
             "spot_area_pct": 100.0 * float(np.count_nonzero(spot_mask & ms)) / np.count_nonzero(ms),
             "melanin_index": 100.0 * float(load[ms].mean()),
-            "ita_deg": float(ita_degrees(np.median(lb[:, 0]), np.median(lb[:, 2]))),
+            "ita_deg": float(ita_degrees(np.median(tone_l[tm]), np.median(tone_b[tm]))),
             "tone_evenness": 100.0 * float(hi - mid),
         }
     return MetricResult(values, maps={"melanin": mel, "spots": resize_mask(spot_mask, full.shape)})
