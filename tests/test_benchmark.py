@@ -27,7 +27,7 @@ def test_benchmark_photos_are_phone_sized_with_the_sample_face_in_the_middle(tmp
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    return run_benchmark(SAMPLES, out, repeats=1, batch_photos=2, memory_photos=6, working_photos=2,
+    return run_benchmark(SAMPLES, out, repeats=1, batch_photos=2, batch_runs=2, memory_photos=6, working_photos=2,
                          progress=False), out
 
 
@@ -87,6 +87,21 @@ def test_memory_is_sampled_over_the_run(report):
 def test_throughput_of_both_job_counts(report):
     rep, _ = report
     assert rep.throughput["jobs1"] > 0 and rep.throughput["jobs2"] > 0
+    # Two alternating runs of each; the best is the one reported.
+    for k in ("jobs1", "jobs2"):
+        assert len(rep.throughput_runs[k]) == 2 and rep.throughput[k] == max(rep.throughput_runs[k])
+    assert "(runs: " in rep.table()
+
+
+def test_shifted_copies_are_distinct_photos_past_the_shifts(tmp_path):
+    # 49 shifts, then the JPEG quality steps down: a batch of 50 has 50 content hashes.
+    from skinscan.batch import file_hash
+    from skinscan.benchmark import _variants
+
+    small = tmp_path / "small.jpg"
+    cv2.imwrite(str(small), cv2.resize(cv2.imread(str(FIRST)), (64, 80)))
+    paths = _variants(small, 50, tmp_path)
+    assert len({file_hash(p) for p in paths}) == 50
 
 
 def test_cli_prints_the_table_and_says_which_targets_were_met(tmp_path, capsys):
