@@ -53,6 +53,16 @@ def test_stage_times_add_up_to_the_whole_analysis(report):
         assert rep.decode_s[size] > 0
 
 
+def test_the_floor_is_the_decode_the_landmarks_and_the_pores_at_their_lowest_resolution(report):
+    rep, _ = report
+    fl = rep.floor
+    assert fl["pores_px_per_mm"] == 10.0
+    assert fl["total_s"] == pytest.approx(fl["decode_s"] + fl["landmarks_s"] + fl["pores_s"])
+    assert fl["over_decode"] == pytest.approx(fl["total_s"] / rep.decode_s["12mp"])
+    assert fl["pores_s"] > 0 and fl["pores_own_s"] > 0
+    assert "Floor of the 12 MP analysis" in rep.table()
+
+
 def test_the_photos_are_at_the_resolution_they_were_built_for(report):
     rep, _ = report
     p12, p3 = rep.photos["12mp"], rep.photos["3mp"]
