@@ -242,13 +242,16 @@ def _floor(a, stages: dict, decode_s: float, repeats: int) -> dict:
 
     def pores_s(rgb, masks, mm_per_px):
         with freed_memory_kept():
-            compute_metrics(rgb, masks, mm_per_px=mm_per_px, gains=a.gains, families=["pores"])  # warm-up
+            values, _ = compute_metrics(rgb, masks, mm_per_px=mm_per_px, gains=a.gains, families=["pores"])
+            if not np.isfinite(values["face"]["pore_density"]):  # below the pores' resolution: nothing timed
+                raise RuntimeError(f"the floor's pores were not measured at {1 / mm_per_px:.2f} px/mm")
             return _median_time(lambda: compute_metrics(rgb, masks, mm_per_px=mm_per_px, gains=a.gains,
                                                         families=["pores"]), max(repeats, 3))
 
     f = min(1.0, MIN_PX_PER_MM_PORES * a.scale.mm_per_px)
     h, w = a.rgb.shape[:2]
-    size = (max(int(round(w * f)), 1), max(int(round(h * f)), 1))
+    # Rounded up: a crop a fraction of a pixel narrower would be under the pores' resolution.
+    size = (max(int(np.ceil(w * f)), 1), max(int(np.ceil(h * f)), 1))
     rgb = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA) if f < 1 else a.rgb
     masks = {k: cv2.resize(m.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool) if f < 1 else m
              for k, m in a.masks.items()}
