@@ -9,7 +9,9 @@ A worker that keeps its freed memory in the heap and reuses it faults almost no 
 first photo; the price is that its resident memory stays at its peak between photos (it does not
 grow: the next photo reuses the same memory).
 
-Only glibc (Linux) is tuned; elsewhere these do nothing.
+Only glibc (Linux) is tuned; elsewhere these do nothing. The settings are the process's. glibc
+serves large blocks of threads other than the main one from their own arenas, which still map
+blocks over ~64 MB afresh: the full effect is on the main thread, where skinscan's workers run.
 """
 
 from __future__ import annotations
@@ -18,14 +20,22 @@ import contextlib
 import ctypes
 import ctypes.util
 import platform
+import threading
 
 __all__ = ["keep_freed_memory", "freed_memory_kept"]
 
-# mallopt parameters (malloc.h) and glibc's defaults.
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_DEFAULTS = {_M_TRIM_THRESHOLD: 128 * 1024, _M_MMAP_MAX: 65536}
+# mallopt parameters (malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 # Free memory at the top of the heap is given back only past this (mallopt takes an int).
 _KEEP_BYTES = 2**31 - 1
+# What a with-block leaves behind. Any mallopt call switches glibc's dynamic mmap threshold off for
+# good, so the block sets the values that threshold settles at once a process has freed its first
+# large arrays (32 MB, and twice that for trimming): blocks of up to 32 MB are reused from the
+# heap, larger ones mapped afresh, and the heap's free top given back past 64 MB.
+_AFTER = {_M_MMAP_MAX: 65536, _M_MMAP_THRESHOLD: 32 * 2**20, _M_TRIM_THRESHOLD: 64 * 2**20}
+
+_lock = threading.Lock()
+_depth = 0  # with-blocks open: only the last to close restores the heap
 
 
 def _libc():
@@ -46,7 +56,8 @@ def keep_freed_memory() -> bool:
 
     For a process that analyses photo after photo (a batch worker): each photo reuses the pages
     of the one before instead of faulting fresh ones in. Returns False where it cannot be done
-    (not glibc).
+    (not glibc). It overrides ``MALLOC_MMAP_MAX_`` and ``MALLOC_TRIM_THRESHOLD_`` from the
+    environment.
     """
     libc = _libc()
     if libc is None:
@@ -59,17 +70,21 @@ def keep_freed_memory() -> bool:
 
 @contextlib.contextmanager
 def freed_memory_kept():
-    """:func:`keep_freed_memory` for the duration of a ``with`` block; then glibc's defaults
-    again, and the heap's free memory given back to the system (a batch run from a notebook
-    leaves the kernel's memory as it found it)."""
-    kept = keep_freed_memory()
+    """:func:`keep_freed_memory` for the duration of a ``with`` block (blocks may nest or overlap
+    across threads: the last to close ends it). Then large blocks are mapped afresh again past
+    32 MB, as in a process whose dynamic threshold has settled, and the heap's free memory is given
+    back to the system, so a batch run from a notebook does not leave its peak resident."""
+    global _depth
+    with _lock:
+        kept = keep_freed_memory()
+        _depth += 1
     try:
         yield kept
     finally:
-        libc = _libc() if kept else None
-        if libc is not None:
-            # glibc's default values; its dynamic mmap threshold stays off (any mallopt turns it
-            # off), so blocks over 128 kB are mmapped again, as in a fresh process.
-            for param, value in _DEFAULTS.items():
-                libc.mallopt(param, value)
-            libc.malloc_trim(0)
+        with _lock:
+            _depth -= 1
+            libc = _libc() if kept and _depth == 0 else None
+            if libc is not None:
+                for param, value in _AFTER.items():
+                    libc.mallopt(param, value)
+                libc.malloc_trim(0)
