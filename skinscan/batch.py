@@ -112,6 +112,11 @@ def _references(w: dict) -> dict:
     return refs
 
 
+def _references_in_worker(disc: Discovery, hashes: dict, subjects: set) -> dict[str, PhotoAnalysis]:
+    """:func:`_find_references` in a pool worker, with its landmarker."""
+    return _find_references(disc, hashes, _W["landmarker"], subjects)
+
+
 def _single_threaded() -> int:
     """One OpenCV thread in this process (returns the previous count).
 
@@ -321,18 +326,20 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
                 threads = _single_threaded()
                 try:
                     with freed_memory_kept():  # as a pool worker does, until the batch ends
-                        _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path, overlays,
-                                     landmarker=lm)
-                        for e in todo:
-                            if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
-                                result.n_cached += 1  # another skinscan writing this store got there first
-                            else:
-                                _record(store, _analyse_entry(e, hashes[e.path]), result)
-                            bar.step(e.path.name)
+                        try:
+                            _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path,
+                                         overlays, landmarker=lm)
+                            for e in todo:
+                                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
+                                    result.n_cached += 1  # another skinscan writing this store got there first
+                                else:
+                                    _record(store, _analyse_entry(e, hashes[e.path]), result)
+                                bar.step(e.path.name)
+                        finally:
+                            _W.clear()  # the references go before the heap is given back
                 finally:
                     cv2.setNumThreads(threads)
                     lm.close()
-                    _W.clear()
             else:
                 _run_pool(store, todo, hashes, jobs, result, bar, disc=disc, subjects=subjects, out=out,
                           model_path=model_path, overlays=overlays)
@@ -349,9 +356,9 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
               bar: Progress, *, disc: Discovery, subjects: set, out: Path, model_path, overlays: bool) -> None:
     """Analyse ``todo`` in ``jobs`` worker processes, storing each result as it arrives.
 
-    The workers start on the first photos at once, while this process finds the subjects'
-    references: a worker needs its photo's reference only after the metrics (for the difference
-    checks and the alignment). The references reach the workers through a pickle in ``out``
+    The workers start on the first photos at once, while the first of them free finds the
+    subjects' references (this process finds them itself if that worker dies): a worker needs its
+    photo's reference only after the metrics (for the difference checks and the alignment). The references reach the workers through a pickle in ``out``
     (written whole, then renamed into place; removed at the end), which a worker waits for then.
 
     Photos are handed out a few at a time, each after checking that no other skinscan writing the
@@ -373,10 +380,13 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
             pickle.dump(refs, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, refs_file)
 
-    def find_references() -> None:
+    def find_references(from_worker) -> None:
         try:
-            with FaceLandmarker(model_path) as lm:
-                refs = _find_references(disc, hashes, lm, subjects)
+            try:
+                refs = from_worker.result()
+            except BrokenProcessPool:  # that worker died: find them here
+                with FaceLandmarker(model_path) as lm:
+                    refs = _find_references(disc, hashes, lm, subjects)
         except BaseException:
             publish({})  # the workers' photos in hand finish (and are discarded) instead of waiting
             raise
@@ -386,7 +396,12 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
         initargs = (str(refs_file), str(out), model_path, overlays)
         # Forked now, before this process holds a landmarker of its own (MediaPipe's threads).
         pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
-        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool, started=find_references)
+        # The references are found by the first worker free, with its landmarker, before its first
+        # photo: this process then loads none (a third landmarker, ~0.35 s of CPU and ~100 MB,
+        # that competed with the workers' start on a machine with as many cores as workers).
+        from_worker = pool.submit(_references_in_worker, disc, hashes, subjects)
+        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool,
+                        started=lambda: find_references(from_worker))
     finally:
         cv2.setNumThreads(threads)
         refs_file.unlink(missing_ok=True)
