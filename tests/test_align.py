@@ -155,7 +155,9 @@ def test_refinement_recovers_a_shift_between_crops_of_any_size(landmarker, fracs
     assert al.scale == pytest.approx(1.0, abs=0.001)
 
 
-@pytest.mark.parametrize("shape,size", [((2474, 2118), (605, 518)), ((2481, 2133), (607, 522)),
+# (height, width) -> (width, height): two halvings dropping a column, then a resize (the ECC's 3 px/mm
+# copy of a 12.4 px/mm crop); one halving; one halving dropping both; a resize alone.
+@pytest.mark.parametrize("shape,size", [((2474, 2117), (518, 605)), ((2481, 2133), (1040, 1200)),
                                         ((1001, 777), (333, 251)), ((640, 480), (400, 300))])
 def test_shrink_matrix_maps_a_blob_to_where_the_reduction_puts_it(shape, size):
     from skinscan._filters import shrink, shrink_matrix
@@ -168,5 +170,5 @@ def test_shrink_matrix_maps_a_blob_to_where_the_reduction_puts_it(shape, size):
         ys, xs = np.indices(small.shape)
         cx, cy = (xs * small).sum() / small.sum(), (ys * small).sum() / small.sum()
         ex, ey = m[:2, :2] @ (x, y) + m[:2, 2]
-        # Exact to 1e-3 px; the size ratio w' / w is 0.24-0.37 px off where a halving dropped a column.
-        assert (cx, cy) == pytest.approx((ex, ey), abs=0.005)
+        # Within 0.01 px; the size ratio w' / w is 0.2-0.4 px off where a halving dropped a column.
+        assert (cx, cy) == pytest.approx((ex, ey), abs=0.01)
