@@ -63,6 +63,17 @@ def test_the_floor_is_the_decode_the_landmarks_and_the_pores_at_their_lowest_res
     assert "Floor of the 12 MP analysis" in rep.table()
 
 
+def test_the_floor_times_pores_that_were_measured(report, landmarker):
+    # The 3 MP photo's face is at 6.2 px/mm, under the pores' 10: their early return is no floor.
+    from skinscan.analysis import analyse_photo
+    from skinscan.benchmark import _floor
+
+    rep, _ = report
+    a = analyse_photo(rep.photos["3mp"]["path"], landmarker=landmarker, metrics=False)
+    with pytest.raises(RuntimeError, match=r"not measured at 6\.[12]\d px/mm"):
+        _floor(a, rep.stages["3mp"], rep.decode_s["3mp"], 1)
+
+
 def test_the_photos_are_at_the_resolution_they_were_built_for(report):
     rep, _ = report
     p12, p3 = rep.photos["12mp"], rep.photos["3mp"]
