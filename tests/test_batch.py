@@ -209,7 +209,7 @@ def six(tmp_path_factory):
     assert len(copy_scaled(photos, 0.15, sessions=SMALL_SESSIONS)) == 6
     res = run_batch(photos, root / "reference", progress=False)
     assert (res.n_analysed, res.failures) == (6, [])
-    return {"photos": photos, "reference": read_results(root / "reference")}
+    return {"photos": photos, "reference": read_results(root / "reference"), "reference_dir": root / "reference"}
 
 
 def _analysed_count(out: Path) -> int | None:
@@ -307,6 +307,48 @@ batch.analyse_photo = crash_in_worker  # the workers are forked: they inherit it
 res = batch.run_batch(sys.argv[3:], sys.argv[2], jobs=2, progress=False)
 print(json.dumps({"analysed": res.n_analysed, "failures": res.failures}))
 """
+
+
+_REFERENCES_WORKER_DIES = r"""
+import json, os, sys
+
+import skinscan.batch as batch
+
+
+def die(*args):  # the worker finding the references dies, as a crash in native code would
+    os._exit(3)
+
+
+batch._references_in_worker = die  # the workers are forked: they inherit it
+res = batch.run_batch(sys.argv[2], sys.argv[1], jobs=2, progress=False)
+print(json.dumps({"analysed": res.n_analysed, "failures": res.failures}))
+"""
+
+
+def test_a_worker_that_dies_finding_the_references_costs_its_photos_not_the_references(six, tmp_path):
+    # The batch process then finds the references itself: the photos after the crash are analysed
+    # against the same references as in an uninterrupted run.
+    out = tmp_path / "out"
+    r = subprocess.run([sys.executable, "-c", _REFERENCES_WORKER_DIES, str(out), str(six["photos"])],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    res = json.loads(r.stdout.strip().splitlines()[-1])
+    assert res["analysed"] >= 1 and res["analysed"] + len(res["failures"]) == 6
+    assert all("stopped unexpectedly; run skinscan again to retry it" in why for _, why in res["failures"])
+    done = read_results(out)
+    done = done[done["photo"].isin({str(p) for p in six["photos"].glob("*/*.jpg")})]
+    ref = six["reference"][six["reference"]["photo"].isin(done["photo"].unique())]
+    assert done["photo"].nunique() == res["analysed"]
+    assert_same_values(done.drop(columns="session_index"), ref.drop(columns="session_index"))
+    # ... and aligned to the reference as in the uninterrupted run (without a reference the
+    # alignment residual is empty).
+    photos = pd.read_csv(out / "photos.csv").set_index("photo")
+    ref_photos = pd.read_csv(six["reference_dir"] / "photos.csv").set_index("photo")
+    analysed = photos.index[photos["status"] == "analysed"]
+    assert photos.loc[analysed, "alignment_residual_mm"].notna().all()
+    np.testing.assert_allclose(photos.loc[analysed, "alignment_residual_mm"],
+                               ref_photos.loc[analysed, "alignment_residual_mm"], atol=1e-9)
+    assert not list(out.glob(".skinscan-references-*"))
 
 
 def test_a_worker_that_dies_costs_its_photos_not_the_batch(six, tmp_path):
