@@ -38,9 +38,8 @@ def shrink_matrix(shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarray:
     map to pixel centres, as OpenCV's resampling does: x' = (x + 0.5) k - 0.5.
     """
     (h, w), (tw, th) = shape[:2], (int(size[0]), int(size[1]))
-    n = 0
-    while w >= 2 * tw and h >= 2 * th and min(h, w) >= 4:  # as halve_towards
-        h, w, n = h // 2, w // 2, n + 1
+    n = _halvings(shape, (tw, th))
+    h, w = h >> n, w >> n  # the size after the halvings (each drops an odd last row or column)
     kx, ky = tw / (w * 2 ** n), th / (h * 2 ** n)
     return np.array([[kx, 0, 0.5 * kx - 0.5], [0, ky, 0.5 * ky - 0.5], [0, 0, 1.0]])
 
@@ -48,13 +47,20 @@ def shrink_matrix(shape: tuple[int, ...], size: tuple[int, int]) -> np.ndarray:
 def halve_towards(img: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, int]:
     """``img`` halved (exact 2x area averaging, OpenCV's fast path) while ``size`` (width,
     height) is at most half of it, and the number of halvings; an odd last row or column is dropped."""
-    tw, th = int(size[0]), int(size[1])
-    n = 0
-    while img.shape[1] >= 2 * tw and img.shape[0] >= 2 * th and min(img.shape[:2]) >= 4:
+    n = _halvings(img.shape, size)
+    for _ in range(n):
         h, w = img.shape[:2]
         img = cv2.resize(img[: h - h % 2, : w - w % 2], (w // 2, h // 2), interpolation=cv2.INTER_AREA)
-        n += 1
     return img, n
+
+
+def _halvings(shape: tuple[int, ...], size: tuple[int, int]) -> int:
+    """How many exact 2x halvings :func:`halve_towards` makes of an image of ``shape`` towards ``size``."""
+    (h, w), (tw, th) = shape[:2], (int(size[0]), int(size[1]))
+    n = 0
+    while w >= 2 * tw and h >= 2 * th and min(h, w) >= 4:
+        h, w, n = h // 2, w // 2, n + 1
+    return n
 
 
 def reduce_with_blur(img: np.ndarray, f: float) -> tuple[np.ndarray, float]:
