@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 import platform
 import threading
 
@@ -38,6 +39,7 @@ _lock = threading.Lock()
 _depth = 0  # with-blocks open: only the last to close restores the heap
 
 
+@functools.lru_cache(maxsize=1)
 def _libc():
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return None
