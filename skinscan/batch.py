@@ -380,7 +380,7 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
             pickle.dump(refs, fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, refs_file)
 
-    def find_references(from_worker) -> None:
+    def find_references() -> None:  # the answer of the worker asked below
         try:
             try:
                 refs = from_worker.result()
@@ -400,8 +400,7 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
         # photo: this process then loads none (a third landmarker, ~0.35 s of CPU and ~100 MB,
         # that competed with the workers' start on a machine with as many cores as workers).
         from_worker = pool.submit(_references_in_worker, disc, hashes, subjects)
-        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool,
-                        started=lambda: find_references(from_worker))
+        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool, started=find_references)
     finally:
         cv2.setNumThreads(threads)
         refs_file.unlink(missing_ok=True)
