@@ -232,34 +232,30 @@ def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict,
     return stages, statistics.median(totals), decode_s
 
 
-def _floor(a, stages: dict, decode_s: float, repeats: int) -> dict:
-    """What an analysis that measures pores cannot do without, timed on photo ``a`` (analysed
-    without metrics): decoding it, finding the face, and the pore detector (its relief signal
-    and scale space) on the face crop reduced to the coarsest resolution pores are measured at
+def _floor(path: Path, landmarker, a, stages: dict, decode_s: float, repeats: int) -> dict:
+    """What an analysis that measures pores cannot do without, timed on the photo at ``path``
+    (``a``: its analysis without metrics): decoding it, finding the face, and the pore detector
+    (its relief signal and scale space) on the face crop reduced, as the analysis reduces a
+    finer photo, to the coarsest resolution pores are measured at
     (:data:`~skinscan.metrics.pores.MIN_PX_PER_MM_PORES`); no skin mask, no other stage, and not
     the reduction itself (so the floor is if anything low). A photo too coarse for pores is an
     error: there is nothing to time.
     """
+    from .analysis import analyse_photo
     from .metrics import compute_metrics
     from .metrics.pores import MIN_PX_PER_MM_PORES
 
-    def pores_s(rgb, masks, mm_per_px):
-        with freed_memory_kept():
-            values, _ = compute_metrics(rgb, masks, mm_per_px=mm_per_px, gains=a.gains, families=["pores"])
-            if not np.isfinite(values["face"]["pore_density"]):  # below the pores' resolution: nothing timed
-                raise RuntimeError(f"the floor's pores were not measured at {1 / mm_per_px:.2f} px/mm")
-            return _median_time(lambda: compute_metrics(rgb, masks, mm_per_px=mm_per_px, gains=a.gains,
-                                                        families=["pores"]), max(repeats, 3))
+    def pores_s(b):
+        def run():
+            return compute_metrics(b.rgb, b.masks, mm_per_px=b.scale.mm_per_px, gains=b.gains, families=["pores"])
 
-    f = min(1.0, MIN_PX_PER_MM_PORES * a.scale.mm_per_px)
-    h, w = a.rgb.shape[:2]
-    # Rounded up: a crop a fraction of a pixel narrower would be under the pores' resolution.
-    size = (max(int(np.ceil(w * f)), 1), max(int(np.ceil(h * f)), 1))
-    rgb = cv2.resize(a.rgb, size, interpolation=cv2.INTER_AREA) if f < 1 else a.rgb
-    masks = {k: cv2.resize(m.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool) if f < 1 else m
-             for k, m in a.masks.items()}
-    low = pores_s(rgb, masks, a.scale.mm_per_px * w / size[0])
-    own = pores_s(a.rgb, a.masks, a.scale.mm_per_px)
+        with freed_memory_kept():
+            if not np.isfinite(run()[0]["face"]["pore_density"]):  # below the pores' resolution: nothing timed
+                raise RuntimeError(f"the floor's pores were not measured at {b.scale.px_per_mm:.2f} px/mm")
+            return _median_time(run, max(repeats, 3))
+
+    low = pores_s(analyse_photo(path, landmarker=landmarker, metrics=False, max_px_per_mm=MIN_PX_PER_MM_PORES))
+    own = pores_s(a)
     total = decode_s + stages.get("landmarks", 0.0) + low
     return {"decode_s": decode_s, "landmarks_s": stages.get("landmarks", 0.0), "pores_px_per_mm": MIN_PX_PER_MM_PORES,
             "pores_s": low, "pores_own_s": own, "total_s": total, "over_decode": total / decode_s}
@@ -457,7 +453,7 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
                                     "px_per_mm": a.photo_px_per_mm, "analysed_px_per_mm": a.scale.px_per_mm}
                 rep.stages[size], rep.analysis_s[size], rep.decode_s[size] = stages, total, dec
                 if size == "12mp":
-                    rep.floor = _floor(a, stages, dec, repeats)
+                    rep.floor = _floor(path, lm, a, stages, dec, repeats)
     finally:
         undo()
     rep.results["analysis_over_decode_12mp"] = rep.analysis_s["12mp"] / rep.decode_s["12mp"]

@@ -69,9 +69,10 @@ def test_the_floor_times_pores_that_were_measured(report, landmarker):
     from skinscan.benchmark import _floor
 
     rep, _ = report
-    a = analyse_photo(rep.photos["3mp"]["path"], landmarker=landmarker, metrics=False)
+    path = rep.photos["3mp"]["path"]
+    a = analyse_photo(path, landmarker=landmarker, metrics=False)
     with pytest.raises(RuntimeError, match=r"not measured at 6\.[12]\d px/mm"):
-        _floor(a, rep.stages["3mp"], rep.decode_s["3mp"], 1)
+        _floor(path, landmarker, a, rep.stages["3mp"], rep.decode_s["3mp"], 1)
 
 
 def test_the_photos_are_at_the_resolution_they_were_built_for(report):
