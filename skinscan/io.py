@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from .errors import ImageLoadError, SkinscanError
+from ._write import atomic_write
+from .errors import ImageLoadError
 
 __all__ = ["Photo", "load_photo", "read_capture_time", "SUPPORTED_SUFFIXES", "is_photo_file",
            "save_jpeg", "save_png"]
@@ -141,12 +142,14 @@ def load_photo(path: str | os.PathLike, *, max_pixels: int = 100_000_000) -> Pho
     data = _read_bytes(path)
     im = _open(data, path, max_pixels=max_pixels)
     fmt, source_mode, n_frames = im.format, im.mode, int(getattr(im, "n_frames", 1))
-    fast = _decode_jpeg_fast(im, data)
+    fast = _decode_jpeg_fast(im, data, path)
     if fast is not None:
         rgb, orientation, exif, capture_time, has_gps = fast
         return Photo(rgb=rgb, path=path, capture_time=capture_time, orientation=orientation, source_mode=source_mode,
                      format=fmt, icc_converted=False, n_frames=n_frames, exif_has_gps=has_gps,
                      content_hash=hashlib.sha256(data).hexdigest())
+    if fmt in ("JPEG", "MPO"):
+        _check_jpeg_data(data, path)
     try:
         im.load()
     except MemoryError:
@@ -178,15 +181,18 @@ def load_photo(path: str | os.PathLike, *, max_pixels: int = 100_000_000) -> Pho
 _ROTATE = {3: 1, 6: 0, 8: 2}  # ROTATE_180, ROTATE_90_CLOCKWISE, ROTATE_90_COUNTERCLOCKWISE
 
 
-def _decode_jpeg_fast(im: Image.Image, data: bytes):
-    """Decode a plain sRGB JPEG with OpenCV's libjpeg-turbo straight to RGB, or None to use Pillow.
+def _decode_jpeg_fast(im: Image.Image, data: bytes, path: Path):
+    """Decode a plain sRGB JPEG straight to RGB with libjpeg-turbo, or None to use Pillow.
 
     Most phone photos are 8-bit YCbCr JPEGs with no profile or an sRGB one, and the decode is the
-    floor of a photo's cost: OpenCV writes RGB in one pass where Pillow's decode, conversion and
-    array copy take about twice as long. Both use libjpeg's default (islow) IDCT and fancy chroma
-    upsampling, so the pixels are the same. Everything unusual (CMYK, grey, a non-sRGB profile, a
-    file without its end marker, which libjpeg would pad silently) goes through Pillow, which
-    raises the errors :func:`load_photo` documents.
+    floor of a photo's cost: libjpeg-turbo writes RGB in one pass where Pillow's decode, conversion
+    and array copy take about twice as long. Both use libjpeg's default (islow) IDCT and fancy
+    chroma upsampling, so the pixels are the same. Everything unusual (CMYK, grey, a non-sRGB
+    profile, a file without its end marker) goes through Pillow, which raises the errors
+    :func:`load_photo` documents.
+
+    Raises :class:`~skinscan.errors.ImageLoadError` when the decoder reports damaged data
+    (see :func:`_decode_jpeg_strict`).
     """
     if im.format != "JPEG" or im.mode != "RGB" or not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
         return None
@@ -196,10 +202,7 @@ def _decode_jpeg_fast(im: Image.Image, data: bytes):
     exif, capture_time, has_gps = _metadata(im)
     tag = exif.get(_ORIENTATION, 1)
     orientation = tag if isinstance(tag, int) and 1 <= tag <= 8 else 1
-    try:
-        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR_RGB | cv2.IMREAD_IGNORE_ORIENTATION)
-    except (cv2.error, MemoryError):
-        return None
+    rgb = _decode_jpeg_strict(data, path, colorspace="RGB")
     if rgb is None or rgb.shape[:2] != (im.size[1], im.size[0]):
         return None
     if orientation in (2, 4, 5, 7):  # mirrored: flip first, then rotate as the unmirrored twin
@@ -210,6 +213,85 @@ def _decode_jpeg_fast(im: Image.Image, data: bytes):
     if orientation_rot in _ROTATE:
         rgb = cv2.rotate(rgb, _ROTATE[orientation_rot])
     return np.ascontiguousarray(rgb), orientation, exif, capture_time, has_gps
+
+
+#: libjpeg's warnings about the entropy-coded data: the decoder filled what it could not read
+#: with grey (a file cut short, with or without an end marker appended) or with garbage.
+_DAMAGED_JPEG = ("premature end", "corrupt jpeg data", "bad huffman", "huffman table", "invalid",
+                 "bogus", "unsupported marker", "jpeg datastream contains no image")
+
+
+def _decode_jpeg_strict(data: bytes, path: Path, *, colorspace: str, min_factor: float = 1.0):
+    """Decode a JPEG with libjpeg-turbo, refusing it when the decoder reports damaged data.
+
+    libjpeg only *warns* when the entropy-coded data end early or are corrupt, and fills the rest
+    of the image with grey; OpenCV and Pillow pass such a photo on as if intact (a JPEG cut at
+    60-92% with its end marker appended decodes with 31-52% grey rows). ``simplejpeg`` turns every
+    warning into an exception of the call that decoded the file, so the check is per file and safe
+    under threads and processes. The one warning common in intact phone JPEGs, extraneous bytes
+    between the header's segments, is dealt with by dropping those bytes and decoding again (bytes
+    before the end marker do not warn).
+
+    Returns the array, or None when the file is a kind libjpeg-turbo does not decode (left to Pillow).
+    """
+    import simplejpeg
+
+    for attempt in range(2):
+        try:
+            return simplejpeg.decode_jpeg(data, colorspace=colorspace, fastdct=False, fastupsample=False,
+                                          min_factor=min_factor, strict=True)
+        except MemoryError:
+            raise ImageLoadError("not enough memory to decode the image; close other programs or resize the photo",
+                                 path) from None
+        except ValueError as e:
+            message = str(e)
+            if "extraneous bytes" in message and attempt == 0:
+                data = _without_header_junk(data)
+                continue
+            if any(k in message.lower() for k in _DAMAGED_JPEG):
+                raise ImageLoadError(f"image data is truncated or damaged (libjpeg: {message.rstrip('.')}); {_RECOPY}",
+                                     path) from None
+            return None
+    return None
+
+
+def _without_header_junk(data: bytes) -> bytes:
+    """The JPEG with stray bytes between its header segments removed (up to the start of scan).
+
+    Some phones and editors pad after the EXIF segment; libjpeg skips such bytes with a warning.
+    A marker is 0xFF, then a code; every segment up to SOS (0xDA) carries its length.
+    """
+    out, i, n = bytearray(data[:2]), 2, len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF or data[i + 1] in (0x00, 0xFF):
+            j = data.find(b"\xff", i + 1)
+            while j != -1 and j + 1 < n and data[j + 1] in (0x00, 0xFF):
+                j = data.find(b"\xff", j + 1)
+            if j == -1:
+                return data
+            i = j
+            continue
+        length = int.from_bytes(data[i + 2:i + 4], "big")
+        if data[i + 1] == 0xDA:  # start of scan: the entropy-coded data follow; keep the rest as it is
+            out += data[i:]
+            return bytes(out)
+        out += data[i:i + 2 + length]
+        i += 2 + length
+    return data
+
+
+def _check_jpeg_data(data: bytes, path: Path) -> None:
+    """Refuse a JPEG whose entropy-coded data are damaged, for the JPEGs Pillow decodes (CMYK,
+    grey, non-sRGB profiles): a decode at 1/8 scale still reads every coefficient, at a fraction
+    of the cost of a full one."""
+    import simplejpeg
+
+    try:
+        space = simplejpeg.decode_jpeg_header(data)[2]
+    except ValueError:
+        return  # a header libjpeg-turbo cannot read; Pillow raises its own error for it
+    colorspace = {"Gray": "GRAY", "CMYK": "CMYK", "YCCK": "CMYK"}.get(space, "RGB")
+    _decode_jpeg_strict(data, path, colorspace=colorspace, min_factor=8)
 
 
 def read_capture_time(path: str | os.PathLike) -> datetime | None:
@@ -228,7 +310,7 @@ def save_jpeg(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 92) ->
     Exports must not leak the source's time, location or camera, so nothing is copied over.
     The file is written beside its target and renamed over it, so a reader (or a second skinscan
     writing the same file) never sees half an image.
-    Raises ``ValueError`` for a bad array or quality, :class:`~skinscan.errors.SkinscanError`
+    Raises ``ValueError`` for a bad array or quality, :class:`~skinscan.errors.OutputError`
     when the file cannot be written.
     """
     if not 1 <= quality <= 100:
@@ -245,15 +327,8 @@ def _save(path: str | os.PathLike, rgb: np.ndarray, fmt: str, **options) -> None
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)):
         raise ValueError(f"expected an (H, W, 3) or (H, W) uint8 array, got shape {rgb.shape} {rgb.dtype}")
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        Image.fromarray(np.ascontiguousarray(rgb)).save(tmp, format=fmt, **options)
-        os.replace(tmp, path)
-    except OSError as e:
-        tmp.unlink(missing_ok=True)
-        raise SkinscanError(f"cannot write the image ({e.strerror or e}); check the free space and permissions of "
-                            f"{path.parent}", path) from e
+    image = Image.fromarray(np.ascontiguousarray(rgb))
+    atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options), what="image")
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -303,7 +378,9 @@ def _open(data: bytes, path: Path, *, max_pixels: int) -> Image.Image:
     except MemoryError:
         raise ImageLoadError("not enough memory to read the image header", path) from None
     except Exception as e:  # plugins raise assorted errors on malformed headers
-        raise ImageLoadError(f"cannot read the image header ({e}); {_RECOPY}, or re-export it as JPEG", path) from e
+        kind = _signature(data)
+        what = f"damaged {kind} file" if kind else "cannot read the image header"
+        raise ImageLoadError(f"{what} ({e}); {_RECOPY}, or re-export it as JPEG", path) from e
     if im.format not in _SUPPORTED_FORMATS:
         raise ImageLoadError(f"{im.format} images are not supported (use JPEG, PNG, TIFF, WebP, BMP, HEIC "
                              "or GIF)", path)

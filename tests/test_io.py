@@ -524,3 +524,104 @@ def test_photo_is_frozen(tmp_path):
     assert isinstance(photo, Photo)
     with pytest.raises(AttributeError):
         photo.orientation = 3
+
+
+# --- damaged data that a decoder would fill in silently ------------------------------------------------------
+
+PHONE_JPEG = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut" / "2026-01-05" / "IMG_20260105_100412.jpg"
+
+
+def _cut(data: bytes, fraction: float) -> bytes:
+    """A JPEG cut short with its end marker appended: libjpeg decodes it with grey rows and only warns."""
+    return data[:int(len(data) * fraction)] + b"\xff\xd9"
+
+
+def _zeroed(data: bytes) -> bytes:
+    """64 KB of the entropy-coded data overwritten with zeros (a bad sector, a broken copy)."""
+    i = len(data) // 3
+    return data[:i] + bytes(65536) + data[i + 65536:]
+
+
+@pytest.mark.parametrize("make", [lambda d: _cut(d, 0.60), lambda d: _cut(d, 0.75), lambda d: _cut(d, 0.92), _zeroed],
+                         ids=["cut at 60%", "cut at 75%", "cut at 92%", "64 KB zeroed"])
+def test_damaged_jpeg_data_are_refused_with_the_files_name(tmp_path, make):
+    p = tmp_path / "damaged.jpg"
+    p.write_bytes(make(PHONE_JPEG.read_bytes()))
+    with pytest.raises(ImageLoadError) as info:
+        load_photo(p)
+    assert info.value.path == p and "truncated or damaged" in info.value.reason
+
+
+def test_damage_is_found_in_jpegs_pillow_decodes_too(tmp_path):
+    """CMYK and grey JPEGs go through Pillow (conversions), and are checked all the same."""
+    rgb = np.asarray(Image.open(PHONE_JPEG).convert("RGB").resize((400, 500)))
+    for mode in ("CMYK", "L"):
+        buf = io.BytesIO()
+        Image.fromarray(rgb).convert(mode).save(buf, format="JPEG", quality=90)
+        intact = tmp_path / f"{mode}.jpg"
+        intact.write_bytes(buf.getvalue())
+        assert load_photo(intact).shape == (500, 400)
+        cut = tmp_path / f"{mode}_cut.jpg"
+        cut.write_bytes(_cut(buf.getvalue(), 0.7))
+        with pytest.raises(ImageLoadError, match="truncated or damaged"):
+            load_photo(cut)
+
+
+def test_extraneous_bytes_before_a_marker_refuse_nothing(tmp_path):
+    """libjpeg's warning common in intact phone JPEGs: stray bytes between segments, or before the end marker."""
+    data = PHONE_JPEG.read_bytes()
+    want = load_photo(PHONE_JPEG).rgb
+    i = data.find(b"\xff\xdb")  # the first quantisation table, after the EXIF segment
+    for name, variant in (("header.jpg", data[:i] + b"\x00\x11\x22" + data[i:]),
+                          ("end.jpg", data[:-2] + b"\x00\x00\x13" + data[-2:])):
+        p = tmp_path / name
+        p.write_bytes(variant)
+        assert np.array_equal(load_photo(p).rgb, want), name
+
+
+def test_damage_is_found_per_file_under_threads(tmp_path):
+    """Each call reports its own file's damage: intact and damaged files decoded side by side."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = PHONE_JPEG.read_bytes()
+    files = []
+    for k in range(8):
+        p = tmp_path / f"{k}.jpg"
+        p.write_bytes(_cut(data, 0.8) if k % 2 else data)
+        files.append(p)
+
+    def outcome(p):
+        try:
+            load_photo(p)
+            return "ok"
+        except ImageLoadError as e:
+            return "refused" if e.path == p else "wrong file"
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(outcome, files))
+    assert got == ["ok", "refused"] * 4
+
+
+def _encoded(fmt: str, **options) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(_noise((300, 240, 3), seed=3)).save(buf, format=fmt, **options)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("fmt,suffix,options", [("PNG", ".png", {}), ("TIFF", ".tif", {}),
+                                                ("TIFF", ".tif", {"compression": "tiff_deflate"}),
+                                                ("WEBP", ".webp", {"quality": 90}), ("HEIF", ".heic", {"quality": 90})])
+@pytest.mark.parametrize("fraction", [0.5, 0.97])
+def test_truncated_png_tiff_webp_heic_are_refused(tmp_path, fmt, suffix, options, fraction):
+    if fmt == "HEIF":
+        if not _heif_encoder_available():
+            pytest.skip("libheif has no HEIF encoder here")
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+    data = _encoded(fmt, **options)
+    p = tmp_path / f"cut{suffix}"
+    p.write_bytes(data[:int(len(data) * fraction)])
+    with pytest.raises(ImageLoadError) as info:
+        load_photo(p)
+    assert info.value.path == p and ("damaged" in info.value.reason or "truncated" in info.value.reason)
