@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -34,6 +33,8 @@ import pandas as pd
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+
+from ._write import write_bytes
 
 __all__ = ["metric_label", "region_label", "trend_chart", "region_grid", "before_after_figure", "recovery_chart",
            "save_figure", "LABEL_COLOURS", "REGION_ORDER", "METRIC_ORDER", "DPI"]
@@ -602,7 +603,4 @@ def save_figure(fig: Figure, path, *, format: str | None = None, dpi: int = DPI)
         path = Path(path)
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=dpi, metadata=dict(_SAVE_METADATA[fmt]), facecolor="white")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(buf.getvalue())
-    os.replace(tmp, path)
-    return path
+    return write_bytes(path, buf.getvalue(), what="chart")

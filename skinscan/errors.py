@@ -15,6 +15,8 @@ __all__ = [
     "NoFaceError",
     "FaceTooSmallError",
     "CalibrationError",
+    "OutputError",
+    "Interrupted",
 ]
 
 
@@ -53,3 +55,23 @@ class FaceTooSmallError(SkinscanError):
 
 class CalibrationError(SkinscanError):
     """The millimetre scale could not be estimated (iris landmarks implausible)."""
+
+
+class OutputError(SkinscanError):
+    """An output file (table, chart, report, overlay, store) could not be written: the disk is full,
+    the folder is read-only... A batch stops on it: the next photos could not be written either."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by a signal (SIGTERM, SIGHUP) the way Ctrl-C stops it: the ``skinscan``
+    command raises it from its signal handlers, so every clean-up that Ctrl-C runs runs too.
+
+    Parameters
+    ----------
+    signal_name : str
+        ``"SIGTERM"``, ``"SIGHUP"``...
+    """
+
+    def __init__(self, signal_name: str = "SIGINT"):
+        self.signal_name = signal_name
+        super().__init__(signal_name)

@@ -15,7 +15,6 @@ import base64
 import html
 import io
 import math
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,6 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
+
+from ._write import output_error, write_text
+from .discover import UNDATED_SESSION
 
 from .charts import (LABEL_COLOURS, METRIC_ORDER, REGION_ORDER, before_after_figure, metric_label, recovery_chart,
                      region_grid, region_label, save_figure, trend_chart)
@@ -249,15 +251,25 @@ def _header(title, subject, summary, photos, treatments, version) -> str:
     span = f"{_day(dates.min())} to {_day(dates.max())}" if len(dates) else "no session dates"
     status = photos["status"].astype(str) if "status" in photos else pd.Series(dtype=str)
     excluded_by = photos["excluded_by"].fillna("").astype(str) if "excluded_by" in photos else pd.Series(dtype=str)
-    n_analysed = int((status == "analysed").sum())
-    n_excluded = int(((status == "analysed") & (excluded_by != "")).sum())
-    n_skipped = int((status != "analysed").sum())
+    session = photos["session"].astype(str) if "session" in photos else pd.Series(dtype=str)
+    analysed = status == "analysed"
+    undated = analysed & (session == UNDATED_SESSION)
+    n_excluded = int((analysed & ~undated & (excluded_by != "")).sum())
+    n_used = int((analysed & ~undated).sum()) - n_excluded
+    n_duplicates = int((status == "duplicate").sum())
+    n_skipped = int((~analysed & (status != "duplicate")).sum())
     days = sorted({_day(t) for t in treatments if _day(t)})
+    counts = [f"{n_used} used", f"{n_excluded} excluded by quality checks"]
+    if undated.any():
+        counts.append(f"{int(undated.sum())} undated (no capture date, so on no timeline: put them in a session "
+                      "folder named by date, e.g. 2026-03-14)")
+    if n_duplicates:
+        counts.append(f"{n_duplicates} duplicates of another photo of their session (counted once)")
+    counts.append(f"{n_skipped} could not be analysed")
     rows = [
         ("Subject", _e(subject)),
         ("Sessions", f"{n_sessions} ({_e(span)})"),
-        ("Photos", f"{len(photos)} files: {n_analysed - n_excluded} used, {n_excluded} excluded by quality checks, "
-                   f"{n_skipped} could not be analysed"),
+        ("Photos", f"{len(photos)} files: {_e(', '.join(counts))}"),
         ("Treatments", _e(", ".join(days)) if days else "none recorded"),
     ]
     dl = "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows)
@@ -504,8 +516,8 @@ def build_report(summary: pd.DataFrame, photos: pd.DataFrame, *, subject, treatm
 def write_report(path, html_text: str) -> Path:
     """Write a report (UTF-8) atomically: a reader never sees a half-written file. Returns the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(html_text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise output_error(e, path, "report") from None
+    return write_text(path, html_text, what="report")
