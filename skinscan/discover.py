@@ -38,11 +38,15 @@ from .errors import ImageLoadError, SkinscanError
 from .io import is_photo_file, read_capture_time
 
 __all__ = ["PhotoEntry", "SessionInfo", "Discovery", "SessionsFileError", "discover", "safe_name",
-           "read_sessions_csv", "parse_session_folder"]
+           "read_sessions_csv", "parse_session_folder", "treatment_dates", "printable", "UNDATED_SESSION",
+           "NO_DATE_REASON"]
 
 #: Files that live beside photos on purpose and are never reported as skipped.
 SIDECAR_FILES = frozenset({"sessions.csv", "ground_truth.json", "readme.md"})
-NO_DATE_REASON = "no capture date (EXIF DateTimeOriginal); use --allow-file-time"
+#: The session of loose photos that carry no capture date: analysed and listed, left out of timelines.
+UNDATED_SESSION = "(undated)"
+NO_DATE_REASON = ("no capture date (EXIF DateTimeOriginal): put the photo in a session folder named by date "
+                  "(2026-03-14), or use --allow-file-time")
 
 _ISO_DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
 _DATED_FOLDER = re.compile(r"(\d{4}-\d{2}-\d{2})(?:[ _.\-].*)?", re.DOTALL)
@@ -50,6 +54,9 @@ _NUMBERED_FOLDER = re.compile(r"session[-_ ]?(\d+)", re.IGNORECASE)
 _WINDOWS_RESERVED = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)),
                                *(f"LPT{i}" for i in range(10))})
 _MAX_NAME = 80
+#: Unicode categories a terminal would act on instead of showing: controls, format characters
+#: (bidirectional overrides), line and paragraph separators.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 _VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".m4v", ".3gp", ".avi", ".mkv", ".webm"})
 
 
@@ -68,11 +75,15 @@ class PhotoEntry:
     session_index : int
         0-based position of the session in the subject's series, in date order.
     date : datetime.date or None
-        The session's date; None for a ``session-N`` folder whose photos carry no capture time.
+        The session's date; None for a ``session-N`` folder whose photos carry no capture time and
+        that ``sessions.csv`` does not date, and for loose photos without a capture time (session
+        :data:`UNDATED_SESSION`).
     path : Path
+        Absolute (symbolic links kept as given).
     date_source : str
-        Where ``date`` came from: ``"folder"`` (its name), ``"exif"`` (capture time), ``"file_time"``
-        (file modification time, only with ``allow_file_time``) or ``"none"``.
+        Where ``date`` came from: ``"folder"`` (its name), ``"exif"`` (capture time),
+        ``"sessions_csv"`` (the row of ``sessions.csv`` whose ``session`` names the folder),
+        ``"file_time"`` (file modification time, only with ``allow_file_time``) or ``"none"``.
     capture_time : datetime or None
         The photo's own EXIF capture time.
     """
@@ -85,10 +96,16 @@ class PhotoEntry:
     date_source: str
     capture_time: datetime | None = None
 
+    @property
+    def undated(self) -> bool:
+        """True for a loose photo with no date: analysed and listed, but placed on no timeline."""
+        return self.session == UNDATED_SESSION and self.date is None
+
     def as_dict(self) -> dict:
         """The fields :meth:`skinscan.store.ResultStore.add_photo` expects of an entry."""
         return {"subject": self.subject, "session": self.session, "session_index": self.session_index,
-                "date": self.date.isoformat() if self.date else None, "path": _text(str(self.path))}
+                "date": self.date.isoformat() if self.date else None, "path": _text(str(self.path)),
+                "date_source": self.date_source}
 
 
 @dataclass(frozen=True)
@@ -114,11 +131,19 @@ class Discovery:
         Files and folders not used, each with a one-line reason.
     sessions_csv : dict of str to list of SessionInfo
         Parsed ``sessions.csv`` per subject that has one.
+    scanned : list of Path
+        The folders given that were listed (absolute): every photo below them was found, except
+        below ``unscanned``. A photo stored from below them that is not among ``entries`` is gone.
+    unscanned : list of Path
+        Folders below ``scanned`` whose photos were not looked at this time (unreadable, a
+        subject whose ``sessions.csv`` is invalid, a folder inside a session folder...).
     """
 
     entries: list[PhotoEntry] = field(default_factory=list)
     skipped: list[tuple[Path, str]] = field(default_factory=list)
     sessions_csv: dict[str, list[SessionInfo]] = field(default_factory=dict)
+    scanned: list[Path] = field(default_factory=list)
+    unscanned: list[Path] = field(default_factory=list)
 
     @property
     def subjects(self) -> list[str]:
@@ -130,15 +155,20 @@ class Discovery:
         return list(dict.fromkeys(e.session for e in self.entries if e.subject == subject))
 
     def treatment_dates(self, subject: str) -> list[date]:
-        """Sorted dates of the subject's ``sessions.csv`` rows that record a treatment.
+        """Sorted treatment days of the subject's ``sessions.csv`` (see :func:`treatment_dates`)."""
+        return treatment_dates(self.sessions_csv.get(subject, []))
 
-        A row counts when its ``treatment`` is filled in (and not ``none``); when no row names a
-        treatment (or there is no such column) the file is a plain list of treatment days and every
-        row counts.
-        """
-        rows = self.sessions_csv.get(subject, [])
-        treated = [r for r in rows if r.treatment.strip().lower() not in ("", "none")]
-        return sorted({r.date for r in (treated if any(r.treatment.strip() for r in rows) else rows)})
+
+def treatment_dates(rows: Iterable[SessionInfo]) -> list[date]:
+    """Sorted dates of the ``sessions.csv`` rows that record a treatment.
+
+    A row counts when its ``treatment`` is filled in (and not ``none``); when no row names a
+    treatment (or there is no such column) the file is a plain list of treatment days and every
+    row counts.
+    """
+    rows = list(rows)
+    treated = [r for r in rows if r.treatment.strip().lower() not in ("", "none")]
+    return sorted({r.date for r in (treated if any(r.treatment.strip() for r in rows) else rows)})
 
 
 # --------------------------------------------------------------------------- names
@@ -147,6 +177,22 @@ class Discovery:
 def _text(name: str) -> str:
     """A file name as printable, UTF-8-encodable text (undecodable bytes become ``\\xNN``)."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def printable(text) -> str:
+    """Text as a terminal may show it: control and formatting characters (escape sequences,
+    newlines, right-to-left overrides) escaped, so a crafted file name cannot rewrite the screen.
+
+    Examples
+    --------
+    >>> printable("a\\nb\\x1b[2J.jpg")
+    'a\\\\nb\\\\x1b[2J.jpg'
+    """
+    text = _text(str(text))
+    if all(unicodedata.category(c) not in _UNPRINTABLE for c in text):
+        return text
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) in _UNPRINTABLE else c
+                   for c in text)
 
 
 def safe_name(name: str) -> str:
@@ -207,17 +253,22 @@ def read_sessions_csv(path: str | os.PathLike) -> list[SessionInfo]:
     ``needle_depth_mm``, ``notes``; other columns are ignored, blank lines and lines starting with
     ``#`` skipped.
 
+    The encoding is detected: UTF-8 (with or without a byte-order mark), UTF-16 with a byte-order
+    mark, else Windows-1252 (what spreadsheet programs write on Windows), which decodes any byte.
+    Only the columns skinscan uses can stop it: a line with more fields than the header (an
+    unquoted comma in the notes) keeps the extra text in its last column.
+
     Raises
     ------
     SessionsFileError
-        (a ``ValueError``) naming the file and line: no ``date`` column, a bad date, a needle depth
-        that is not a non-negative number, or a line with more fields than the header.
+        (a ``ValueError``) naming the file and line: no ``date`` column, a bad date, or a needle
+        depth that is not a non-negative number.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        raise SessionsFileError(f"cannot read sessions file ({e})", path) from None
+        text = _decode_text(path.read_bytes())
+    except OSError as e:
+        raise SessionsFileError(f"cannot read sessions file ({e.strerror or e})", path) from None
     lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1)
              if line.strip() and not line.lstrip().startswith("#")]
     if not lines:
@@ -228,8 +279,8 @@ def read_sessions_csv(path: str | os.PathLike) -> list[SessionInfo]:
         raise SessionsFileError(f"line {lines[0][0]}: no 'date' column in the header {header}", path)
     rows = []
     for (n, _), values in zip(lines[1:], reader):
-        if len(values) > len(header):
-            raise SessionsFileError(f"line {n}: {len(values)} fields but the header has {len(header)}", path)
+        if len(values) > len(header):  # the rest belongs to the last column (an unquoted comma)
+            values = values[:len(header) - 1] + [",".join(values[len(header) - 1:])]
         row = {k: v.strip() for k, v in zip(header, values)}
 
         def fail(what: str) -> SessionsFileError:
@@ -253,6 +304,17 @@ def read_sessions_csv(path: str | os.PathLike) -> list[SessionInfo]:
     return rows
 
 
+def _decode_text(data: bytes) -> str:
+    """A small text file in whichever of the encodings spreadsheets write it is in (see :func:`read_sessions_csv`)."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # cp1252 leaves five bytes undefined: they become U+FFFD (only free text such as notes holds them).
+        return data.decode("cp1252", errors="replace")
+
+
 # --------------------------------------------------------------------------- discovery
 
 
@@ -272,11 +334,19 @@ class _Scanner:
         self.found: list[_Found] = []
         self.skipped: list[tuple[Path, str]] = []
         self.sessions_csv: dict[str, list[SessionInfo]] = {}
+        self.bad_csv: set[str] = set()
+        self.scanned: list[Path] = []
+        self.unscanned: list[Path] = []
         self._seen_dirs: set[tuple[int, int]] = set()
         self._seen_files: set[str] = set()
 
     def skip(self, path: Path, reason: str) -> None:
         self.skipped.append((path, reason))
+
+    def leave(self, path: Path, reason: str) -> None:
+        """Skip a folder whose photos are not looked at: what the store holds from it stays."""
+        self.skip(path, reason)
+        self.unscanned.append(path)
 
     def listdir(self, folder: Path) -> tuple[list[Path], list[Path]] | None:
         """(photo files, sub-folders) of a folder, reporting everything else; None when unusable.
@@ -287,16 +357,16 @@ class _Scanner:
             st = folder.stat()
             key = (st.st_dev, st.st_ino)
             if key in self._seen_dirs:
-                self.skip(folder, "folder already scanned (a symbolic link to it or to a parent)")
+                self.leave(folder, "folder already scanned (a symbolic link to it or to a parent)")
                 return None
             self._seen_dirs.add(key)
             with os.scandir(folder) as it:
                 items = sorted(it, key=lambda d: _natural_key(d.name))
         except PermissionError:
-            self.skip(folder, "cannot read the folder (permission denied)")
+            self.leave(folder, "cannot read the folder (permission denied)")
             return None
         except OSError as e:
-            self.skip(folder, f"cannot read the folder ({e.strerror or e})")
+            self.leave(folder, f"cannot read the folder ({e.strerror or e})")
             return None
         files, dirs = [], []
         for item in items:
@@ -319,22 +389,36 @@ class _Scanner:
                 self.skip(path, _not_a_photo(path))
         return files, dirs
 
-    def read_csv(self, subject: str, folder: Path) -> None:
+    def read_csv(self, subject: str, folder: Path) -> bool:
+        """Read the subject's ``sessions.csv`` if it has one; False when it is invalid (then the
+        subject is skipped with the file, line and reason, and the other subjects go on)."""
+        if subject in self.bad_csv:
+            return False
         csv_path = folder / "sessions.csv"
         if csv_path.is_file() and subject not in self.sessions_csv:
-            self.sessions_csv[subject] = read_sessions_csv(csv_path)
+            try:
+                self.sessions_csv[subject] = read_sessions_csv(csv_path)
+            except SessionsFileError as e:
+                self.bad_csv.add(subject)
+                self.skip(csv_path, f"{e.reason}; the photos of {subject!r} were not analysed: correct the file "
+                                    "and run again")
+                return False
+        return True
 
     def root(self, root: Path) -> None:
         listing = self.listdir(root)
         if listing is None:
             return
+        self.scanned.append(root)
         files, dirs = listing
         if any(parse_session_folder(d.name) for d in dirs):  # root is one subject's folder
             self.subject(root, listing=listing)
             return
         if files:
-            self.read_csv(_subject_name(root), root)
-            self.loose(_subject_name(root), files)
+            if self.read_csv(_subject_name(root), root):
+                self.loose(_subject_name(root), files)
+            else:
+                self.unscanned.extend(files)
         for d in dirs:
             self.subject(d)
 
@@ -344,13 +428,15 @@ class _Scanner:
         if listing is None:
             return
         files, dirs = listing
-        self.read_csv(name, folder)
+        if not self.read_csv(name, folder):
+            self.unscanned.append(folder)
+            return
         n_before = len(self.found)
         self.loose(name, files)
         for d in dirs:
             parsed = parse_session_folder(d.name)
             if parsed is None:
-                self.skip(d, "not a session folder (name it by date, 2026-03-14, or session-N)")
+                self.leave(d, "not a session folder (name it by date, 2026-03-14, or session-N)")
             else:
                 self.session(name, d, parsed[0])
         if len(self.found) == n_before and not files and not dirs:
@@ -362,16 +448,27 @@ class _Scanner:
             return
         files, dirs = listing
         for d in dirs:
-            self.skip(d, "folder inside a session folder (not scanned)")
+            self.leave(d, "folder inside a session folder (not scanned)")
         times = [self.capture_time(f) for f in files]
-        if folder_date is not None:
-            day, source = folder_date, "folder"
-        else:
-            days = [t.date() for t in times if t is not None]
-            day, source = (min(days), "exif") if days else (None, "none")
+        day, source = self.session_date(subject, folder.name, folder_date, times)
         label = _text(folder.name)
         for f, t in zip(files, times):
             self.add(_Found(subject, label, day, source, f, t))
+
+    def session_date(self, subject: str, name: str, folder_date: date | None,
+                     times: list[datetime | None]) -> tuple[date | None, str]:
+        """A session folder's date and where it came from: its name, else its photos' capture
+        times, else the subject's ``sessions.csv`` row whose ``session`` is the folder's name."""
+        if folder_date is not None:
+            return folder_date, "folder"
+        days = [t.date() for t in times if t is not None]
+        if days:
+            return min(days), "exif"
+        key = _text(name).strip().casefold()
+        listed = [r.date for r in self.sessions_csv.get(subject, []) if r.label.strip().casefold() == key]
+        if listed:
+            return min(listed), "sessions_csv"
+        return None, "none"
 
     def loose(self, subject: str, files: list[Path]) -> None:
         """Photos not in a session folder: one session per capture day."""
@@ -389,8 +486,8 @@ class _Scanner:
                 except OSError as e:
                     self.skip(f, f"cannot read the file ({e.strerror or e})")
                     continue
-            else:
-                self.skip(f, NO_DATE_REASON)
+            else:  # analysed all the same, in a session of its own that no timeline shows
+                self.add(_Found(subject, UNDATED_SESSION, None, "none", f, None))
                 continue
             self.add(_Found(subject, day.isoformat(), day, source, f, t))
 
@@ -399,14 +496,17 @@ class _Scanner:
         parsed = parse_session_folder(parent.name)
         if parsed is not None and parent.parent != parent:
             subject = _subject_name(parent.parent)
-            self.read_csv(subject, parent.parent)
+            if not self.read_csv(subject, parent.parent):
+                self.unscanned.append(path)
+                return
             t = self.capture_time(path)
-            day, source = ((parsed[0], "folder") if parsed[0] is not None
-                           else (t.date(), "exif") if t is not None else (None, "none"))
+            day, source = self.session_date(subject, parent.name, parsed[0], [t])
             self.add(_Found(subject, _text(parent.name), day, source, path, t))
             return
-        self.read_csv(_subject_name(parent), parent)
-        self.loose(_subject_name(parent), [path])
+        if self.read_csv(_subject_name(parent), parent):
+            self.loose(_subject_name(parent), [path])
+        else:
+            self.unscanned.append(path)
 
     @staticmethod
     def capture_time(path: Path) -> datetime | None:
@@ -459,23 +559,21 @@ def discover(root_or_paths: str | os.PathLike | Iterable[str | os.PathLike], *,
         or a list of any of these (subjects of the same name are merged).
     allow_file_time : bool, optional
         Date loose photos without an EXIF capture time by their file modification time, which
-        copying and syncing often reset. Off by default: such photos are skipped with a reason.
+        copying and syncing often reset. Off by default: such photos go to the subject's session
+        :data:`UNDATED_SESSION` (analysed and listed, on no timeline).
 
     Returns
     -------
     Discovery
         Entries in series order: sessions by date (undated ``session-N`` folders last), then by
         their earliest capture time, then by name; ``session_index`` counts from 0 in that order.
-
-    Raises
-    ------
-    SessionsFileError
-        A ``sessions.csv`` is malformed (a ``ValueError`` naming the file and line).
+        Paths are absolute. A subject whose ``sessions.csv`` is malformed is skipped: the file is
+        listed in ``skipped`` with the line and the reason, and the other subjects go on.
     """
     if isinstance(root_or_paths, (str, os.PathLike)):
         root_or_paths = [root_or_paths]
     scan = _Scanner(allow_file_time)
-    for p in map(Path, root_or_paths):
+    for p in (Path(os.path.abspath(x)) for x in root_or_paths):
         try:
             mode = p.stat().st_mode
         except OSError as e:
@@ -487,7 +585,8 @@ def discover(root_or_paths: str | os.PathLike | Iterable[str | os.PathLike], *,
             scan.skip(p, _not_a_photo(p))
         else:
             scan.photo(p)
-    return Discovery(entries=_order(scan.found), skipped=scan.skipped, sessions_csv=scan.sessions_csv)
+    return Discovery(entries=_order(scan.found), skipped=scan.skipped, sessions_csv=scan.sessions_csv,
+                     scanned=scan.scanned, unscanned=scan.unscanned)
 
 
 def _order(found: list[_Found]) -> list[PhotoEntry]:

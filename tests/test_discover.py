@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from skinscan.discover import (NO_DATE_REASON, PhotoEntry, SessionInfo, discover, parse_session_folder,
-                               read_sessions_csv, safe_name)
+from skinscan.discover import (UNDATED_SESSION, PhotoEntry, SessionInfo, discover, parse_session_folder,
+                               printable, read_sessions_csv, safe_name)
 
 
 def jpeg(path: Path, when: str | None = None, *, offset: str | None = None) -> Path:
@@ -88,9 +88,40 @@ def test_loose_photos_are_grouped_by_capture_day(tmp_path):
         ("cara", "2026-03-14", 0, date(2026, 3, 14), "exif", "1.jpg"),
         ("cara", "2026-03-14", 0, date(2026, 3, 14), "exif", "2.jpg"),
         ("cara", "2026-04-02", 1, date(2026, 4, 2), "exif", "3.jpg"),
+        # no date: analysed all the same, in a session of its own placed on no timeline
+        ("cara", UNDATED_SESSION, 2, None, "none", "4.jpg"),
     ]
     assert found.entries[1].capture_time.utcoffset().total_seconds() == 7200
-    assert found.skipped == [(nodate, NO_DATE_REASON)]
+    assert [e.undated for e in found.entries] == [False, False, False, True]
+    assert found.entries[3].path == nodate and found.skipped == []
+
+
+def test_a_flat_folder_of_undated_photos_is_found_whole(tmp_path):
+    """PNGs, photos saved from messaging apps, exports: no EXIF date at all."""
+    flat = tmp_path / "saved"
+    for name in ("a.png", "b.jpg", "c.png"):
+        jpeg(flat / name)
+
+    found = discover(flat)
+
+    assert layout(found.entries) == [("saved", UNDATED_SESSION, 0, None, "none", n) for n in ("a.png", "b.jpg", "c.png")]
+    assert found.skipped == [] and found.scanned == [flat]
+
+
+def test_a_session_folder_is_dated_by_sessions_csv_when_neither_its_name_nor_its_photos_are(tmp_path):
+    gil = tmp_path / "gil"
+    jpeg(gil / "session-1" / "a.jpg")                          # no EXIF: the csv's row "session-1"
+    jpeg(gil / "Session 2" / "b.jpg", "2026:02:03 10:00:00")    # EXIF comes before the csv
+    jpeg(gil / "session-3" / "c.jpg")                          # in no row: undated
+    (gil / "sessions.csv").write_text("date,session,treatment\n2026-01-05,SESSION-1,mn\n2026-02-01,session 2,mn\n")
+
+    found = discover(tmp_path)
+
+    assert layout(found.entries) == [
+        ("gil", "session-1", 0, date(2026, 1, 5), "sessions_csv", "a.jpg"),
+        ("gil", "Session 2", 1, date(2026, 2, 3), "exif", "b.jpg"),
+        ("gil", "session-3", 2, None, "none", "c.jpg"),
+    ]
 
 
 def test_file_time_dates_photos_without_exif_only_when_allowed(tmp_path):
@@ -194,6 +225,7 @@ def test_unreadable_folder_is_skipped_with_a_reason(tmp_path, monkeypatch):
 
     assert [e.path.name for e in found.entries] == ["a.jpg"]
     assert found.skipped == [(locked, "cannot read the folder (permission denied)")]
+    assert found.unscanned == [locked]  # what the store holds from it is not forgotten
 
 
 def test_symlink_loops_terminate(tmp_path):
@@ -288,7 +320,6 @@ def test_sessions_csv_without_treatments_lists_treatment_days(tmp_path):
     ("date,needle_depth_mm\n2026-03-14,-1\n", "line 2: needle_depth_mm -1.0 must be a number >= 0"),
     ("date,needle_depth_mm\n2026-03-14,nan\n", "line 2: needle_depth_mm nan must be"),
     ("when,treatment\n2026-03-14,mn\n", "line 1: no 'date' column"),
-    ("date,notes\n2026-03-14,a,b\n", "line 2: 3 fields but the header has 2"),
     ("date\n\n#c\n2026-03-14\n\n", None),
 ])
 def test_malformed_sessions_csv_names_file_and_line(tmp_path, text, message):
@@ -301,15 +332,52 @@ def test_malformed_sessions_csv_names_file_and_line(tmp_path, text, message):
         read_sessions_csv(path)
     assert message in str(err.value)
     jpeg(tmp_path / "2026-03-14" / "a.jpg")
-    with pytest.raises(ValueError, match=message.split(":")[0]):
-        discover(tmp_path)  # a wrong treatment calendar must not pass silently
+    found = discover(tmp_path)  # a wrong treatment calendar does not pass silently: the subject waits
+    assert found.entries == [] and found.unscanned == [tmp_path]
+    assert len(found.skipped) == 1 and found.skipped[0][0] == path
+    assert message in found.skipped[0][1] and "correct the file" in found.skipped[0][1]
+
+
+def test_one_bad_sessions_csv_skips_its_subject_and_the_others_go_on(tmp_path):
+    jpeg(tmp_path / "anna" / "2026-03-14" / "a.jpg")
+    jpeg(tmp_path / "ben" / "2026-03-14" / "b.jpg")
+    jpeg(tmp_path / "ben" / "loose.jpg", "2026:03:20 10:00:00")
+    (tmp_path / "ben" / "sessions.csv").write_text("date,treatment\n2026-03-14,mn\n14/03/2026,mn\n")
+
+    found = discover(tmp_path)
+
+    assert [(e.subject, e.path.name) for e in found.entries] == [("anna", "a.jpg")]
+    assert found.skipped == [(tmp_path / "ben" / "sessions.csv",
+                              "line 3: date '14/03/2026' is not an ISO date like 2026-03-14; the photos of 'ben' "
+                              "were not analysed: correct the file and run again")]
+    assert found.unscanned == [tmp_path / "ben"]
+
+
+def test_text_in_unused_columns_never_stops_a_run(tmp_path):
+    """A spreadsheet's export: Windows-1252 accents in the notes, an unquoted comma, columns of its own."""
+    path = tmp_path / "sessions.csv"
+    path.write_bytes("date,treatment,notes,clinic\n2026-03-14,mn,peeling léger, rougeur,Paris\n"
+                     "2026-04-11,mn,crème,\n".encode("cp1252"))
+    assert read_sessions_csv(path) == [SessionInfo(date(2026, 3, 14), "", "mn", None, "peeling léger"),
+                                       SessionInfo(date(2026, 4, 11), "", "mn", None, "crème")]
+    path.write_text("date,notes\n2026-03-14,a,b\n")  # more fields than the header: the rest is the notes'
+    assert read_sessions_csv(path) == [SessionInfo(date(2026, 3, 14), notes="a,b")]
+    path.write_bytes("date,notes\n2026-03-14,crème\n".encode("utf-16"))  # with its byte-order mark
+    assert read_sessions_csv(path) == [SessionInfo(date(2026, 3, 14), notes="crème")]
+
+
+def test_printable_escapes_what_a_terminal_would_act_on():
+    assert printable("a\nb\x1b[2J.jpg") == "a\\nb\\x1b[2J.jpg"
+    assert printable("x\u202etxt.jpg") == "x\\u202etxt.jpg"  # right-to-left override
+    assert printable("café 1.jpg") == "café 1.jpg"
 
 
 def test_entry_as_dict_feeds_the_store(tmp_path):
     jpeg(tmp_path / "anna" / "2026-03-14" / "a.jpg")
     entry = discover(tmp_path).entries[0]
     assert entry.as_dict() == {"subject": "anna", "session": "2026-03-14", "session_index": 0,
-                               "date": "2026-03-14", "path": str(tmp_path / "anna" / "2026-03-14" / "a.jpg")}
+                               "date": "2026-03-14", "path": str(tmp_path / "anna" / "2026-03-14" / "a.jpg"),
+                               "date_source": "folder"}
 
 
 # --------------------------------------------------------------------------- safe names
