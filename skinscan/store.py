@@ -5,12 +5,15 @@ The store knows nothing of the pipeline: it receives plain dicts (an entry, a ph
 
 Uniqueness
 ----------
-A photo row is identified by ``(subject, session, content_hash)``: the same bytes in the same
-session are one photo whatever the file is called, and the same bytes filed under two sessions
-are two rows. ``pipeline_version`` is not part of the key but is checked by :meth:`ResultStore.is_done`,
-so a new pipeline version re-analyses a photo and its new row *replaces* the old one; the store
-never mixes two versions' numbers for one photo. Re-adding a path of the same session with new
-content (an edited file) also replaces that path's old row.
+A photo row is identified by its file's path: a file has one row, whatever happened to it
+(skipped in one run and analysed in the next, moved to another session, edited). The content
+hash says whether a stored result still holds: :meth:`ResultStore.is_done` matches content,
+pipeline version, subject and session, so a new pipeline version re-analyses a photo and its new
+row *replaces* the old one, and the store never mixes two versions' numbers for one photo. Two
+files with the same content in one session are both listed: the second with status
+``duplicate`` and no measurements (one photo must not count twice in a session's median and
+spread). :meth:`ResultStore.forget_missing` removes the rows of files that are gone from the
+folders a run scanned.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import secrets
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
@@ -28,31 +30,41 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import SkinscanError
+from ._write import atomic_write, output_error, write_csv
+from .errors import OutputError, SkinscanError
 
 __all__ = ["ResultStore", "StoreBusyError", "SCHEMA_VERSION", "STATUSES"]
 
-SCHEMA_VERSION = 1
-STATUSES = ("analysed", "skipped")
+SCHEMA_VERSION = 2
+STATUSES = ("analysed", "skipped", "duplicate")
 
-_SCHEMA = """
+_PHOTOS_TABLE = """
 CREATE TABLE photos(
     id INTEGER PRIMARY KEY,
     subject TEXT NOT NULL,
     session TEXT NOT NULL,
     session_index INTEGER NOT NULL,
     date TEXT,
-    path TEXT NOT NULL,
+    date_source TEXT,
+    path TEXT NOT NULL UNIQUE,
     content_hash TEXT NOT NULL,
     pipeline_version TEXT NOT NULL,
-    status TEXT NOT NULL CHECK(status IN ('analysed', 'skipped')),
+    status TEXT NOT NULL CHECK(status IN ('analysed', 'skipped', 'duplicate')),
     error TEXT,
     quality_flags TEXT,
     record_json TEXT,
-    analysed_at TEXT NOT NULL,
-    UNIQUE(subject, session, content_hash)
+    analysed_at TEXT NOT NULL
+)"""
+_SCHEMA = _PHOTOS_TABLE + """;
+CREATE INDEX photos_content ON photos(subject, session, content_hash);
+CREATE TABLE treatments(
+    subject TEXT NOT NULL,
+    date TEXT NOT NULL,
+    session TEXT,
+    treatment TEXT,
+    needle_depth_mm REAL,
+    notes TEXT
 );
-CREATE INDEX photos_path ON photos(subject, session, path);
 CREATE TABLE measurements(
     photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
     region TEXT NOT NULL,
@@ -74,9 +86,27 @@ CREATE TABLE quality(
 ) WITHOUT ROWID;
 """
 
+#: Version 1 keyed photos by (subject, session, content hash); version 2 by path. SQLite's way to
+#: change a table others refer to: build the new one, drop the old, rename the new into its place
+#: (renaming the old one instead would point the measurements' keys at it).
+_MIGRATE_1_TO_2 = [
+    _PHOTOS_TABLE.replace("CREATE TABLE photos(", "CREATE TABLE photos_v2("),
+    "INSERT INTO photos_v2(id, subject, session, session_index, date, path, content_hash, pipeline_version, status,"
+    " error, quality_flags, record_json, analysed_at) SELECT id, subject, session, session_index, date, path,"
+    " content_hash, pipeline_version, status, error, quality_flags, record_json, analysed_at FROM photos"
+    " WHERE id IN (SELECT max(id) FROM photos GROUP BY path)",
+    "DROP TABLE photos",
+    "ALTER TABLE photos_v2 RENAME TO photos",
+    "CREATE INDEX photos_content ON photos(subject, session, content_hash)",
+    "CREATE TABLE treatments(subject TEXT NOT NULL, date TEXT NOT NULL, session TEXT, treatment TEXT,"
+    " needle_depth_mm REAL, notes TEXT)",
+    "DELETE FROM measurements WHERE photo_id NOT IN (SELECT id FROM photos)",
+    "DELETE FROM quality WHERE photo_id NOT IN (SELECT id FROM photos)",
+]
+_TREATMENT_COLUMNS = ["subject", "date", "session", "treatment", "needle_depth_mm", "notes"]
 _KEY_COLUMNS = ["subject", "session", "session_index", "date", "photo"]
-_PHOTO_COLUMNS = _KEY_COLUMNS + ["status", "error", "quality_flags", "content_hash", "pipeline_version",
-                                 "analysed_at"]
+_PHOTO_COLUMNS = _KEY_COLUMNS + ["status", "error", "quality_flags", "date_source", "content_hash",
+                                 "pipeline_version", "analysed_at"]
 _VALUE_COLUMNS = _KEY_COLUMNS + ["region", "metric", "value", "unit"]
 _ORDER = "p.subject, p.session_index, p.session, p.path"
 
@@ -141,13 +171,25 @@ class ResultStore:
     def _write(self):
         return _Transaction(self)
 
-    def _busy(self, e: sqlite3.OperationalError) -> Exception:
+    def _busy(self, e: sqlite3.Error) -> Exception:
+        """The user-facing error for an error SQLite raised."""
         code = getattr(e, "sqlite_errorcode", None)
-        if (code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)) or "locked" in str(e):
+        primary = None if code is None else code & 0xFF
+        if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED) or "locked" in str(e):
             return StoreBusyError(
                 f"the results store stayed locked for over {self.busy_timeout:g} s: another skinscan "
                 "process is writing the same store; wait for it to finish or use another --out", self.path)
+        if primary == sqlite3.SQLITE_FULL or "disk is full" in str(e):
+            return OutputError(f"cannot write the results store ({e}); the disk is full: free some space on the "
+                               f"disk holding {self.path.parent} and run again", self.path)
+        if primary in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB) or not isinstance(e, sqlite3.OperationalError):
+            return self._damaged(str(e))
         return SkinscanError(f"results store error ({e})", self.path)
+
+    def _damaged(self, why: str) -> SkinscanError:
+        return SkinscanError(
+            f"the results store is damaged ({why}); move it aside (rename {self.path.name} to "
+            f"{self.path.name}.damaged) and run skinscan again: every photo is then analysed anew", self.path)
 
     def _migrate(self) -> None:
         version = self._read("PRAGMA user_version")[0][0]
@@ -160,18 +202,56 @@ class ResultStore:
                             conn.execute(statement)
                     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                     version = SCHEMA_VERSION
+        if version == 1:
+            # Rebuilding a table that others refer to: foreign keys off (they cannot change inside a
+            # transaction), the new table renamed into place, orphans dropped, keys checked.
+            self._read("PRAGMA foreign_keys = OFF")
+            try:
+                with self._write() as conn:
+                    if conn.execute("PRAGMA user_version").fetchone()[0] == 1:
+                        for statement in _MIGRATE_1_TO_2:
+                            conn.execute(statement)
+                        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            finally:
+                self._read("PRAGMA foreign_keys = ON")
+            version = SCHEMA_VERSION
         if version > SCHEMA_VERSION:
             raise SkinscanError(f"the results store has schema version {version}, newer than this skinscan's "
                                 f"{SCHEMA_VERSION}; upgrade skinscan or use another --out", self.path)
 
     # ------------------------------------------------------------------ writing
 
-    def is_done(self, content_hash: str, pipeline_version: str, subject: str, session: str) -> bool:
-        """True when this content is stored for this subject and session by this pipeline version."""
-        row = self._read("SELECT 1 FROM photos WHERE subject = ? AND session = ? AND content_hash = ? "
-                         "AND pipeline_version = ?", (_text(subject), _text(session), content_hash,
-                                                      pipeline_version))
-        return bool(row)
+    def is_done(self, content_hash: str, pipeline_version: str, subject: str, session: str, *,
+                path: str | os.PathLike | None = None) -> bool:
+        """True when this content is stored for this subject and session by this pipeline version
+        (for this file, when ``path`` is given; a duplicate row does not count)."""
+        sql = ("SELECT 1 FROM photos WHERE subject = ? AND session = ? AND content_hash = ? AND pipeline_version = ?"
+               " AND status != 'duplicate'")
+        params: tuple = (_text(subject), _text(session), content_hash, pipeline_version)
+        if path is not None:
+            sql, params = sql + " AND path = ?", params + (_text(os.fspath(path)),)
+        return bool(self._read(sql, params))
+
+    def stored(self, content_hash: str, pipeline_version: str, subject: str, session: str) -> list[tuple[str, str]]:
+        """``(path, quality_flags)`` of the files whose result for this content, subject, session
+        and pipeline version is stored (duplicates and photos to retry left out)."""
+        return [(p, f or "") for p, f in self._read(
+            "SELECT path, quality_flags FROM photos WHERE subject = ? AND session = ? AND content_hash = ?"
+            " AND pipeline_version = ? AND status != 'duplicate' ORDER BY id",
+            (_text(subject), _text(session), content_hash, pipeline_version))]
+
+    def move(self, old_path: str | os.PathLike, new_path: str | os.PathLike) -> None:
+        """Give a stored photo the path its file has now (renamed within its session)."""
+        old, new = _text(os.fspath(old_path)), _text(os.fspath(new_path))
+        with self._write() as conn:
+            conn.execute("DELETE FROM photos WHERE path = ?", (new,))
+            conn.execute("UPDATE photos SET path = ? WHERE path = ?", (new, old))
+            row = conn.execute("SELECT record_json FROM photos WHERE path = ?", (new,)).fetchone()
+            if row and row[0]:
+                record = json.loads(row[0])
+                if "photo" in record:
+                    record["photo"] = new
+                    conn.execute("UPDATE photos SET record_json = ? WHERE path = ?", (json.dumps(record), new))
 
     def add_photo(self, entry: Mapping, *, record: Mapping | None = None,
                   metrics: Mapping[str, Mapping[str, float]] | None = None,
@@ -184,24 +264,25 @@ class ResultStore:
         entry : mapping
             ``subject``, ``session``, ``session_index``, ``date`` (ISO string, date or None),
             ``path`` (or ``photo``), ``pipeline_version`` and ``content_hash`` (taken from ``record``
-            when absent). ``PhotoEntry.as_dict()`` plus those two keys is enough.
+            when absent), optionally ``date_source``. ``PhotoEntry.as_dict()`` plus those two keys
+            is enough.
         record : mapping, optional
             The photo's flat record (``PhotoAnalysis.record()``); kept as JSON.
         metrics : mapping, optional
             ``{region: {metric: value}}``; NaN and None are stored as NULL.
         quality : iterable of mapping, optional
             Dicts with ``name``, ``value``, ``threshold``, ``comparison``, ``unit``, ``passed``, ``detail``.
-        status : {"analysed", "skipped"}
+        status : {"analysed", "skipped", "duplicate"}
         error : str, optional
-            Why a skipped photo was skipped.
+            Why a skipped photo was skipped (of a duplicate: which file it repeats).
         units : mapping, optional
             ``{metric: unit}`` (``skinscan.metrics.METRIC_UNITS``) for the measurements' unit column.
 
         Returns
         -------
         int
-            The photo's row id. Any row of the same subject, session and content hash (any pipeline
-            version), or of the same path, is replaced with its measurements and checks.
+            The photo's row id. The row of the same path (whatever its subject, session, content
+            or pipeline version) is replaced with its measurements and checks.
         """
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
@@ -223,12 +304,13 @@ class ResultStore:
         record_json = json.dumps({_text(str(k)): _plain(v) for k, v in record.items()}) if record else None
         units = units or {}
         with self._write() as conn:
-            conn.execute("DELETE FROM photos WHERE subject = ? AND session = ? AND (content_hash = ? OR path = ?)",
-                         (subject, session, content_hash, path))
+            conn.execute("DELETE FROM photos WHERE path = ?", (path,))
             photo_id = conn.execute(
-                "INSERT INTO photos(subject, session, session_index, date, path, content_hash, pipeline_version,"
-                " status, error, quality_flags, record_json, analysed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (subject, session, int(entry.get("session_index", 0)), day, path, content_hash,
+                "INSERT INTO photos(subject, session, session_index, date, date_source, path, content_hash,"
+                " pipeline_version, status, error, quality_flags, record_json, analysed_at)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (subject, session, int(entry.get("session_index", 0)), day, entry.get("date_source"), path,
+                 content_hash,
                  str(entry["pipeline_version"]), status, None if error is None else _text(str(error)),
                  _text(flags), record_json, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             ).lastrowid
@@ -259,15 +341,48 @@ class ResultStore:
             conn.executemany("UPDATE photos SET session_index = ?, date = ? WHERE subject = ? AND session = ?",
                              [(i, day, subject, session) for (subject, session), (i, day) in rows.items()])
 
-    def prune(self, keep: Iterable[tuple[str, str, str]]) -> int:
-        """Delete photos whose ``(subject, session, content_hash)`` is not in ``keep`` (files removed
-        or moved since they were stored); returns how many were deleted."""
-        keep = {(_text(s), _text(t), h) for s, t, h in keep}
-        rows = self._read("SELECT id, subject, session, content_hash FROM photos")
-        gone = [(i,) for i, *key in rows if tuple(key) not in keep]
+    def forget_missing(self, scanned: Iterable[str | os.PathLike], present: Iterable[str | os.PathLike], *,
+                       unscanned: Iterable[str | os.PathLike] = ()) -> list[str]:
+        """Delete the photos stored from below the ``scanned`` folders whose path is not ``present``
+        (files deleted, renamed or moved since they were stored), except below ``unscanned``
+        folders (or at ``unscanned`` files), whose files were not looked at. Rows from other folders
+        are untouched. Returns the paths deleted."""
+        inside = [_folder_prefix(p) for p in scanned]
+        outside = [_folder_prefix(p) for p in unscanned]
+        present = {_text(os.fspath(p)) for p in present}
+        gone = [p for (p,) in self._read("SELECT path FROM photos")
+                if p not in present and any(p.startswith(f) for f in inside)
+                and not any(p.startswith(f) or p + os.sep == f for f in outside)]
         with self._write() as conn:
-            conn.executemany("DELETE FROM photos WHERE id = ?", gone)
-        return len(gone)
+            conn.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in gone])
+        return gone
+
+    def count_below(self, folder: str | os.PathLike) -> int:
+        """How many photos are stored from below ``folder``."""
+        prefix = _folder_prefix(folder)
+        return sum(p.startswith(prefix) for (p,) in self._read("SELECT path FROM photos"))
+
+    def set_treatments(self, subject: str, rows: Iterable[Mapping]) -> None:
+        """Replace a subject's treatment calendar (its ``sessions.csv`` rows: ``date``, ``session``,
+        ``treatment``, ``needle_depth_mm``, ``notes``), so reports can be rebuilt from the store alone."""
+        values = []
+        for r in rows:
+            day = r["date"]
+            values.append((_text(subject), day.isoformat() if isinstance(day, (date, datetime)) else str(day),
+                           _text(r.get("session") or ""), _text(r.get("treatment") or ""),
+                           _real(r.get("needle_depth_mm")), _text(r.get("notes") or "")))
+        with self._write() as conn:
+            conn.execute("DELETE FROM treatments WHERE subject = ?", (_text(subject),))
+            conn.executemany("INSERT INTO treatments VALUES (?,?,?,?,?,?)", values)
+
+    def treatments_frame(self) -> pd.DataFrame:
+        """Every subject's stored treatment calendar: ``subject, date, session, treatment,
+        needle_depth_mm, notes`` (``date`` a datetime.date)."""
+        rows = self._read("SELECT subject, date, session, treatment, needle_depth_mm, notes FROM treatments"
+                          " ORDER BY subject, date, rowid")
+        frame = pd.DataFrame(rows, columns=_TREATMENT_COLUMNS)
+        frame["date"] = [date.fromisoformat(d) for d in frame["date"]]
+        return frame
 
     # ------------------------------------------------------------------ reading
 
@@ -279,28 +394,30 @@ class ResultStore:
 
         SQLite's busy handler does not cover every case: a second process opening the store while
         the first switches it to WAL or recovers its WAL index gets "database is locked" at once
-        (seen when two batches start on the same new store on a loaded machine).
+        (seen when two batches start on the same new store on a loaded machine). Any other SQLite
+        error becomes a :class:`~skinscan.errors.SkinscanError` naming the store (a damaged file,
+        a full disk).
         """
         deadline = time.monotonic() + self.busy_timeout
         while True:
             try:
                 return fn()
-            except sqlite3.OperationalError as e:
+            except sqlite3.Error as e:
                 err = self._busy(e)
                 if not isinstance(err, StoreBusyError) or time.monotonic() >= deadline:
-                    raise err from e
+                    raise err from None
                 time.sleep(0.02)
 
     def photos_frame(self) -> pd.DataFrame:
         """One row per stored photo.
 
         Columns: ``subject, session, session_index, date, photo, status, error, quality_flags,
-        content_hash, pipeline_version, analysed_at``, then the record's fields (those named like a
+        date_source, content_hash, pipeline_version, analysed_at``, then the record's fields (those named like a
         column above are left out). ``date`` is datetime64 (NaT when undated), NaN stays NaN.
         """
         rows = self._read(f"SELECT p.subject, p.session, p.session_index, p.date, p.path, p.status, p.error,"
-                          f" p.quality_flags, p.content_hash, p.pipeline_version, p.analysed_at, p.record_json"
-                          f" FROM photos p ORDER BY {_ORDER}")
+                          f" p.quality_flags, p.date_source, p.content_hash, p.pipeline_version, p.analysed_at,"
+                          f" p.record_json FROM photos p ORDER BY {_ORDER}")
         base = pd.DataFrame([r[:-1] for r in rows], columns=_PHOTO_COLUMNS)
         records = [{k: v for k, v in json.loads(r[-1]).items() if k not in _PHOTO_COLUMNS} if r[-1] else {}
                    for r in rows]
@@ -336,29 +453,24 @@ class ResultStore:
 
     def export(self, out_dir: str | os.PathLike) -> dict[str, Path]:
         """Write ``results.csv``/``.parquet`` (:meth:`values_frame`) and ``photos.csv``/``.parquet``
-        (:meth:`photos_frame`) into ``out_dir``; returns their paths by file name.
+        (:meth:`photos_frame`) into the existing folder ``out_dir``; returns their paths by file name.
 
-        Each file is written beside its target and renamed over it, so a reader never sees half a file.
+        Each file is written beside its target and renamed over it, so a reader never sees half a
+        file; text cells of the CSV files are made inert for spreadsheets (:func:`skinscan._write.inert_text`).
+        Raises :class:`~skinscan.errors.OutputError` when a file cannot be written.
         """
         out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise output_error(e, out_dir / "results.csv", "table") from None
         frames = {"results": self.values_frame(), "photos": self.photos_frame()}
         written = {}
         for stem, frame in frames.items():
-            for suffix in (".csv", ".parquet"):
-                target = out_dir / f"{stem}{suffix}"
-                # Not mkstemp: its files are private (0600); an export gets the usual permissions (umask).
-                tmp = out_dir / f".{stem}.{os.getpid()}.{secrets.token_hex(4)}{suffix}"
-                try:
-                    if suffix == ".csv":
-                        frame.to_csv(tmp, index=False, date_format="%Y-%m-%d")
-                    else:
-                        frame.to_parquet(tmp, index=False)
-                    os.replace(tmp, target)
-                except BaseException:
-                    Path(tmp).unlink(missing_ok=True)
-                    raise
-                written[target.name] = target
+            csv_path, parquet_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet"
+            written[csv_path.name] = write_csv(frame, csv_path, date_format="%Y-%m-%d")
+            written[parquet_path.name] = atomic_write(parquet_path, lambda tmp: frame.to_parquet(tmp, index=False),
+                                                      what="table")
         return written
 
     def integrity_ok(self) -> bool:
@@ -384,15 +496,22 @@ class _Transaction:
     def __exit__(self, exc_type, exc, tb) -> None:
         conn = self.store._conn
         if exc_type is not None:
-            conn.rollback()
-            if isinstance(exc, sqlite3.OperationalError):
-                raise self.store._busy(exc) from exc
+            if conn.in_transaction:
+                conn.rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise self.store._busy(exc) from None
             return
         try:
             conn.commit()
-        except sqlite3.OperationalError as e:
-            conn.rollback()
-            raise self.store._busy(e) from e
+        except sqlite3.Error as e:
+            if conn.in_transaction:
+                conn.rollback()
+            raise self.store._busy(e) from None
+
+
+def _folder_prefix(folder) -> str:
+    """``folder`` as the prefix every path below it starts with."""
+    return _text(os.path.join(os.fspath(folder), ""))
 
 
 def _text(value) -> str:

@@ -114,14 +114,121 @@ def test_readding_a_photo_replaces_it_with_all_its_rows(db):
         values = store.values_frame()
         assert values[["region", "metric", "value"]].values.tolist() == [["forehead", "redness_a", 7.0]]
 
-        # the same file under another name in the same session is the same photo...
+        # a file is one row: analysed again under another session (moved), it leaves the old one
+        path = entry()["path"]
+        add(store, session="2026-04-01", index=1, day="2026-04-01", path=path)
+        assert store.photos_frame()[["session", "photo"]].values.tolist() == [["2026-04-01", path]]
+        # the same bytes in other files are other rows
         add(store, path="/photos/anna/copy of it.jpg")
-        assert store.photos_frame()["photo"].tolist() == ["/photos/anna/copy of it.jpg"]
-        # ...but filed under another session (or subject) it is another photo
-        add(store, session="2026-04-01", index=1, day="2026-04-01")
         add(store, subject="ben")
         assert count(db, "photos") == 3
         assert store.integrity_ok()
+
+
+def test_a_file_skipped_then_analysed_has_one_row(db):
+    with ResultStore(db) as store:
+        store.add_photo(entry(subject="(unsorted)", session="(none)", path="/p/a.jpg", content_hash="path:x"),
+                        status="skipped", error="no capture date")
+        add(store, path="/p/a.jpg")
+        assert store.photos_frame()[["subject", "status"]].values.tolist() == [["anna", "analysed"]]
+
+
+def test_duplicates_are_listed_and_never_count_as_the_stored_result(db):
+    with ResultStore(db) as store:
+        add(store, path="/p/first.jpg")
+        store.add_photo(entry(path="/p/second.jpg"), record={"photo": "/p/second.jpg", "duplicate_of": "/p/first.jpg"},
+                        status="duplicate", error="same content as first.jpg")
+        frame = store.photos_frame()
+        assert frame["status"].tolist() == ["analysed", "duplicate"]
+        assert frame["duplicate_of"].tolist()[1] == "/p/first.jpg"
+        assert count(db, "measurements") == 6  # the duplicate has none
+        assert store.stored("h0", VERSION, "anna", "2026-03-14") == [("/p/first.jpg", "sharpness")]
+        assert not store.is_done("h0", VERSION, "anna", "2026-03-14", path="/p/second.jpg")
+        assert store.is_done("h0", VERSION, "anna", "2026-03-14", path="/p/first.jpg")
+
+
+def test_a_renamed_file_keeps_its_result(db):
+    with ResultStore(db) as store:
+        add(store, path="/p/IMG_1.jpg")
+        store.move("/p/IMG_1.jpg", "/p/before.jpg")
+        frame = store.photos_frame()
+        assert frame["photo"].tolist() == ["/p/before.jpg"] and count(db, "measurements") == 6
+        assert store.is_done("h0", VERSION, "anna", "2026-03-14", path="/p/before.jpg")
+
+
+def test_forget_missing_only_below_the_folders_scanned(db, tmp_path):
+    with ResultStore(db) as store:
+        for path, h in (("/photos/anna/2026-03-14/a.jpg", "a"), ("/photos/anna/2026-03-14/gone.jpg", "g"),
+                        ("/photos/anna/2026-04-01/locked/x.jpg", "x"), ("/photos/annabel/y.jpg", "y"),
+                        ("/elsewhere/z.jpg", "z")):
+            add(store, path=path, content_hash=h)
+        gone = store.forget_missing(["/photos/anna"], ["/photos/anna/2026-03-14/a.jpg"],
+                                    unscanned=["/photos/anna/2026-04-01/locked"])
+        assert gone == ["/photos/anna/2026-03-14/gone.jpg"]  # not /photos/annabel: a prefix is not a folder
+        assert sorted(store.photos_frame()["photo"]) == ["/elsewhere/z.jpg", "/photos/anna/2026-03-14/a.jpg",
+                                                         "/photos/anna/2026-04-01/locked/x.jpg", "/photos/annabel/y.jpg"]
+        assert store.count_below("/photos") == 3 and count(db, "measurements") == 4 * 6
+
+
+def test_treatment_calendars_are_stored_per_subject(db):
+    with ResultStore(db) as store:
+        store.set_treatments("anna", [{"date": date(2026, 3, 14), "session": "first", "treatment": "mn",
+                                       "needle_depth_mm": 0.5, "notes": "=cmd"}])
+        store.set_treatments("ben", [{"date": "2026-04-01", "treatment": ""}])
+        store.set_treatments("anna", [{"date": date(2026, 3, 15), "treatment": "mn"}])  # replaced, not added
+        frame = store.treatments_frame()
+    assert frame[["subject", "date", "treatment"]].values.tolist() == [["anna", date(2026, 3, 15), "mn"],
+                                                                         ["ben", date(2026, 4, 1), ""]]
+
+
+def test_a_store_of_schema_1_is_migrated_keeping_every_result(db):
+    """Version 1 keyed photos by content; a moved file could hold two rows, of which the newer is kept."""
+    db.parent.mkdir(parents=True)
+    v1 = """
+    CREATE TABLE photos(id INTEGER PRIMARY KEY, subject TEXT NOT NULL, session TEXT NOT NULL,
+        session_index INTEGER NOT NULL, date TEXT, path TEXT NOT NULL, content_hash TEXT NOT NULL,
+        pipeline_version TEXT NOT NULL, status TEXT NOT NULL CHECK(status IN ('analysed', 'skipped')), error TEXT,
+        quality_flags TEXT, record_json TEXT, analysed_at TEXT NOT NULL, UNIQUE(subject, session, content_hash));
+    CREATE INDEX photos_path ON photos(subject, session, path);
+    CREATE TABLE measurements(photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, region TEXT NOT NULL,
+        metric TEXT NOT NULL, value REAL, unit TEXT, PRIMARY KEY(photo_id, region, metric)) WITHOUT ROWID;
+    CREATE TABLE quality(photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, name TEXT NOT NULL,
+        value REAL, threshold REAL, comparison TEXT, unit TEXT, passed INTEGER, detail TEXT,
+        PRIMARY KEY(photo_id, name)) WITHOUT ROWID;
+    INSERT INTO photos VALUES (1, 'anna', 's1', 0, NULL, '/p/a.jpg', 'h', '0.3.8', 'analysed', NULL, '', NULL, 't');
+    INSERT INTO photos VALUES (2, 'anna', 's2', 1, NULL, '/p/a.jpg', 'h', '0.3.8', 'analysed', NULL, '', NULL, 't');
+    INSERT INTO photos VALUES (3, 'anna', 's2', 1, NULL, '/p/b.jpg', 'k', '0.3.8', 'analysed', NULL, '', NULL, 't');
+    INSERT INTO measurements VALUES (1, 'face', 'a_star', 1.0, 'a*'), (2, 'face', 'a_star', 2.0, 'a*'),
+                                    (3, 'face', 'a_star', 3.0, 'a*');
+    PRAGMA user_version = 1;
+    """
+    with sqlite3.connect(db) as conn:
+        conn.executescript(v1)
+    with ResultStore(db) as store:
+        assert store._conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        assert store.values_frame()[["session", "photo", "value"]].values.tolist() == [
+            ["s2", "/p/a.jpg", 2.0], ["s2", "/p/b.jpg", 3.0]]
+        assert store.integrity_ok() and store.treatments_frame().empty
+        add(store, path="/p/c.jpg", content_hash="h")  # the new key: same content, another file
+        assert count(db, "photos") == 3
+
+
+@pytest.mark.parametrize("damage", ["not a database", "garbage pages"])
+def test_a_damaged_store_is_named_with_what_to_do(db, damage):
+    with ResultStore(db) as store:
+        for i in range(40):
+            add(store, path=f"/p/{i}.jpg", content_hash=f"h{i}")
+    data = bytearray(db.read_bytes()) if damage == "garbage pages" else bytearray(b"this is not sqlite " * 300)
+    if damage == "garbage pages":  # the schema page intact, the tables' pages overwritten
+        data[4096:] = (bytes(range(256)) * (len(data) // 256 + 1))[:len(data) - 4096]
+    db.write_bytes(bytes(data))
+    for wal in (db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+        wal.unlink(missing_ok=True)
+    with pytest.raises(SkinscanError) as info:
+        with ResultStore(db) as store:
+            store.values_frame()
+            store.photos_frame()
+    assert info.value.path == db and "damaged" in info.value.reason and "move it aside" in info.value.reason
 
 
 def test_new_pipeline_version_replaces_the_old_result(db):
@@ -174,8 +281,9 @@ def test_frames_have_columns_dtypes_and_nan(db):
                         error="no face found", quality=quality())
         photos, values = store.photos_frame(), store.values_frame()
 
-    assert list(photos.columns[:11]) == ["subject", "session", "session_index", "date", "photo", "status", "error",
-                                         "quality_flags", "content_hash", "pipeline_version", "analysed_at"]
+    assert list(photos.columns[:12]) == ["subject", "session", "session_index", "date", "photo", "status", "error",
+                                         "quality_flags", "date_source", "content_hash", "pipeline_version",
+                                         "analysed_at"]
     assert {"width", "mm_per_px", "ipd_mm", "yaw_deg", "light_source", "q_sharpness"} <= set(photos.columns)
     assert photos.columns.is_unique  # the record's photo/content_hash/quality_flags do not repeat
     assert photos["status"].tolist() == ["analysed", "skipped"]
@@ -215,7 +323,7 @@ def test_empty_store_gives_empty_frames_with_columns(db):
         assert "quality_flags" in store.photos_frame().columns and store.photos_frame().empty
 
 
-def test_session_indices_follow_a_later_discovery_and_prune_drops_missing_photos(db):
+def test_session_indices_follow_a_later_discovery_and_missing_photos_are_forgotten(db):
     with ResultStore(db) as store:
         add(store, content_hash="a", session="2026-03-14", index=0)
         add(store, content_hash="b", session="2026-04-01", index=1, day="2026-04-01")
@@ -223,7 +331,8 @@ def test_session_indices_follow_a_later_discovery_and_prune_drops_missing_photos
                                 "date": date(2026, 3, 14)},
                                {"subject": "anna", "session": "2026-04-01", "session_index": 2, "date": "2026-04-01"}])
         assert store.photos_frame()["session_index"].tolist() == [1, 2]
-        assert store.prune([("anna", "2026-04-01", "b")]) == 1
+        assert store.forget_missing(["/photos/anna"], ["/photos/anna/2026-04-01/b.jpg"]) == [
+            "/photos/anna/2026-03-14/a.jpg"]
         assert store.photos_frame()["content_hash"].tolist() == ["b"]
         assert count(db, "measurements") == 6 and store.integrity_ok()
 
