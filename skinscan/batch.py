@@ -8,7 +8,6 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
-import threading
 import time
 import uuid
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -20,9 +19,11 @@ import cv2
 import numpy as np
 
 from ._heap import freed_memory_kept, keep_freed_memory
+from ._process import die_with_parent, ignore_interrupts, terminate
+from ._write import atomic_write, output_error, remove_stale_temporaries, write_csv
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
-from .discover import Discovery, PhotoEntry, discover, safe_name
-from .errors import CalibrationError, NoFaceError, SkinscanError
+from .discover import Discovery, PhotoEntry, SessionInfo, discover, safe_name, treatment_dates
+from .errors import CalibrationError, NoFaceError, OutputError, SkinscanError
 from .metrics import METRIC_UNITS
 from .progress import Progress
 from .store import ResultStore
@@ -43,24 +44,54 @@ _ADVICE = {
 
 @dataclass
 class BatchResult:
-    """What a batch did: counts, and the files it could not analyse with the reason."""
+    """What a batch did: counts, the files it could not analyse with the reason, and notes.
+
+    Attributes
+    ----------
+    n_photos : int
+        Files and folders found (photos, and everything skipped).
+    n_analysed, n_cached : int
+        Photos analysed by this run; photos whose stored result still holds.
+    n_flagged : int
+        Of those, photos with a failed quality check (warnings included) or no date.
+    n_undated : int
+        Of those, loose photos with no capture date (on no timeline).
+    n_duplicates : int
+        Files with the same content as another of their session (listed, counted once).
+    n_removed : int
+        Stored photos removed because their file is gone from the folders scanned.
+    failures : list of (str, str)
+        Files (and folders) skipped, with the reason.
+    notes : list of str
+        What the user should know that is not a failure (a folder whose stored photos were kept...).
+    """
 
     out_dir: Path
     n_photos: int = 0
     n_analysed: int = 0
     n_cached: int = 0
     n_flagged: int = 0
+    n_undated: int = 0
+    n_duplicates: int = 0
+    n_removed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not self.failures
+        """Every file found was analysed (and there was one)."""
+        return not self.failures and self.n_photos > 0
 
     def summary(self) -> str:
         """One line for the terminal."""
+        extra = "".join(f", {n} {what}" for n, what in ((self.n_undated, "undated (on no timeline)"),)
+                        if n)
+        tail = "".join(f", {n} {what}" for n, what in ((self.n_duplicates, "duplicates counted once"),
+                                                        (self.n_removed, "gone from disk and removed from the store"))
+                       if n)
         return (f"{self.n_analysed + self.n_cached} of {self.n_photos} photos analysed "
-                f"({self.n_cached} already in the store, {self.n_flagged} with quality flags), "
-                f"{len(self.failures)} skipped; results in {self.out_dir}")
+                f"({self.n_cached} already in the store, {self.n_flagged} with quality flags{extra}), "
+                f"{len(self.failures)} skipped{tail}; results in {self.out_dir}")
 
 
 def file_hash(path: Path) -> str:
@@ -102,7 +133,8 @@ def _init_worker(references, out_dir: str, model_path, overlays: bool, *, state:
 
 def _references(w: dict) -> dict:
     """The subjects' references; from a pickle file, the batch process may still be writing it:
-    wait for it to appear (it is written whole, then renamed into place)."""
+    wait for it to appear (it is written whole, then renamed into place). A batch that fails
+    before it appears terminates its workers, so the wait cannot outlive the batch."""
     refs = w["references"]
     if isinstance(refs, (str, os.PathLike)):
         while not os.path.exists(refs):
@@ -128,23 +160,18 @@ def _single_threaded() -> int:
     return threads
 
 
-def _init_pool_worker(*initargs) -> None:
-    """A pool worker's setup: its state, and a watch on the batch process.
+def _init_pool_worker(parent_pid: int, *initargs) -> None:
+    """A pool worker's setup: bound to the batch process first, then its state.
 
-    A worker whose batch was killed (SIGKILL, out of memory) would otherwise wait forever on the
-    task queue its siblings keep open, holding the terminal's pipes and its memory. A worker keeps
-    its freed memory for its next photo (:func:`skinscan._heap.keep_freed_memory`).
+    The bond comes before anything slow (the landmarker takes about a second): a worker whose batch
+    was killed (SIGKILL, out of memory) would otherwise wait forever on the task queue its siblings
+    keep open, holding the terminal's pipes and its memory. Interrupts are the batch process's to
+    handle. A worker keeps its freed memory for its next photo (:func:`skinscan._heap.keep_freed_memory`).
     """
+    die_with_parent(parent_pid)
+    ignore_interrupts()
     keep_freed_memory()
     _init_worker(*initargs)
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="skinscan-parent-watch", daemon=True).start()
 
 
 def _one_line(text) -> str:
@@ -190,6 +217,8 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
             save_overlays(a, w["out_dir"], _stem(entry))
         return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
                 "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks)}
+    except OutputError as exc:  # the output folder's failure, not the photo's: the batch stops on it
+        return {**base, "status": "skipped", "error": _reason(exc), "retry": True, "fatal": str(exc)}
     except SkinscanError as exc:
         # A write error is the output folder's, not the photo's: try again next run.
         retry = exc.path is not None and exc.path != entry.path
@@ -201,12 +230,18 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
         return {**base, "status": "skipped", "error": _internal_error_reason(exc), "retry": True}
 
 
+#: The flag of a loose photo with no capture date: analysed and listed, placed on no timeline.
+UNDATED_FLAG = "undated"
+
+
 def _store_result(store: ResultStore, res: dict) -> None:
     e: PhotoEntry = res["entry"]
     key = _RETRY + res["content_hash"] if res.get("retry") else res["content_hash"]
     entry = {**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": key}
     record = res.get("record") or {"photo": str(e.path), "capture_time": e.capture_time.isoformat()
                                    if e.capture_time else ""}
+    if e.undated and res["status"] == "analysed":
+        record = {**record, "quality_flags": ";".join(filter(None, [record.get("quality_flags", ""), UNDATED_FLAG]))}
     store.add_photo(entry, record=record, metrics=res.get("metrics"), quality=res.get("quality"),
                     status=res["status"], error=res["error"], units=METRIC_UNITS)
 
@@ -243,7 +278,13 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     so a batch killed at any moment loses at most the photos being analysed. Several batches may
     write the same store at once: each checks before every photo whether another has stored it.
     A photo that cannot be analysed, for any reason, is stored as ``skipped`` with a one-line
-    reason; only a failure of the store itself stops the batch.
+    reason; only a failure of the store or of the output folder (a full disk) stops the batch.
+
+    The store follows the folders: photos stored from below a folder this run scanned that are no
+    longer there (deleted, renamed, moved to another session) are removed; a renamed file keeps
+    its result. Folders not scanned are untouched, and so is a folder given that is missing or
+    holds no photo at all (an unmounted drive), with a note saying so. A second file with the same
+    content as another of its session is listed as its ``duplicate`` and counted once.
 
     Parameters
     ----------
@@ -255,7 +296,8 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     jobs : int
         Worker processes, each with its own landmarker (with ``scheduler="local"``: Dask workers).
     allow_file_time : bool
-        Date photos without EXIF capture time by their file time.
+        Date loose photos without EXIF capture time by their file time (else they are analysed
+        as undated: listed, on no timeline).
     overlays : bool
         Write the region overlay and the canonical-frame image of every photo.
     busy_timeout : float
@@ -269,6 +311,15 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     Returns
     -------
     BatchResult
+
+    Raises
+    ------
+    SkinscanError
+        The store or the output folder failed (:class:`~skinscan.errors.OutputError` for a file
+        that cannot be written, e.g. a full disk); what was stored is kept.
+    KeyboardInterrupt
+        Interrupted (Ctrl-C, or SIGTERM under the command): the photos stored are kept, and the
+        exception carries the :class:`BatchResult` so far as ``batch_result``.
     """
     if scheduler is not None:  # before any work: a missing extra or a wrong value is one line, at once
         from .distributed import check_scheduler
@@ -279,73 +330,166 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
         try:
             (out / sub).mkdir(parents=True, exist_ok=True)
         except OSError as e:
-            raise SkinscanError(f"cannot create the output folder ({e.strerror or e}); choose another --out",
-                                out / sub) from None
+            raise OutputError(f"cannot create the output folder ({e.strerror or e}); choose another --out",
+                              out / sub) from None
+    for sub in ("", "regions", "canonical"):  # left by a skinscan killed while writing
+        remove_stale_temporaries(out / sub)
     disc = discover(paths, allow_file_time=allow_file_time)
     result = BatchResult(out, n_photos=len(disc.entries) + len(disc.skipped))
-    with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
-        for path, reason in disc.skipped:
-            store.add_photo({"subject": _UNSORTED[0], "session": _UNSORTED[1], "session_index": 0, "date": None,
-                             "path": str(path), "pipeline_version": PIPELINE_VERSION,
-                             "content_hash": _path_key(path)},
-                            record={"photo": str(path)}, status="skipped", error=reason)
-            result.failures.append((str(path), reason))
-        hashes, todo = {}, []
-        for e in disc.entries:
-            try:
-                hashes[e.path] = file_hash(e.path)
-            except OSError as exc:
-                hashes[e.path] = None
-                reason = ("permission denied: the file cannot be read; make it readable (chmod a+r) or copy it"
-                          if isinstance(exc, PermissionError) else
-                          f"cannot read the file ({exc.strerror or exc}); check the disk or copy the file again")
-                store.add_photo({**e.as_dict(), "pipeline_version": PIPELINE_VERSION,
-                                 "content_hash": _path_key(e.path)},
-                                record={"photo": str(e.path)}, status="skipped", error=reason)
-                result.failures.append((str(e.path), reason))
-                continue
-            if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
-                result.n_cached += 1
-            else:
-                todo.append(e)
-        store.update_sessions([e.as_dict() for e in disc.entries])
-        if todo:
-            from .landmarks import FaceLandmarker
-
-            # Only subjects with photos left to analyse need a reference (a resume touches few).
-            subjects = {e.subject for e in todo}
-            bar = Progress(todo, "analysing", enabled=progress)
-            if scheduler is not None:
-                from .distributed import run_dask
-
-                with FaceLandmarker(model_path) as lm:
-                    refs = _find_references(disc, hashes, lm, subjects)
-                run_dask(store, todo, hashes, (refs, str(out), model_path, overlays), result, bar, scheduler, jobs)
-            elif jobs <= 1:
-                lm = FaceLandmarker(model_path)  # one landmarker for the references and the photos
-                threads = _single_threaded()
-                try:
-                    with freed_memory_kept():  # as a pool worker does, until the batch ends
-                        try:
-                            _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path,
-                                         overlays, landmarker=lm)
-                            for e in todo:
-                                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
-                                    result.n_cached += 1  # another skinscan writing this store got there first
-                                else:
-                                    _record(store, _analyse_entry(e, hashes[e.path]), result)
-                                bar.step(e.path.name)
-                        finally:
-                            _W.clear()  # the references go before the heap is given back
-                finally:
-                    cv2.setNumThreads(threads)
-                    lm.close()
-            else:
-                _run_pool(store, todo, hashes, jobs, result, bar, disc=disc, subjects=subjects, out=out,
-                          model_path=model_path, overlays=overlays)
-            bar.close()
-        store.export(out)
+    if not result.n_photos:
+        result.notes.append("no photos found in " + ", ".join(map(str, disc.scanned or paths)) + ": skinscan looks "
+                            "for JPEG, PNG, TIFF, WebP, BMP, HEIC and GIF files in PHOTOS/<subject>/<session>/ or "
+                            "in flat folders")
+    try:
+        with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
+            hashes, todo = _plan(store, disc, paths, result)
+            if todo:
+                _analyse(store, disc, todo, hashes, result, jobs=jobs, out=out, model_path=model_path,
+                         overlays=overlays, scheduler=scheduler, progress=progress)
+            store.export(out)
+    except KeyboardInterrupt as exc:
+        exc.batch_result = result
+        raise
     return result
+
+
+def _plan(store: ResultStore, disc: Discovery, paths, result: BatchResult) -> tuple[dict, list[PhotoEntry]]:
+    """Bring the store in line with the folders, and return the content hashes and the photos to analyse.
+
+    Records what discovery skipped, lists duplicates, counts the photos whose result holds (a
+    renamed file's row follows it), removes the rows of files gone from the folders scanned, and
+    stores the sessions' order and dates and the subjects' treatment calendars.
+    """
+    present = {str(e.path) for e in disc.entries} | {str(p) for p, _ in disc.skipped}
+    missing = {str(p) for p in _given(paths) if not p.exists()}  # said, not stored: nothing of it is known
+    for path, reason in disc.skipped:
+        result.failures.append((str(path), reason))
+        if str(path) in missing:
+            continue
+        store.add_photo({"subject": _UNSORTED[0], "session": _UNSORTED[1], "session_index": 0, "date": None,
+                         "path": str(path), "pipeline_version": PIPELINE_VERSION, "content_hash": _path_key(path)},
+                        record={"photo": str(path)}, status="skipped", error=reason)
+    hashes, todo = {}, []
+    for e in disc.entries:
+        try:
+            hashes[e.path] = file_hash(e.path)
+        except OSError as exc:
+            hashes[e.path] = None
+            reason = ("permission denied: the file cannot be read; make it readable (chmod a+r) or copy it"
+                      if isinstance(exc, PermissionError) else
+                      f"cannot read the file ({exc.strerror or exc}); check the disk or copy the file again")
+            store.add_photo({**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": _path_key(e.path)},
+                            record={"photo": str(e.path)}, status="skipped", error=reason)
+            result.failures.append((str(e.path), reason))
+    originals = _originals(disc.entries, hashes)
+    for e in disc.entries:
+        h = hashes[e.path]
+        if h is None:
+            continue
+        original = originals[e.subject, e.session, h]
+        if original != e.path:
+            store.add_photo({**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": h},
+                            record={"photo": str(e.path), "duplicate_of": str(original)}, status="duplicate",
+                            error=f"same content as {original.name} in this session: counted once")
+            result.n_duplicates += 1
+            continue
+        rows = store.stored(h, PIPELINE_VERSION, e.subject, e.session)
+        flags = next((f for p, f in rows if p == str(e.path)), None)
+        if flags is None:
+            moved = next(((p, f) for p, f in rows if p not in present), None)  # renamed within its session
+            if moved is not None:
+                store.move(moved[0], e.path)
+                flags = moved[1]
+        if flags is None:
+            todo.append(e)
+        else:
+            result.n_cached += 1
+            result.n_flagged += bool(flags)
+            result.n_undated += e.undated
+    _forget_missing(store, disc, paths, present, result)
+    store.update_sessions([e.as_dict() for e in disc.entries])
+    for subject in disc.subjects:
+        store.set_treatments(subject, [vars(r) | {"session": r.label} for r in disc.sessions_csv.get(subject, [])])
+    return hashes, todo
+
+
+def _originals(entries: list[PhotoEntry], hashes: dict) -> dict[tuple, Path]:
+    """Of the files with the same content in one session, the one that is the photo: the oldest by
+    modification time (a copy is newer), then the first in series order; the others are its duplicates."""
+    best: dict[tuple, tuple] = {}
+    for i, e in enumerate(entries):
+        if hashes.get(e.path) is None:
+            continue
+        try:
+            mtime = e.path.stat().st_mtime
+        except OSError:
+            mtime = float("inf")
+        key = (e.subject, e.session, hashes[e.path])
+        if key not in best or (mtime, i) < best[key][0]:
+            best[key] = ((mtime, i), e.path)
+    return {k: v[1] for k, v in best.items()}
+
+
+def _forget_missing(store: ResultStore, disc: Discovery, paths, present: set, result: BatchResult) -> None:
+    """Remove the rows of files gone from the folders scanned; keep, and say so, what was stored
+    from a folder given that is missing or holds nothing (a drive that is not mounted)."""
+    for p in _given(paths):
+        if not p.exists() and (n := store.count_below(p)):
+            result.notes.append(f"{p} not found: the {n} photos stored from it are kept (is the drive mounted?)")
+    found = [str(e.path) for e in disc.entries]
+    scanned = []
+    for root in disc.scanned:
+        prefix = os.path.join(str(root), "")
+        if any(f.startswith(prefix) for f in found):
+            scanned.append(root)
+        elif n := store.count_below(root):
+            result.notes.append(f"no photos found in {root}: the {n} photos stored from it are kept "
+                                "(is the drive mounted?)")
+    result.n_removed = len(store.forget_missing(scanned, present, unscanned=disc.unscanned))
+
+
+def _given(paths) -> list[Path]:
+    """The paths a batch was given, absolute."""
+    return [Path(os.path.abspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
+
+
+def _analyse(store: ResultStore, disc: Discovery, todo: list[PhotoEntry], hashes: dict, result: BatchResult, *,
+             jobs: int, out: Path, model_path, overlays: bool, scheduler, progress: bool) -> None:
+    """Analyse ``todo`` here, in a pool of ``jobs`` processes, or on a Dask cluster, storing each photo as it comes."""
+    from .landmarks import FaceLandmarker
+
+    # Only subjects with photos left to analyse need a reference (a resume touches few).
+    subjects = {e.subject for e in todo}
+    bar = Progress(todo, "analysing", enabled=progress)
+    if scheduler is not None:
+        from .distributed import run_dask
+
+        with FaceLandmarker(model_path) as lm:
+            refs = _find_references(disc, hashes, lm, subjects)
+        run_dask(store, todo, hashes, (refs, str(out), model_path, overlays), result, bar, scheduler, jobs)
+    elif jobs <= 1:
+        lm = FaceLandmarker(model_path)  # one landmarker for the references and the photos
+        threads = _single_threaded()
+        try:
+            with freed_memory_kept():  # as a pool worker does, until the batch ends
+                try:
+                    _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path,
+                                 overlays, landmarker=lm)
+                    for e in todo:
+                        if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
+                            result.n_cached += 1  # another skinscan writing this store got there first
+                        else:
+                            _record(store, _analyse_entry(e, hashes[e.path]), result)
+                        bar.step(e.path.name)
+                finally:
+                    _W.clear()  # the references go before the heap is given back
+        finally:
+            cv2.setNumThreads(threads)
+            lm.close()
+    else:
+        _run_pool(store, todo, hashes, jobs, result, bar, disc=disc, subjects=subjects, out=out,
+                  model_path=model_path, overlays=overlays)
+    bar.close()
 
 
 #: Name start of the file through which a pool's workers get the references: then the batch's pid.
@@ -375,25 +519,19 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     refs_file = out / f"{_REFS_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
 
     def publish(refs: dict) -> None:  # whole, then renamed: a worker never reads half a file
-        tmp = refs_file.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(refs, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, refs_file)
+        data = pickle.dumps(refs, protocol=pickle.HIGHEST_PROTOCOL)
+        atomic_write(refs_file, lambda tmp: tmp.write_bytes(data), what="reference photos for the workers")
 
     def find_references() -> None:  # the answer of the worker asked below
         try:
-            try:
-                refs = from_worker.result()
-            except BrokenProcessPool:  # that worker died: find them here
-                with FaceLandmarker(model_path) as lm:
-                    refs = _find_references(disc, hashes, lm, subjects)
-        except BaseException:
-            publish({})  # the workers' photos in hand finish (and are discarded) instead of waiting
-            raise
+            refs = from_worker.result()
+        except BrokenProcessPool:  # that worker died: find them here
+            with FaceLandmarker(model_path) as lm:
+                refs = _find_references(disc, hashes, lm, subjects)
         publish(refs)
 
     try:
-        initargs = (str(refs_file), str(out), model_path, overlays)
+        initargs = (os.getpid(), str(refs_file), str(out), model_path, overlays)
         # Forked now, before this process holds a landmarker of its own (MediaPipe's threads).
         pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
         # The references are found by the first worker free, with its landmarker, before its first
@@ -404,7 +542,7 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     finally:
         cv2.setNumThreads(threads)
         refs_file.unlink(missing_ok=True)
-        refs_file.with_suffix(".tmp").unlink(missing_ok=True)
+        remove_stale_temporaries(out)
 
 
 def _remove_stale_references(out: Path) -> None:
@@ -439,7 +577,7 @@ def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jo
                 e = next(queue, None)
                 if e is None:
                     break
-                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
+                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
                     result.n_cached += 1
                     bar.step(e.path.name)
                 else:
@@ -464,6 +602,10 @@ def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jo
                 _record(store, res, result)
                 bar.step(e.path.name)
     except BaseException:
+        # An interrupt, a full disk, a failed store: the photos in hand are not waited for (a
+        # worker may also be waiting for references that will never come). Their rows are not
+        # written; the next run analyses them.
+        terminate(list(getattr(pool, "_processes", {}).values()))
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -475,10 +617,15 @@ def _path_key(path) -> str:
 
 
 def _record(store: ResultStore, res: dict, result: BatchResult) -> None:
+    """Store one photo's outcome and count it; an output folder that cannot be written stops the batch."""
+    if res.get("fatal"):
+        raise OutputError(res["fatal"])
     _store_result(store, res)
     if res["status"] == "analysed":
+        undated = res["entry"].undated
         result.n_analysed += 1
-        result.n_flagged += int(res.get("flagged", False))
+        result.n_flagged += bool(res.get("flagged", False) or undated)
+        result.n_undated += undated
     else:
         result.failures.append((str(res["entry"].path), res["error"]))
 
@@ -493,7 +640,8 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
     out_dir : path
         A folder written by :func:`run_batch`.
     paths : path or list, optional
-        The photo folders (for ``sessions.csv`` treatment days); default: none.
+        The photo folders, to read their ``sessions.csv`` treatment days afresh; default: the
+        treatment days the store recorded when the photos were analysed.
     formats : tuple of str
         Chart formats among ``png``, ``svg``, ``pdf``.
     include_flagged : bool
@@ -512,18 +660,20 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
     from .series import recovery_curve, recovery_time_hours, summarise
 
     out = Path(out_dir)
+    remove_stale_temporaries(out, recursive=True)  # left by a skinscan killed while writing
     with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
         values, photos = store.values_frame(), store.photos_frame()
         written = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in store.export(out).items()}
-    treatments = {}
+        calendars = store.treatments_frame()
     if paths is not None:
         disc = discover(paths)
         treatments = {s: disc.treatment_dates(s) for s in disc.subjects}
+    else:
+        treatments = {subject: treatment_dates([SessionInfo(date=r.date, label=r.session, treatment=r.treatment)
+                                                for r in rows.itertuples()])
+                      for subject, rows in calendars.groupby("subject")}
     summary = summarise(values, photos, treatments=treatments, include_flagged=include_flagged)
-    tmp = out / f".changes.{os.getpid()}.csv"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, out / "changes.csv")  # a reader, or another skinscan, never sees half a file
-    written["changes"] = [out / "changes.csv"]
+    written["changes"] = [write_csv(summary, out / "changes.csv", what="table")]
     curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged)
     hours = recovery_time_hours(curve)
     analysed = photos.loc[photos["status"] == "analysed", "subject"]
@@ -536,7 +686,10 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
             days = treatments.get(subject, [])
             if charts:
                 sub_dir = out / "charts" / slug
-                sub_dir.mkdir(parents=True, exist_ok=True)
+                try:
+                    sub_dir.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise output_error(e, sub_dir, "charts folder") from None
                 for metric in sorted(summary.loc[summary["subject"] == subject, "metric"].unique()):
                     fig = ch.trend_chart(summary, subject=subject, metric=metric, treatments=days)
                     for fmt in formats:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -39,7 +40,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
-        print(f"skinscan: no such file or folder: {', '.join(map(_text, missing))}; check the path", file=sys.stderr)
+        print(f"skinscan: no such file or folder: {', '.join(map(_text, missing))}; check the path (nothing was "
+              "analysed, and nothing stored from it was removed)", file=sys.stderr)
         return 2
     if args.executor == "local" and args.scheduler:
         print("skinscan: --scheduler runs the batch on Dask; drop --executor local", file=sys.stderr)
@@ -62,15 +64,17 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         write_outputs(args.out, paths=args.paths, formats=args.formats, include_flagged=args.include_flagged,
                       progress=not args.quiet, model_path=args.model, busy_timeout=args.wait)
     for path, reason in res.failures:
-        print(f"  skipped {_text(path)}: {reason}", file=sys.stderr)
-    print(f"skinscan: {res.summary()}")
+        print(_text(f"  skipped {_shown(path)}: {reason}"), file=sys.stderr)
+    for note in res.notes:
+        print(_text(f"  note: {note}"), file=sys.stderr)
+    print(_text(f"skinscan: {res.summary()}"))
     return 0 if res.ok else 1
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
     from .batch import STORE_NAME, write_outputs
 
-    if not (Path(args.out) / STORE_NAME).exists():
+    if not (Path(args.out) / STORE_NAME).is_file():
         print(f"skinscan: {Path(args.out) / STORE_NAME} not found; run 'skinscan analyse PATH --out {args.out}' first",
               file=sys.stderr)
         return 2
@@ -94,7 +98,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import json
 
     from .validate import run_validation
 
@@ -226,10 +229,47 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _text(value) -> str:
-    """A path or name as printable text: undecodable file-name bytes become ``\\xNN``."""
-    from .discover import _text as printable
+    """Text for the terminal: undecodable file-name bytes become ``\\xNN`` and control characters
+    are escaped, so a crafted file name can neither hide a line nor print a fake one."""
+    from .discover import printable
 
-    return printable(str(value))
+    return printable(value)
+
+
+def _shown(path) -> str:
+    """A path as the user knows it: relative to the current folder when it lies below it."""
+    try:
+        return os.path.relpath(path) if not os.path.relpath(path).startswith(os.pardir) else str(path)
+    except ValueError:  # another drive (Windows)
+        return str(path)
+
+
+#: Signals that stop a run the way Ctrl-C does (their clean-up, their message), with exit 128 + number.
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _stop_on_signals() -> None:
+    from .errors import Interrupted
+
+    def stop(signum, frame):
+        raise Interrupted(signal.Signals(signum).name)
+
+    for name in _STOP_SIGNALS:
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """The one line an interrupted run prints, and its exit code (128 + the signal's number)."""
+    name = getattr(exc, "signal_name", "SIGINT")
+    res = getattr(exc, "batch_result", None)
+    kept = ""
+    if res is not None:
+        kept = (f"; {res.n_analysed} photos analysed and stored by this run are kept "
+                f"({res.n_analysed + res.n_cached} in the store for the photos found)")
+    print(f"skinscan: interrupted ({name}){kept}; run the same command again to continue where it stopped",
+          file=sys.stderr)
+    return 128 + int(getattr(signal, name, signal.SIGINT))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,11 +282,11 @@ def main(argv: list[str] | None = None) -> int:
         args.__dict__.setdefault(k, None)
     if not args.debug:  # numpy's and matplotlib's warnings are for developers, not for a terminal
         warnings.simplefilter("ignore")
+    _stop_on_signals()
     try:
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("skinscan: interrupted; run the same command again to continue where it stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except Exception as exc:  # an unexpected failure: one line unless --debug
         from .errors import SkinscanError
 

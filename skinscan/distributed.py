@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import shutil
 import signal
 import tempfile
@@ -24,6 +23,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+from ._write import write_bytes
 from .analysis import PIPELINE_VERSION
 from .batch import _analyse_entry, _init_worker, _internal_error_reason, _record, _single_threaded, _stem, BatchResult
 from .discover import PhotoEntry
@@ -207,18 +207,10 @@ def _workers_ignore_ctrl_c():
 
 
 def _write_overlays(out_dir: Path, res: dict) -> dict:
-    """Write a result's overlay images into ``out_dir``; a write error makes it a photo to retry."""
+    """Write a result's overlay images into ``out_dir``; one that cannot be written (a full disk)
+    stops the batch, as it does with local processes."""
     for kind, data in res.pop("overlays", {}).items():
-        path = out_dir / kind / f"{_stem(res['entry'])}.jpg"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:  # beside the target, then renamed: a reader never sees half an image (as skinscan.io does)
-            tmp.write_bytes(data)
-            os.replace(tmp, path)
-        except OSError as e:
-            tmp.unlink(missing_ok=True)
-            return {"entry": res["entry"], "content_hash": res["content_hash"], "status": "skipped", "retry": True,
-                    "error": f"cannot write the image ({e.strerror or e}); check the free space and permissions "
-                             f"of {path.parent}"}
+        write_bytes(out_dir / kind / f"{_stem(res['entry'])}.jpg", data, what="image")
     return res
 
 
@@ -284,7 +276,7 @@ def run_dask(store: ResultStore, todo: list[PhotoEntry], hashes: dict, initargs:
                 e = next(queue, None)
                 if e is None:
                     return
-                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session):
+                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
                     result.n_cached += 1  # another skinscan writing this store got there first
                     bar.step(e.path.name)
                 else:
@@ -296,7 +288,7 @@ def run_dask(store: ResultStore, todo: list[PhotoEntry], hashes: dict, initargs:
         for fut in done:
             e = running.pop(fut)
             try:
-                res = _write_overlays(out_dir, fut.result())
+                res = fut.result()
             except Exception as exc:
                 if client.status != "running":  # not the photo's fault: the whole cluster is out of reach
                     raise _lost(client) from None
@@ -304,7 +296,7 @@ def run_dask(store: ResultStore, todo: list[PhotoEntry], hashes: dict, initargs:
                 # otherwise e.g. a result that cannot be sent back, or a worker that could not set up
                 res = {"entry": e, "content_hash": hashes[e.path], "status": "skipped", "retry": True,
                        "error": _LOST_WORKER if lost else _internal_error_reason(exc)}
-            _record(store, res, result)
+            _record(store, _write_overlays(out_dir, res), result)
             bar.step(e.path.name)
             hand_out()
     finally:

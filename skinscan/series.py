@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 import numpy as np
 import pandas as pd
 
+from .discover import UNDATED_SESSION
 from .metrics import HIGHER_IS_WORSE, METRIC_UNITS
 
 __all__ = [
@@ -39,10 +40,11 @@ _Z95 = 1.959964
 
 
 def included_values(values: pd.DataFrame, photos: pd.DataFrame, *, include_flagged: bool = False) -> pd.DataFrame:
-    """The values of analysed photos, without those a blocking quality check excluded (unless asked)."""
-    ok = photos[photos["status"] == "analysed"]
-    if not include_flagged and "excluded_by" in ok:
-        ok = ok[_flags(ok["excluded_by"]) == ""]
+    """The values of analysed photos on a timeline: without undated photos (session
+    ``(undated)``), nor those a blocking quality check excluded (unless asked)."""
+    ok = photos[(photos["status"] == "analysed") & (photos["session"] != UNDATED_SESSION)]
+    if not include_flagged:
+        ok = ok[_excluded_by(ok) == ""]
     keep = set(zip(ok["subject"], ok["session"], ok["photo"]))
     mask = [k in keep for k in zip(values["subject"], values["session"], values["photo"])]
     return values[np.asarray(mask, dtype=bool)]
@@ -51,6 +53,14 @@ def included_values(values: pd.DataFrame, photos: pd.DataFrame, *, include_flagg
 def _flags(column: pd.Series) -> pd.Series:
     """A ';'-joined flag column as text, '' where empty (CSV readers turn an all-empty column into NaN floats)."""
     return column.astype(object).where(column.notna(), "").astype(str)
+
+
+def _excluded_by(photos: pd.DataFrame) -> pd.Series:
+    """The photos' failed blocking checks as text; '' for all when no photo was analysed (the
+    column comes from analysed photos' records only)."""
+    if "excluded_by" not in photos:
+        return pd.Series("", index=photos.index, dtype=object)
+    return _flags(photos["excluded_by"])
 
 
 def _session_dates(photos: pd.DataFrame) -> pd.DataFrame:
@@ -124,7 +134,7 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     kept = included_values(values, photos, include_flagged=include_flagged)
     kept = kept[[(s, x) in series_sessions for s, x in zip(kept["subject"], kept["session"])]]
     analysed = photos[photos["status"] == "analysed"]
-    excluded = analysed[_flags(analysed["excluded_by"]) != ""] if not include_flagged else analysed.iloc[:0]
+    excluded = analysed[_excluded_by(analysed) != ""] if not include_flagged else analysed.iloc[:0]
     n_excl = excluded.groupby(["subject", "session"]).size().to_dict()
     columns = ["subject", "session", "session_index", "date", "region", "metric", "unit", "value", "spread",
                "n_photos", "n_excluded", "change_abs", "change_pct", "mdc", "mdc_source", "label", "higher_is_worse"]

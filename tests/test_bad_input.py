@@ -67,6 +67,11 @@ EXPECTED = {
     "2026-01-06 loop": ("skipped", "already scanned"),
     "locked.jpg": ("skipped", "permission denied"),
     NON_UTF8_SHOWN: ("analysed", None),
+    # libjpeg only warns on these and fills the rest with grey: refused all the same
+    "cut_short.jpg": ("skipped", "image data is truncated or damaged"),   # end marker appended at 70 %
+    "zero_filled.jpg": ("skipped", "image data is truncated or damaged"),  # a quarter of the data zeroed
+    "extraneous.jpg": ("analysed", None),  # stray bytes before a marker: a harmless warning
+    "sideways.jpg": ("analysed", "rotation"),  # turned a quarter, no orientation tag
 }
 
 
@@ -148,7 +153,12 @@ def build_corpus(session: Path, landmarker) -> None:
         "profile.png": png(turn_head(rgb, face, yaw_deg=40, mm_per_px=mm_per_px)),
         "eyes_closed.png": png(_eyes_closed(rgb, face)),
         "locked.jpg": _encode(photo, "JPEG", quality=80),
+        "cut_short.jpg": jpeg[:int(len(jpeg) * 0.7)] + b"\xff\xd9",
+        "zero_filled.jpg": jpeg[:len(jpeg) // 3] + bytes(len(jpeg) // 4) + jpeg[len(jpeg) // 3 + len(jpeg) // 4:],
+        "sideways.jpg": _encode(photo.transpose(Image.Transpose.ROTATE_90), "JPEG", quality=90, exif=exif),
     }
+    dqt = jpeg.find(b"\xff\xdb")  # after the EXIF segment
+    files["extraneous.jpg"] = jpeg[:dqt] + b"\x00\x07\x00" + jpeg[dqt:]
     bad_crc = bytearray(_encode(Image.new("RGB", (16, 16), (200, 150, 120)), "PNG"))
     bad_crc[29] ^= 0xFF  # the IHDR chunk's CRC
     files["bad_crc.png"] = bytes(bad_crc)
@@ -292,25 +302,44 @@ def _cli(*args, **kw):
 
 
 @pytest.fixture
-def bad_sessions_csv(tmp_path):
+def damaged_store(tmp_path):
     folder = tmp_path / "photos" / "anna"
     (folder / SESSION).mkdir(parents=True)
     Image.new("RGB", (32, 32)).save(folder / SESSION / "a.png")
-    (folder / "sessions.csv").write_text("date,treatment\n14/03/2026,microneedling\n")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "skinscan.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 40)
     return tmp_path
 
 
 @pytest.mark.parametrize("debug", [None, ["analyse", "--debug"]], ids=["plain", "debug-after-the-command"])
-def test_expected_failure_is_one_line_unless_debug(bad_sessions_csv, debug):
-    photos, out = bad_sessions_csv / "photos", bad_sessions_csv / "out"
+def test_expected_failure_is_one_line_unless_debug(damaged_store, debug):
+    photos, out = damaged_store / "photos", damaged_store / "out"
     r = _cli(*(debug or ["analyse"]), str(photos), "--out", str(out))
     assert r.returncode == 2
     if debug is None:
-        assert "Traceback" not in r.stderr
-        assert r.stderr.count("\n") == 1 and "sessions.csv" in r.stderr and "line 2" in r.stderr
-        assert "2026-03-14" in r.stderr  # says what a date should look like
+        assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+        assert r.stderr.count("\n") == 1 and str(out / "skinscan.db") in r.stderr
+        assert "damaged" in r.stderr and "move it aside" in r.stderr  # names the file and what to do
     else:
-        assert "Traceback" in r.stderr and "SessionsFileError" in r.stderr
+        assert "Traceback" in r.stderr and "SkinscanError" in r.stderr
+
+
+def test_a_bad_sessions_csv_skips_its_subject_and_the_others_go_on(tmp_path):
+    photos, out = tmp_path / "photos", tmp_path / "out"
+    rgb, exif = _face(360)
+    for subject in ("anna", "ben"):
+        (photos / subject / SESSION).mkdir(parents=True)
+        Image.fromarray(rgb).save(photos / subject / SESSION / "a.jpg", exif=exif)
+    csv_path = photos / "ben" / "sessions.csv"
+    csv_path.write_text("date,treatment,notes\n2026-01-05,mn,ok\n14/03/2026,microneedling,\n")
+    (photos / "anna" / "sessions.csv").write_bytes("date,treatment,notes\n2026-01-05,mn,crème apaisante\n"
+                                                   .encode("cp1252"))  # a spreadsheet's encoding, in notes
+    r = _cli("analyse", str(photos), "--out", str(out), "--no-report", "--quiet")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.stdout.startswith("skinscan: 1 of 2 photos analysed")
+    skipped = [line for line in r.stderr.splitlines() if "skipped" in line]
+    assert skipped == [f"  skipped {csv_path}: line 3: date '14/03/2026' is not an ISO date like 2026-03-14; "
+                       "the photos of 'ben' were not analysed: correct the file and run again"]
 
 
 def test_quiet_before_and_after_the_command_parse_alike():

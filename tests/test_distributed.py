@@ -298,9 +298,11 @@ def test_ctrl_c_stops_the_local_cluster_quietly(tmp_path):
         p.kill()
         p.communicate()
     assert p.returncode == 130, stderr
-    assert own_lines(stderr) == ["skinscan: interrupted; run the same command again to continue where it stopped"]
     rows = stored(out)
     assert 0 < len(rows) < 12 and {s for s, _, _ in rows.values()} == {"analysed"}
+    assert own_lines(stderr) == [f"skinscan: interrupted (SIGINT); {len(rows)} photos analysed and stored by this run "
+                                 f"are kept ({len(rows)} in the store for the photos found); run the same command "
+                                 "again to continue where it stopped"]
 
 
 def test_an_unreachable_scheduler_is_one_clear_line(two_photos, tmp_path):
