@@ -104,6 +104,60 @@ def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     return float(yaw), float(pitch), float(-roll)
 
 
+#: Where libcurl is sent while a landmarker is open: a SOCKS proxy on a Unix socket that cannot exist
+#: (``/dev/null`` is no folder), so the connection fails on this machine before any name is looked up.
+OFFLINE_PROXY = "socks5h://localhost/dev/null/skinscan-offline"
+_PROXY_VARS = ("https_proxy", "no_proxy", "NO_PROXY")
+_offline_lock = threading.Lock()
+_offline_users = 0
+_saved_proxy: dict[str, str | None] = {}
+
+
+def _go_offline() -> None:
+    """Keep MediaPipe's built-in usage logger off the network while a landmarker is open.
+
+    The ``mediapipe`` wheel links a usage-statistics uploader into its native library: every
+    landmarker posts counts and timings (no image data) to https://play.googleapis.com/log from a
+    native thread, through a libcurl of its own, when it is closed and every minute or so while it
+    detects. No option, flag or variable of MediaPipe turns it off, and Python's sockets never see
+    it. libcurl reads the standard proxy variables at each request, so while any landmarker of
+    this process is open ``https_proxy`` points at :data:`OFFLINE_PROXY` and ``no_proxy`` is
+    unset; the user's values come back when the last one is closed (its upload is attempted, and
+    fails locally, before ``close`` returns). Child processes started meanwhile inherit the setting.
+    """
+    global _offline_users
+    with _offline_lock:
+        if _offline_users == 0:
+            if os.environ.get("https_proxy") != OFFLINE_PROXY or not _saved_proxy:  # else: forked while offline
+                _saved_proxy.clear()
+                _saved_proxy.update({k: os.environ.get(k) for k in _PROXY_VARS})
+            os.environ["https_proxy"] = OFFLINE_PROXY
+            os.environ.pop("no_proxy", None)
+            os.environ.pop("NO_PROXY", None)
+        _offline_users += 1
+
+
+def _back_online() -> None:
+    """One landmarker fewer; the last restores the proxy variables (see :func:`_go_offline`)."""
+    global _offline_users
+    with _offline_lock:
+        _offline_users = max(_offline_users - 1, 0)
+        if _offline_users == 0 and _saved_proxy:
+            for k, v in _saved_proxy.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            _saved_proxy.clear()
+
+
+def _forget_offline_users() -> None:
+    global _offline_users
+    _offline_users = 0  # a forked child holds none of its parent's landmarkers (nor their threads)
+
+
+os.register_at_fork(after_in_child=_forget_offline_users)
+
 #: This process's landmarkers, closed when it exits. A forked child inherits the set (and the exit
 #: callback) but not MediaPipe's pool thread: closing a copy there would wait for that thread for
 #: ever, so the child starts with the set empty.
@@ -176,11 +230,13 @@ class FaceLandmarker:
             output_face_blendshapes=True,
             output_facial_transformation_matrixes=True,
         )
+        _go_offline()
         try:
             self._impl = vision.FaceLandmarker.create_from_options(opts)
         except Exception as exc:  # MediaPipe raises RuntimeError/ValueError with C++ text
             from .errors import ModelError
 
+            _back_online()
             raise ModelError(f"MediaPipe could not load the model: {exc}", path) from None
         self._lock = threading.Lock()
         self.model_path = path
@@ -200,7 +256,10 @@ class FaceLandmarker:
         with lock:  # not while another thread is detecting
             impl, self._impl = self._impl, None
         if impl is not None:
-            impl.close()
+            try:
+                impl.close()
+            finally:
+                _back_online()
 
     def detect(self, rgb: np.ndarray, *, max_side: int | None = DETECT_MAX_SIDE) -> FaceLandmarks:
         """Find the largest face in an RGB uint8 image.
