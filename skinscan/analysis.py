@@ -16,7 +16,7 @@ import numpy as np
 
 from ._filters import shrink
 from .align import Alignment, align_to_reference, canonical_fit_residual_mm, canonical_frame, warp_to_canonical
-from .errors import FaceTooSmallError
+from .errors import FaceTooSmallError, NoFaceError
 from .geometry import Scale, estimate_scale
 from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
@@ -52,9 +52,9 @@ class PhotoAnalysis:
         SHA-256 of the file (or of the pixels for an array input).
     capture_time : datetime or None
     image_shape : tuple of int
-        (height, width) of the full, upright photo.
+        (height, width) of the full photo as analysed: upright, and turned by ``rotation_deg``.
     crop_box : tuple of int
-        (y0, y1, x0, x1) of the face crop in the full photo.
+        (y0, y1, x0, x1) of the face crop in the full photo as analysed.
     rgb : ndarray, shape (h, w, 3), uint8
         The face crop.
     face : FaceLandmarks
@@ -84,7 +84,11 @@ class PhotoAnalysis:
     photo_px_per_mm : float
         Resolution of the photo itself at the face, before any reduction to the working resolution.
     photo_to_crop : ndarray, shape (2, 3)
-        Affine map from the photo's pixels to ``rgb``'s (the crop and any reduction).
+        Affine map from the photo's pixels (upright by its EXIF orientation) to ``rgb``'s: the
+        turn of a sideways photo, the crop and any reduction.
+    rotation_deg : int
+        Clockwise turn skinscan gave the photo, upright by its EXIF orientation, to find the face:
+        0, or 90, 180, 270 for a photo taken sideways with no orientation tag (see :func:`analyse_photo`).
     """
 
     path: Path | None
@@ -108,6 +112,7 @@ class PhotoAnalysis:
     maps: dict = field(default_factory=dict)
     photo_px_per_mm: float = float("nan")
     photo_to_crop: np.ndarray = field(default_factory=lambda: np.eye(2, 3))
+    rotation_deg: int = 0
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
         """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels."""
@@ -164,6 +169,7 @@ class PhotoAnalysis:
             "canonical_residual_mm": self.canonical_residual_mm,
             "alignment_residual_mm": self.alignment.residual_rms_mm if self.alignment else float("nan"),
             "light_source": self.light_source,
+            "rotation_deg": self.rotation_deg,
             "quality_flags": ";".join(self.failed_checks),
             "excluded_by": ";".join(self.excluded_by),
         }
@@ -226,6 +232,13 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     ImageLoadError, NoFaceError, FaceTooSmallError, CalibrationError
         The photo cannot be analysed; the error says why.
 
+    Notes
+    -----
+    A photo in which no face is found upright, or only one lying on its side, is searched again
+    turned by 90°, 270° and 180° (a phone held sideways whose photo lost its orientation tag, or a
+    scan); the turn showing the most upright face is analysed, ``rotation_deg`` says which, and the
+    warning check ``rotation`` flags it.
+
     Examples
     --------
     >>> import skinscan                                              # doctest: +SKIP
@@ -247,7 +260,8 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
             photo = load_photo(source)
     lm = landmarker or shared_landmarker()
     with clock("landmarks"):
-        face_full = lm.detect(photo.rgb)
+        upright_shape = photo.rgb.shape[:2]
+        photo, face_full, rotation_deg = _find_face(photo, lm)
     with clock("calibration"):
         x0, _, x1, _ = face_full.bbox
         if x1 - x0 < MIN_FACE_WIDTH_PX:
@@ -281,6 +295,11 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
             thresholds=thresholds, photo_px_per_mm=scale_full.px_per_mm,
         )
         gains, light_source = light_gains(light)
+        if rotation_deg:
+            quality.append(QualityCheck(
+                "rotation", float(rotation_deg), 0.0, "<=", "deg", False,
+                f"no face upright: analysed turned {rotation_deg} deg clockwise (a sideways photo without an "
+                "orientation tag)", blocking=False))
     values, extra = ({}, {"maps": {}, "notes": {}})
     if metrics:
         values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
@@ -318,8 +337,54 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         metric_notes=extra["notes"],
         maps=extra["maps"] if keep_maps else {},
         photo_px_per_mm=scale_full.px_per_mm,
-        photo_to_crop=to_crop,
+        photo_to_crop=to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]]),
+        rotation_deg=rotation_deg,
     )
+
+
+#: Clockwise turns tried when no face is found upright, with OpenCV's code for each.
+_TURNS = ((90, cv2.ROTATE_90_CLOCKWISE), (270, cv2.ROTATE_90_COUNTERCLOCKWISE), (180, cv2.ROTATE_180))
+#: A face found rolled by more than this is tried turned too: MediaPipe finds a face lying on its side
+#: (70 deg of roll on the sample photo turned a quarter) with landmarks too poor to calibrate.
+_MAX_ROLL_DEG = 45.0
+
+
+def _find_face(photo: Photo, lm: FaceLandmarker) -> tuple[Photo, FaceLandmarks, int]:
+    """The face, in the photo as it is or turned (see :func:`analyse_photo`): ``(photo, face, turn)``.
+
+    When the photo shows no face, or one rolled past :data:`_MAX_ROLL_DEG`, each quarter turn is
+    tried and the one whose face is the most upright (least roll) is kept.
+    """
+    try:
+        face = lm.detect(photo.rgb)
+    except NoFaceError as e:
+        face, upright = None, e
+    if face is not None and abs(face.roll_deg) <= _MAX_ROLL_DEG:
+        return photo, face, 0
+    best = (abs(face.roll_deg), photo, face, 0) if face is not None else None
+    for degrees, code in _TURNS:
+        turned = np.ascontiguousarray(cv2.rotate(photo.rgb, code))
+        try:
+            found = lm.detect(turned)
+        except NoFaceError:
+            continue
+        if best is None or abs(found.roll_deg) < best[0]:
+            best = (abs(found.roll_deg), dataclasses.replace(photo, rgb=turned), found, degrees)
+    if best is None:
+        raise upright
+    return best[1], best[2], best[3]
+
+
+def _turn(degrees: int, shape: tuple[int, int]) -> np.ndarray:
+    """The 2x3 map from a (h, w) image's pixels to those of the same image turned ``degrees`` clockwise."""
+    h, w = shape
+    if degrees == 90:
+        return np.array([[0.0, -1.0, h - 1.0], [1.0, 0.0, 0.0]])
+    if degrees == 270:
+        return np.array([[0.0, 1.0, 0.0], [-1.0, 0.0, w - 1.0]])
+    if degrees == 180:
+        return np.array([[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0]])
+    return np.eye(2, 3)
 
 
 class _Clock:
