@@ -245,7 +245,7 @@ def _unpack_before_after(before_after):
 def _header(title, subject, summary, photos, treatments, version) -> str:
     n_sessions = summary["session"].nunique() if "session" in summary else 0
     if n_sessions == 0 and "session" in photos:
-        n_sessions = photos["session"].nunique()
+        n_sessions = photos.loc[photos["session"] != UNDATED_SESSION, "session"].nunique()
     dates = pd.to_datetime(pd.concat([summary.get("date", pd.Series(dtype=object)),
                                       photos.get("date", pd.Series(dtype=object))]), errors="coerce").dropna()
     span = f"{_day(dates.min())} to {_day(dates.max())}" if len(dates) else "no session dates"
