@@ -161,6 +161,7 @@ class PhotoAnalysis:
             "mm_per_px": 1.0 / self.photo_px_per_mm,
             "px_per_mm": self.photo_px_per_mm,
             "analysed_px_per_mm": self.scale.px_per_mm,
+            "scale_source": self.scale.source,
             "ipd_mm": self.scale.ipd_mm,
             "ipd_agreement": self.scale.ipd_agreement,
             "yaw_deg": self.face.yaw_deg,

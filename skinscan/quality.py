@@ -490,6 +490,10 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
         _check("face_count", face.n_faces, t.max_faces, "<=", "faces",
                "the largest face was analysed" if face.n_faces > 1 else ""),
         _check("expression", expr, t.max_expression, "<=", "blendshape", expr_name),
+        QualityCheck("scale_source", float(scale.source != "iris"), 0.0, "<=", "", scale.source == "iris",
+                     "millimetres from the iris (11.7 mm across)" if scale.source == "iris" else
+                     f"millimetres from the outer eye corners (89.5 mm apart, +-{scale.uncertainty_pct:.0f}%): "
+                     f"{scale.reason}", blocking=False),
     ]
     if reference_face is not None or reference_light is not None:
         checks += reference_checks(rgb, face, light, reference_face=reference_face, reference_light=reference_light,

@@ -61,7 +61,7 @@ EXPECTED = {
     "two_faces.png": ("analysed", "face_count"),
     "cut_off.png": ("analysed", None),           # no flag yet: see test_face_cut_off_at_the_edge
     "profile.png": ("analysed", "head_yaw"),
-    "eyes_closed.png": ("skipped", "interpupillary distance"),
+    "eyes_closed.png": ("analysed", "scale_source"),  # millimetres from the eye corners, not the iris
     "small_face.png": ("skipped", "at least 80 px are needed"),
     "loop.jpg": ("skipped", "symbolic link that is broken or loops"),
     "2026-01-06 loop": ("skipped", "already scanned"),
