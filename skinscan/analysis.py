@@ -25,7 +25,8 @@ from .quality import (LightReference, QualityCheck, QualityThresholds, assess_qu
                       reference_checks)
 from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 
-__all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM"]
+__all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM",
+           "DETECTION_COLUMNS"]
 
 #: Bumped whenever a change to the pipeline changes its numbers (stored results are then redone).
 PIPELINE_VERSION = "0.3.8"
@@ -89,6 +90,12 @@ class PhotoAnalysis:
     rotation_deg : int
         Clockwise turn skinscan gave the photo, upright by its EXIF orientation, to find the face:
         0, or 90, 180, 270 for a photo taken sideways with no orientation tag (see :func:`analyse_photo`).
+    detections : dict of str to ndarray
+        Every pore, scar, spot and line branch the metrics counted, as columns of equal length:
+        ``kind`` (``pore``, ``scar``, ``spot``, ``line``), ``region`` (the named region holding the
+        centre; ``face`` only where none does), ``x_px``, ``y_px`` (the centre in the photo's pixels,
+        upright by its EXIF orientation, before any ``rotation_deg``), ``diameter_mm`` or
+        ``length_mm`` (lines), and ``strength`` (the family's contrast). Empty with ``metrics=False``.
     """
 
     path: Path | None
@@ -113,6 +120,7 @@ class PhotoAnalysis:
     photo_px_per_mm: float = float("nan")
     photo_to_crop: np.ndarray = field(default_factory=lambda: np.eye(2, 3))
     rotation_deg: int = 0
+    detections: dict = field(default_factory=lambda: _detection_columns([]))
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
         """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels."""
@@ -301,7 +309,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                 "rotation", float(rotation_deg), 0.0, "<=", "deg", False,
                 f"no face upright: analysed turned {rotation_deg} deg clockwise (a sideways photo without an "
                 "orientation tag)", blocking=False))
-    values, extra = ({}, {"maps": {}, "notes": {}})
+    values, extra = ({}, {"maps": {}, "notes": {}, "detections": {}})
     if metrics:
         values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
                                         maps_shape=rgb.shape[:2] if keep_maps else None,
@@ -317,6 +325,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                                            image=rgb, reference_image=reference.rgb,
                                            reference_mask=reference.masks["face"])
         residual = canonical_fit_residual_mm(face, mm_per_px=scale.mm_per_px)
+    photo_to_crop = to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]])
     return PhotoAnalysis(
         path=photo.path,
         content_hash=photo.content_hash,
@@ -338,9 +347,38 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         metric_notes=extra["notes"],
         maps=extra["maps"] if keep_maps else {},
         photo_px_per_mm=scale_full.px_per_mm,
-        photo_to_crop=to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]]),
+        photo_to_crop=photo_to_crop,
         rotation_deg=rotation_deg,
+        detections=_in_photo(extra["detections"], masks, photo_to_crop),
     )
+
+
+#: Columns of :attr:`PhotoAnalysis.detections`, in order.
+DETECTION_COLUMNS = ("kind", "region", "x_px", "y_px", "diameter_mm", "length_mm", "strength")
+
+
+def _detection_columns(parts: list[dict]) -> dict[str, np.ndarray]:
+    if not parts:
+        return {k: np.zeros(0, object if k in ("kind", "region") else np.float64) for k in DETECTION_COLUMNS}
+    return {k: np.concatenate([p[k] for p in parts]) for k in DETECTION_COLUMNS}
+
+
+def _in_photo(found: dict, masks: dict[str, np.ndarray], photo_to_crop: np.ndarray) -> dict[str, np.ndarray]:
+    """The metrics' detections (in the crop's pixels) with their region, and centres in the photo's pixels."""
+    named = [k for k in REGION_NAMES if k != "face"]
+    inv = cv2.invertAffineTransform(np.asarray(photo_to_crop, dtype=np.float64))
+    parts = []
+    for kind, cols in found.items():
+        x, y = cols["x"], cols["y"]
+        h, w = masks["face"].shape
+        yi, xi = np.clip(np.rint(y).astype(int), 0, h - 1), np.clip(np.rint(x).astype(int), 0, w - 1)
+        region = np.full(x.shape, "face", dtype=object)
+        for name in named:
+            region[masks[name][yi, xi]] = name
+        parts.append({"kind": np.full(x.shape, kind, dtype=object), "region": region,
+                      "x_px": inv[0, 0] * x + inv[0, 1] * y + inv[0, 2], "y_px": inv[1, 0] * x + inv[1, 1] * y + inv[1, 2],
+                      "diameter_mm": cols["diameter_mm"], "length_mm": cols["length_mm"], "strength": cols["strength"]})
+    return _detection_columns(parts)
 
 
 #: Clockwise turns tried when no face is found upright, with OpenCV's code for each.

@@ -65,6 +65,17 @@ CREATE TABLE treatments(
     needle_depth_mm REAL,
     notes TEXT
 );
+CREATE TABLE detections(
+    photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    region TEXT NOT NULL,
+    x_px REAL,
+    y_px REAL,
+    diameter_mm REAL,
+    length_mm REAL,
+    strength REAL
+);
+CREATE INDEX detections_photo ON detections(photo_id);
 CREATE TABLE measurements(
     photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE,
     region TEXT NOT NULL,
@@ -100,10 +111,14 @@ _MIGRATE_1_TO_2 = [
     "CREATE INDEX photos_content ON photos(subject, session, content_hash)",
     "CREATE TABLE treatments(subject TEXT NOT NULL, date TEXT NOT NULL, session TEXT, treatment TEXT,"
     " needle_depth_mm REAL, notes TEXT)",
+    "CREATE TABLE detections(photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, kind TEXT NOT NULL,"
+    " region TEXT NOT NULL, x_px REAL, y_px REAL, diameter_mm REAL, length_mm REAL, strength REAL)",
+    "CREATE INDEX detections_photo ON detections(photo_id)",
     "DELETE FROM measurements WHERE photo_id NOT IN (SELECT id FROM photos)",
     "DELETE FROM quality WHERE photo_id NOT IN (SELECT id FROM photos)",
 ]
 _TREATMENT_COLUMNS = ["subject", "date", "session", "treatment", "needle_depth_mm", "notes"]
+_DETECTION_COLUMNS = ["kind", "region", "x_px", "y_px", "diameter_mm", "length_mm", "strength"]
 _KEY_COLUMNS = ["subject", "session", "session_index", "date", "photo"]
 _PHOTO_COLUMNS = _KEY_COLUMNS + ["status", "error", "quality_flags", "date_source", "content_hash",
                                  "pipeline_version", "analysed_at"]
@@ -256,7 +271,8 @@ class ResultStore:
     def add_photo(self, entry: Mapping, *, record: Mapping | None = None,
                   metrics: Mapping[str, Mapping[str, float]] | None = None,
                   quality: Iterable[Mapping] | None = None, status: str = "analysed",
-                  error: str | None = None, units: Mapping[str, str] | None = None) -> int:
+                  error: str | None = None, units: Mapping[str, str] | None = None,
+                  detections: Mapping[str, Iterable] | None = None) -> int:
         """Store one photo with its measurements and quality checks, in one transaction.
 
         Parameters
@@ -277,6 +293,9 @@ class ResultStore:
             Why a skipped photo was skipped (of a duplicate: which file it repeats).
         units : mapping, optional
             ``{metric: unit}`` (``skinscan.metrics.METRIC_UNITS``) for the measurements' unit column.
+        detections : mapping of columns, optional
+            ``kind``, ``region``, ``x_px``, ``y_px``, ``diameter_mm``, ``length_mm``, ``strength``
+            of equal length (``PhotoAnalysis.detections``): one row per detected feature.
 
         Returns
         -------
@@ -318,6 +337,12 @@ class ResultStore:
                 "INSERT INTO measurements(photo_id, region, metric, value, unit) VALUES (?,?,?,?,?)",
                 [(photo_id, str(region), str(metric), _real(value), units.get(metric))
                  for region, values in (metrics or {}).items() for metric, value in values.items()])
+            if detections is not None and len(detections["kind"]):
+                conn.executemany(
+                    "INSERT INTO detections(photo_id, kind, region, x_px, y_px, diameter_mm, length_mm, strength)"
+                    " VALUES (?,?,?,?,?,?,?,?)",
+                    [(photo_id, str(k), str(r), *map(_real, row)) for k, r, *row in
+                     zip(*(detections[c] for c in _DETECTION_COLUMNS))])
             conn.executemany(
                 "INSERT INTO quality(photo_id, name, value, threshold, comparison, unit, passed, detail)"
                 " VALUES (?,?,?,?,?,?,?,?)",
@@ -440,6 +465,17 @@ class ResultStore:
         frame["value"] = frame["value"].astype("float64")
         return frame
 
+    def detections_frame(self) -> pd.DataFrame:
+        """Every detected feature, one row each, with its photo's key columns: ``subject, session,
+        session_index, date, photo, kind, region, x_px, y_px, diameter_mm, length_mm, strength``."""
+        rows = self._read(f"SELECT p.subject, p.session, p.session_index, p.date, p.path, d.kind, d.region, d.x_px,"
+                          f" d.y_px, d.diameter_mm, d.length_mm, d.strength FROM detections d"
+                          f" JOIN photos p ON p.id = d.photo_id ORDER BY {_ORDER}, d.kind, d.rowid")
+        frame = _typed(pd.DataFrame(rows, columns=_KEY_COLUMNS + _DETECTION_COLUMNS))
+        numeric = _DETECTION_COLUMNS[2:]
+        frame[numeric] = frame[numeric].astype("float64")
+        return frame
+
     def quality_frame(self) -> pd.DataFrame:
         """Quality checks, one row per photo and check, with the photo's key columns."""
         rows = self._read(f"SELECT p.subject, p.session, p.session_index, p.date, p.path, q.name, q.value,"
@@ -452,8 +488,9 @@ class ResultStore:
         return frame
 
     def export(self, out_dir: str | os.PathLike) -> dict[str, Path]:
-        """Write ``results.csv``/``.parquet`` (:meth:`values_frame`) and ``photos.csv``/``.parquet``
-        (:meth:`photos_frame`) into the existing folder ``out_dir``; returns their paths by file name.
+        """Write ``results.csv``/``.parquet`` (:meth:`values_frame`), ``photos.csv``/``.parquet``
+        (:meth:`photos_frame`) and ``detections.csv``/``.parquet`` (:meth:`detections_frame`) into
+        ``out_dir``; returns their paths by file name.
 
         Each file is written beside its target and renamed over it, so a reader never sees half a
         file; text cells of the CSV files are made inert for spreadsheets (:func:`skinscan._write.inert_text`).
@@ -464,7 +501,7 @@ class ResultStore:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise output_error(e, out_dir / "results.csv", "table") from None
-        frames = {"results": self.values_frame(), "photos": self.photos_frame()}
+        frames = {"results": self.values_frame(), "photos": self.photos_frame(), "detections": self.detections_frame()}
         written = {}
         for stem, frame in frames.items():
             csv_path, parquet_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet"

@@ -110,8 +110,8 @@ def test_series_outputs_exist(series):
     r = series["r"]  # exit code 0 (asserted by the fixture): every photo analysed
     assert r.stdout.startswith(f"skinscan: {N_SERIES} of {N_SERIES} photos analysed (0 already in the store")
     assert "Traceback" not in r.stderr and "skipped" not in r.stderr
-    for name in ("results.csv", "photos.csv", "changes.csv", "results.parquet", "photos.parquet", STORE_NAME,
-                 "report_astronaut.html"):
+    for name in ("results.csv", "photos.csv", "changes.csv", "results.parquet", "photos.parquet", "detections.csv",
+                 "detections.parquet", STORE_NAME, "report_astronaut.html"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert series["written"]["reports"] == [out / "report_astronaut.html"]
     for kind in ("regions", "canonical"):
@@ -134,6 +134,28 @@ def test_results_are_tidy(series):
     assert per_photo.nunique() == 1  # the same regions and metrics for every photo
     redness = csv_frame[(csv_frame["metric"] == "a_star") & (csv_frame["region"] == "face")]
     assert redness["unit"].notna().all() and np.isfinite(redness["value"]).all()
+
+
+def test_detections_are_exported_in_the_photos_pixels(series):
+    """One row per scar, spot and line branch (pores are not measured at 6 px/mm), in the photo's pixels and
+    regions, matching the counts behind the densities."""
+    found = pd.read_csv(series["out"] / "detections.csv")
+    assert list(found.columns) == ["subject", "session", "session_index", "date", "photo", "kind", "region", "x_px",
+                                   "y_px", "diameter_mm", "length_mm", "strength"]
+    assert set(found["kind"]) == {"scar", "spot", "line"} and found["photo"].nunique() == N_SERIES
+    photos = pd.read_csv(series["out"] / "photos.csv").set_index("photo")
+    w, h = photos.loc[found["photo"], "width"].to_numpy(), photos.loc[found["photo"], "height"].to_numpy()
+    assert ((found["x_px"] >= 0) & (found["x_px"] < w) & (found["y_px"] >= 0) & (found["y_px"] < h)).all()
+    assert found["region"].isin(["forehead", "cheek_left", "cheek_right", "nose", "chin", "periorbital_left",
+                                 "periorbital_right", "perioral", "face"]).all()
+    lines = found["kind"] == "line"
+    assert found.loc[lines, "length_mm"].gt(0).all() and found.loc[lines, "diameter_mm"].isna().all()
+    assert found.loc[~lines, "diameter_mm"].gt(0).all()
+    values = read_results(series["out"])
+    scars = values[(values["metric"] == "scar_density") & (values["region"] == "face")].set_index("photo")["value"]
+    areas = photos["area_mm2_face"]
+    counted = found[found["kind"] == "scar"].groupby("photo").size().reindex(scars.index, fill_value=0)
+    np.testing.assert_allclose(counted / (areas[scars.index] / 100.0), scars, rtol=0.02)
 
 
 def test_pores_are_nan_at_6_px_per_mm_and_the_reason_is_reported(series):

@@ -68,7 +68,9 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     values : dict
         ``{region: {metric: value}}``.
     extra : dict
-        ``maps`` (name -> array) and ``notes`` (family -> reason a value is NaN).
+        ``maps`` (name -> array), ``notes`` (family -> reason a value is NaN) and ``detections``
+        (kind -> columns ``x``, ``y`` in ``rgb``'s pixels, ``diameter_mm``, ``length_mm``,
+        ``strength``: every pore, scar, spot and line branch counted).
     """
     import time
 
@@ -79,7 +81,7 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     img = SkinImage(np.ascontiguousarray(rgb[box]), gains=gains, mm_per_px=mm_per_px,
                     full_resolution=full_resolution)
     values: dict[str, dict[str, float]] = {k: {} for k in masks}
-    maps, notes = {}, {}
+    maps, notes, found = {}, {}, {}
     wanted = list(families or METRICS)
     # Pigmentation and scars run before pores (a pore-sized blob inside a brown spot or on a
     # scar's shaded wall is part of that feature) and texture last (it leaves out the discrete
@@ -99,11 +101,13 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
             values[region].update(vals)
         maps.update(res.maps)
         notes.update(res.notes)
+        for kind, cols in res.detections.items():  # from the box's pixels to rgb's
+            found[kind] = {**cols, "x": cols["x"] + box[1].start, "y": cols["y"] + box[0].start}
         if timings is not None:
             timings[f"metrics.{name}"] = timings.get(f"metrics.{name}", 0.0) + time.perf_counter() - t0
     if maps_shape is not None:
         maps = {k: _to_photo(k, v, box, img.shape, maps_shape) for k, v in maps.items()}
-    return values, {"maps": maps, "notes": notes}
+    return values, {"maps": maps, "notes": notes, "detections": found}
 
 
 #: Margin around the masks' bounding box kept for the filters (the widest is the 2.5 mm spot background).
@@ -156,8 +160,6 @@ def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin
     The margin covers the halo a thin feature leaves in the texture band (its coarse Gaussian is
     1 mm wide). Pores stay in: they are part of the texture a user sees and barely reach the band.
     """
-    import cv2
-
     if not any(k in maps for k in keys):
         return None
     out = np.zeros(shape, bool)

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from .._filters import blur_to
-from ._common import (MaskArg, MetricResult, SkinImage, as_masks, check_scale, fill_clipped, masked_blur,
-                      resize_mask, resize_masks, skin_image)
+from ._common import (MaskArg, MetricResult, SkinImage, as_masks, check_scale, detections, fill_clipped,
+                      masked_blur, resize_mask, resize_masks, skin_image)
 
 __all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
 
@@ -158,4 +158,11 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
             "ita_deg": float(ita_degrees(np.median(tone_l[tm]), np.median(tone_b[tm]))),
             "tone_evenness": 100.0 * float(hi - mid),
         }
-    return MetricResult(values, maps={"melanin": mel, "spots": resize_mask(spot_mask, full.shape)})
+    # Each spot: its centre in the photo's pixels, its equivalent diameter, its mean melanin excess.
+    fx, fy = full.shape[1] / mel.shape[1], full.shape[0] / mel.shape[0]
+    mean_excess = np.bincount(lab.reshape(-1), weights=load.reshape(-1), minlength=n) / np.maximum(
+        stats[:, cv2.CC_STAT_AREA], 1)
+    found = detections((cent[keep, 0] + 0.5) * fx - 0.5, (cent[keep, 1] + 0.5) * fy - 0.5, diameter_mm=d_mm[keep],
+                       strength=mean_excess[keep])
+    return MetricResult(values, maps={"melanin": mel, "spots": resize_mask(spot_mask, full.shape)},
+                        detections={"spot": found})

@@ -5,7 +5,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from ._common import MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, skin_image
+from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, detections,
+                      skin_image)
 
 __all__ = ["pore_metrics", "PORE_KEYS", "PORE_DIAMETER_MM", "MIN_PX_PER_MM_PORES"]
 
@@ -78,7 +79,10 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=PORE_DIAME
     stats = blobs_per_region(blobs, masks, mm_per_px)
     values = {k: {"pore_density": s["density_per_cm2"], "pore_area_pct": s["area_pct"],
                   "pore_diameter_mm": s["diameter_mm"]} for k, s in stats.items()}
-    return MetricResult(values, maps={"pore_blobs": np.stack([blobs["x"], blobs["y"], blobs["sigma"]], 1)})
+    found = detections(blobs["x"], blobs["y"], diameter_mm=2 * np.sqrt(2) * blobs["sigma"] * mm_per_px,
+                       strength=blobs["response"])
+    return MetricResult(values, maps={"pore_blobs": np.stack([blobs["x"], blobs["y"], blobs["sigma"]], 1)},
+                        detections={"pore": found})
 
 
 def _outscale_response(signal: np.ndarray, blobs: dict, mm_per_px: float, diameters_mm) -> np.ndarray:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 
 from .._filters import blur_to, reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs,
+from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, detections,
                       resize_masks, skin_image, work_scale)
 
 __all__ = ["scar_metrics", "SCAR_KEYS", "SCAR_DIAMETER_MM"]
@@ -123,4 +123,6 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}
               for k, s in stats.items()}
     blobs_full = np.stack([blobs["x"] / f, blobs["y"] / f, blobs["sigma"] / f], 1)
-    return MetricResult(values, maps={"scar_blobs": blobs_full})
+    found = detections(blobs_full[:, 0], blobs_full[:, 1], diameter_mm=2 * np.sqrt(2) * blobs["sigma"] * mm_w,
+                       strength=blobs["response"])
+    return MetricResult(values, maps={"scar_blobs": blobs_full}, detections={"scar": found})

@@ -7,8 +7,8 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .._filters import mask_box, reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, resize_mask, resize_masks, robust_sigma,
-                      skin_image, work_scale)
+from ._common import (MaskArg, MetricResult, as_masks, check_scale, detections, resize_mask, resize_masks,
+                      robust_sigma, skin_image, work_scale)
 
 __all__ = ["wrinkle_metrics", "WRINKLE_KEYS", "LINE_WIDTH_MM"]
 
@@ -226,10 +226,11 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
     # scale has its own threshold (the texture's response grows with the scale, and a threshold
     # shared by all scales would be set by the coarsest), and a pixel is on a line when any scale
     # is over its threshold.
-    score = None
+    score = strongest = None
     for r in ridge_responses(dark[box], np.unique(sigmas_mm / mm_w), prior_var_px=prior_var):
         sample = r.reshape(-1)[pick]
         thr = max(min_strength, k_sigma * robust_sigma(sample) + float(np.median(sample)))
+        strongest = r.copy() if strongest is None else np.maximum(strongest, r, out=strongest)
         r *= np.float32(1 / thr)
         score = r if score is None else np.maximum(score, r, out=score)
     line = np.zeros(dark.shape, bool)
@@ -247,4 +248,30 @@ def wrinkle_metrics(rgb, mask: MaskArg, *, mm_per_px: float, width_mm=LINE_WIDTH
         a_cm2 = np.count_nonzero(ms) * mm_w ** 2 / 100.0
         values[k] = {"wrinkle_density": float(seg_len[ms[ys, xs]].sum() * mm_w / a_cm2) if a_cm2 > 0
                      else float("nan")}
-    return MetricResult(values, maps={"lines": resize_mask(skel, img.shape)})
+    response = np.zeros(dark.shape, np.float32)
+    response[box] = strongest
+    found = _branches(skel, ys, xs, seg_len, response[ys, xs], mm_w, scale=(img.shape[1] / dark.shape[1],
+                                                                             img.shape[0] / dark.shape[0]))
+    return MetricResult(values, maps={"lines": resize_mask(skel, img.shape)}, detections={"line": found})
+
+
+def _branches(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, seg_len: np.ndarray, strength: np.ndarray,
+              mm_w: float, *, scale: tuple[float, float]) -> dict[str, np.ndarray]:
+    """The lines' branches (the kept skeleton cut at its junctions) as detections: centre (px of the
+    photo, ``scale`` times the grid's), length in mm, mean ridge response (grey optical density)."""
+    if ys.size == 0:
+        return detections([], [], length_mm=[], strength=[])
+    nb = cv2.filter2D(skel.view(np.uint8), -1, _RING, borderType=cv2.BORDER_CONSTANT)[ys, xs]
+    px = np.zeros(skel.shape, np.uint8)
+    px[ys[nb < 3], xs[nb < 3]] = 1
+    n, lab = cv2.connectedComponents(px, connectivity=8)
+    b = lab[ys, xs]
+    count = np.bincount(b, minlength=n).astype(np.float64)
+    keep = np.arange(n) > 0
+    keep &= count > 0
+    cnt = np.maximum(count, 1)
+    cx = np.bincount(b, weights=xs, minlength=n) / cnt
+    cy = np.bincount(b, weights=ys, minlength=n) / cnt
+    return detections((cx[keep] + 0.5) * scale[0] - 0.5, (cy[keep] + 0.5) * scale[1] - 0.5,
+                      length_mm=np.bincount(b, weights=seg_len, minlength=n)[keep] * mm_w,
+                      strength=np.bincount(b, weights=strength, minlength=n)[keep] / cnt[keep])
