@@ -24,6 +24,7 @@ from .metrics import compute_metrics
 from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_gains, light_reference,
                       reference_checks)
 from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
+from .uncertainty import measurement_se
 
 __all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM",
            "DETECTION_COLUMNS"]
@@ -80,6 +81,9 @@ class PhotoAnalysis:
         ``{region: {metric: value}}`` (empty when analysed with ``metrics=False``).
     metric_notes : dict
         Why a metric family gave NaN (e.g. pores at too low a resolution).
+    uncertainty : dict
+        ``{region: {metric: standard error}}`` of this photo's own values, NaN where one photo
+        cannot tell (see :mod:`skinscan.uncertainty`).
     maps : dict
         Metric maps of the face crop (kept only with ``keep_maps=True``), in ``rgb``'s pixels.
     photo_px_per_mm : float
@@ -116,6 +120,7 @@ class PhotoAnalysis:
     light_source: str = "none"
     metrics: dict = field(default_factory=dict)
     metric_notes: dict = field(default_factory=dict)
+    uncertainty: dict = field(default_factory=dict)
     maps: dict = field(default_factory=dict)
     photo_px_per_mm: float = float("nan")
     photo_to_crop: np.ndarray = field(default_factory=lambda: np.eye(2, 3))
@@ -326,6 +331,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                                            reference_mask=reference.masks["face"])
         residual = canonical_fit_residual_mm(face, mm_per_px=scale.mm_per_px)
     photo_to_crop = to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]])
+    detections = _in_photo(extra["detections"], masks, photo_to_crop)
     return PhotoAnalysis(
         path=photo.path,
         content_hash=photo.content_hash,
@@ -345,11 +351,12 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         light_source=light_source,
         metrics=values,
         metric_notes=extra["notes"],
+        uncertainty=measurement_se(values, detections, region_area_mm2),
         maps=extra["maps"] if keep_maps else {},
         photo_px_per_mm=scale_full.px_per_mm,
         photo_to_crop=photo_to_crop,
         rotation_deg=rotation_deg,
-        detections=_in_photo(extra["detections"], masks, photo_to_crop),
+        detections=detections,
     )
 
 

@@ -217,7 +217,7 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
             save_overlays(a, w["out_dir"], _stem(entry))
         return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
                 "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks),
-                "detections": a.detections}
+                "detections": a.detections, "se": a.uncertainty}
     except OutputError as exc:  # the output folder's failure, not the photo's: the batch stops on it
         return {**base, "status": "skipped", "error": _reason(exc), "retry": True, "fatal": str(exc)}
     except SkinscanError as exc:
@@ -244,7 +244,8 @@ def _store_result(store: ResultStore, res: dict) -> None:
     if e.undated and res["status"] == "analysed":
         record = {**record, "quality_flags": ";".join(filter(None, [record.get("quality_flags", ""), UNDATED_FLAG]))}
     store.add_photo(entry, record=record, metrics=res.get("metrics"), quality=res.get("quality"),
-                    status=res["status"], error=res["error"], units=METRIC_UNITS, detections=res.get("detections"))
+                    status=res["status"], error=res["error"], units=METRIC_UNITS, detections=res.get("detections"),
+                    se=res.get("se"))
 
 
 def _find_references(disc: Discovery, hashes: dict, lm, subjects) -> dict[str, PhotoAnalysis]:

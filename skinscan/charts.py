@@ -81,6 +81,7 @@ LABEL_COLOURS = {
     "improved": "#2e7d32",
     "worse": "#c62828",
     "no detectable change": "#9e9e9e",
+    "not determinable": "#d7ccc8",
     "changed": "#1565c0",
     "baseline": "#212121",
 }

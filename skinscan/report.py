@@ -209,7 +209,8 @@ def _ordered_metrics(metrics: Iterable[str]) -> list[str]:
 
 def _label_class(label: str) -> str:
     return {"improved": "label-improved", "worse": "label-worse", "no detectable change": "label-none",
-            "changed": "label-changed", "baseline": "label-baseline"}.get(label, "label-none")
+            "not determinable": "label-none", "changed": "label-changed",
+            "baseline": "label-baseline"}.get(label, "label-none")
 
 
 def _split(text) -> list[str]:
@@ -281,7 +282,10 @@ def _change_table(summary: pd.DataFrame) -> str:
     face = summary[summary["region"].astype(str) == "face"] if len(summary) else summary
     intro = ('<p class="note">Whole face, latest session against the baseline. A change counts only when it is '
              "larger than the minimal detectable change (MDC, 95 %): the smallest difference that photo-to-photo "
-             "noise cannot explain. Values are medians over each session's photos that passed quality checks.</p>")
+             "noise cannot explain. Values are medians over each session's photos that passed quality checks. "
+             "The MDC comes from repeated photos within the sessions (<em>repeats</em>), else from each photo's "
+             "own uncertainty (<em>photo</em>: counted features, the light reference); with neither, a change is "
+             "<em>not determinable</em>. Take two or three photos per session.</p>")
     if len(face) == 0:
         return f'<section id="change"><h2>Change since baseline</h2>{intro}<p class="empty">No whole-face ' \
                "measurements for this subject.</p></section>"
@@ -301,7 +305,7 @@ def _change_table(summary: pd.DataFrame) -> str:
             f'<td class="num">{"—" if one else _fmt(last.get("value"))}</td>'
             f'<td class="num">{"—" if one else _fmt(last.get("change_abs"), signed=True)}</td>'
             f'<td class="num">{"—" if one else _fmt_pct(last.get("change_pct"))}</td>'
-            f'<td class="num">{_fmt(last.get("mdc"))}</td>'
+            f'<td class="num">{_fmt(last.get("mdc"))}{_mdc_source(last.get("mdc_source"))}</td>'
             f'<td><span class="label {_label_class(label)}">{_e(label or "—")}</span></td>'
             "</tr>")
     sessions = face.drop_duplicates("session_index").set_index("session_index")
@@ -317,6 +321,12 @@ def _change_table(summary: pd.DataFrame) -> str:
             '<th class="num">Change</th><th class="num">Change %</th><th class="num">MDC</th><th>Result</th></tr>')
     return (f'<section id="change"><h2>Change since baseline</h2>{intro}'
             f'<table id="change-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></section>')
+
+
+def _mdc_source(source) -> str:
+    """Where an MDC came from, under it, in short (see :data:`skinscan.series.MDC_SOURCES`)."""
+    short = {"repeats": "repeats", "photo uncertainty": "photo"}.get(str(source), "")
+    return f'<br><small class="mdc-source">{short}</small>' if short else ""
 
 
 def _unit_display(unit: str) -> str:
@@ -339,7 +349,8 @@ def _trend_section(summary, subject, treatments) -> str:
         figs.append(_figure(_png_uri(fig), f"{metric_label(metric)} over sessions, {region_label(region)}"))
     note = ('<p class="note">Each point is a session (error bar: SD over its photos); the shaded band is the '
             "baseline ± MDC, so a point outside it is a change the measurement can see. Green: improved, red: "
-            "worse, grey: no detectable change. Dotted purple lines are treatment days.</p>")
+            "worse, grey: no detectable change, pale: not determinable (no repeated photos and no photo "
+            "uncertainty). Dotted purple lines are treatment days.</p>")
     return f'<section id="trends"><h2>Trends</h2>{note}<div class="figs">{"".join(figs)}</div></section>'
 
 

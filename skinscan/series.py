@@ -15,7 +15,7 @@ from .discover import UNDATED_SESSION
 from .metrics import HIGHER_IS_WORSE, METRIC_UNITS
 
 __all__ = [
-    "DEFAULT_NOISE_SD",
+    "MDC_SOURCES",
     "RECOVERY_WINDOW_DAYS",
     "included_values",
     "split_recovery",
@@ -24,15 +24,9 @@ __all__ = [
     "recovery_time_hours",
 ]
 
-#: Photo-to-photo SD of each metric over nuisance-only photos of the validation protocol
-#: (``skinscan validate``: rotation, yaw, scale, exposure, white balance, JPEG, noise), used as
-#: the measurement noise when a series has no repeated photos within a session.
-DEFAULT_NOISE_SD = {
-    "a_star": 0.08, "erythema_index": 0.12, "red_area_pct": 1.5, "roughness": 0.02,
-    "pore_density": 0.6, "pore_area_pct": 0.012, "pore_diameter_mm": 0.004,
-    "scar_density": 0.03, "scar_area_pct": 0.03, "scar_severity": 0.3, "wrinkle_density": 0.15,
-    "spot_density": 0.05, "spot_area_pct": 0.2, "melanin_index": 0.05, "ita_deg": 0.9, "tone_evenness": 0.4,
-}
+#: Where a minimal detectable change comes from, best first: the spread of repeated photos within
+#: the subject's sessions; each photo's own standard error (counts, the light reference); neither.
+MDC_SOURCES = ("repeats", "photo uncertainty", "not determinable")
 #: Photos up to this many days after a treatment (and not on a treatment day) belong to its recovery.
 RECOVERY_WINDOW_DAYS = 14
 #: 1.96 for a two-sided 95% interval.
@@ -91,18 +85,24 @@ def split_recovery(photos: pd.DataFrame, treatments: dict[str, list[date]], *,
 
 
 def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[str, list[date]] | None = None,
-              include_flagged: bool = False, noise_sd: dict[str, float] | None = None) -> pd.DataFrame:
+              include_flagged: bool = False) -> pd.DataFrame:
     """Session values and their change from baseline, labelled against the minimal detectable change.
 
-    Each session's value is the median over its photos; their SD is the session's measurement
-    noise. The within-subject SD ``s_w`` of a metric is pooled over the sessions with repeated
-    photos (else taken from ``noise_sd``, the validation protocol's photo-to-photo SD), and the
-    minimal detectable change between the baseline (n0 photos) and a session (n photos) is
+    Each session's value is the median over its photos. The minimal detectable change (MDC, 95%)
+    between the baseline (n0 photos) and a session (n photos) comes, in this order, from:
 
-        MDC95 = 1.96 * s_w * sqrt(1/n0 + 1/n)
+    1. ``repeats``: the within-subject SD ``s_w`` of the metric, pooled over the subject's sessions
+       with two or more photos: ``MDC95 = 1.96 * s_w * sqrt(1/n0 + 1/n)``;
+    2. ``photo uncertainty``: each photo's own standard error (the ``se`` column: the Poisson
+       error of a count, the light reference's uncertainty; :mod:`skinscan.uncertainty`), a
+       session's being ``sqrt(mean(se^2) / n)``: ``MDC95 = 1.96 * sqrt(se0^2 + se^2)``;
+    3. ``not determinable``: no repeats and no photo uncertainty (a relative colour metric or the
+       texture from one photo per session): no MDC, and the change is labelled so.
 
-    A change larger than the MDC is ``improved`` or ``worse`` by the metric's direction (ITA°,
-    a skin-tone descriptor, is ``changed``); otherwise ``no detectable change``.
+    No constant from another face stands in: a change that cannot be told from noise is not
+    called a change. A change larger than the MDC is ``improved`` or ``worse`` by the metric's
+    direction (ITA°, a skin-tone descriptor, is ``changed``); otherwise ``no detectable change``.
+    Take two or three photos per session: the MDC is then the subject's own.
 
     Parameters
     ----------
@@ -113,22 +113,19 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
         Treatment days (``sessions.csv``): sessions in the recovery window after one are left out.
     include_flagged : bool
         Keep photos that failed a blocking quality check.
-    noise_sd : dict, optional
-        Fallback measurement SD per metric (default :data:`DEFAULT_NOISE_SD`).
 
     Returns
     -------
     DataFrame
         One row per (subject, session, region, metric): subject, session, session_index, date,
-        region, metric, unit, value, spread, n_photos, n_excluded, change_abs, change_pct, mdc,
-        mdc_source ("repeats" or "validation"), label, higher_is_worse.
+        region, metric, unit, value, spread, se, n_photos, n_excluded, change_abs, change_pct, mdc,
+        mdc_source (one of :data:`MDC_SOURCES`), label, higher_is_worse.
 
     References
     ----------
     .. [1] Weir J. P. (2005) Quantifying test-retest reliability using the intraclass correlation
        coefficient and the SEM. J Strength Cond Res 19(1):231–240 (MDC = 1.96 sqrt 2 SEM).
     """
-    noise_sd = {**DEFAULT_NOISE_SD, **(noise_sd or {})}
     treatments = treatments or {}
     series_sessions, _ = split_recovery(photos, treatments)
     kept = included_values(values, photos, include_flagged=include_flagged)
@@ -136,15 +133,19 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     analysed = photos[photos["status"] == "analysed"]
     excluded = analysed[_excluded_by(analysed) != ""] if not include_flagged else analysed.iloc[:0]
     n_excl = excluded.groupby(["subject", "session"]).size().to_dict()
-    columns = ["subject", "session", "session_index", "date", "region", "metric", "unit", "value", "spread",
+    columns = ["subject", "session", "session_index", "date", "region", "metric", "unit", "value", "spread", "se",
                "n_photos", "n_excluded", "change_abs", "change_pct", "mdc", "mdc_source", "label", "higher_is_worse"]
     if kept.empty:
         return pd.DataFrame(columns=columns)
     keys = ["subject", "session", "session_index", "date", "region", "metric"]
+    kept = kept.assign(se2=_photo_se(kept) ** 2)
     g = kept.groupby(keys, dropna=False)["value"]
     out = g.median().rename("value").to_frame()
     out["spread"] = g.std(ddof=1)
     out["n_photos"] = g.count()
+    # A session's own standard error, from its photos' (those with a value and an se).
+    se2 = kept["se2"].where(kept["value"].notna())
+    out["se"] = np.sqrt(se2.groupby([kept[k] for k in keys], dropna=False).mean() / out["n_photos"])
     out = out.reset_index()
     # Number the treatment sessions 0, 1, 2... (discovery's index also counts recovery folders).
     out["session_index"] = out.groupby("subject")["session_index"].rank(method="dense").astype(int) - 1
@@ -159,10 +160,8 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     idx = list(zip(out["subject"], out["region"], out["metric"]))
     base_value = np.array([base["value"].get(k, np.nan) for k in idx])
     base_n = np.array([base["n_photos"].get(k, 1) for k in idx], dtype=float)
+    base_se = np.array([base["se"].get(k, np.nan) for k in idx])
     s_w = np.array([pooled.get(k, np.nan) for k in idx])
-    fallback = out["metric"].map(noise_sd).to_numpy(dtype=float)
-    source = np.where(np.isfinite(s_w) & (s_w > 0), "repeats", "validation")
-    s_w = np.where(source == "repeats", s_w, fallback)
     out["change_abs"] = out["value"] - base_value
     with np.errstate(divide="ignore", invalid="ignore"):
         out["change_pct"] = 100.0 * out["change_abs"] / np.abs(base_value)
@@ -170,8 +169,12 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     n = out["n_photos"].to_numpy(dtype=float)
     inv_n = np.divide(1.0, n, out=np.full_like(n, np.nan), where=n > 0)
     inv_base = np.divide(1.0, base_n, out=np.full_like(base_n, np.nan), where=base_n > 0)
-    out["mdc"] = _Z95 * s_w * np.sqrt(inv_base + inv_n)
-    out["mdc_source"] = source
+    from_repeats = _Z95 * s_w * np.sqrt(inv_base + inv_n)
+    from_photos = _Z95 * np.sqrt(base_se ** 2 + out["se"].to_numpy(dtype=float) ** 2)
+    repeats = np.isfinite(s_w) & (s_w > 0) & np.isfinite(from_repeats)
+    photo = ~repeats & np.isfinite(from_photos) & (from_photos > 0)
+    out["mdc"] = np.where(repeats, from_repeats, np.where(photo, from_photos, np.nan))
+    out["mdc_source"] = np.where(repeats, MDC_SOURCES[0], np.where(photo, MDC_SOURCES[1], MDC_SOURCES[2]))
     out["higher_is_worse"] = out["metric"].map(HIGHER_IS_WORSE).fillna(True).astype(bool)
     out["label"] = _labels(out, first)
     return out[columns]
@@ -183,26 +186,27 @@ def _labels(out: pd.DataFrame, first: pd.Series) -> np.ndarray:
     detectable = np.abs(change) > mdc
     label = np.where(~detectable | ~np.isfinite(change), "no detectable change",
                      np.where(change * worse_dir > 0, "worse", "improved"))
+    label = np.where(np.isfinite(change) & ~np.isfinite(mdc), "not determinable", label)
     descriptor = out["metric"].eq("ita_deg").to_numpy()
     label = np.where(descriptor & detectable, "changed", label)
     return np.where(out["session_index"].to_numpy() == first.to_numpy(), "baseline", label)
 
 
 def recovery_curve(values: pd.DataFrame, photos: pd.DataFrame, treatments: dict[str, list[date]], *,
-                   metrics=("a_star", "erythema_index"), include_flagged: bool = False,
-                   noise_sd: dict[str, float] | None = None) -> pd.DataFrame:
+                   metrics=("a_star", "erythema_index"), include_flagged: bool = False) -> pd.DataFrame:
     """Redness over the hours after each treatment, against its pre-treatment level.
 
     The pre-treatment level is the median of the photos of the session on the treatment day (taken
     before the procedure); every photo of a recovery session after it is one point, at its capture
-    time (hours after the treatment-day photos, or after noon when they have none).
+    time (hours after the treatment-day photos, or after noon when they have none). Its MDC comes
+    from the spread of the treatment-day photos when there are two or more, else from the photos'
+    own standard errors (see :func:`summarise`); NaN otherwise, and then no time to recovery is given.
 
     Returns
     -------
     DataFrame
         subject, treatment_date, hours_after, session, photo, region, metric, value, pre_value, mdc.
     """
-    noise_sd = {**DEFAULT_NOISE_SD, **(noise_sd or {})}
     _, recovery = split_recovery(photos, treatments)
     vals = included_values(values, photos, include_flagged=include_flagged)
     vals = vals[vals["metric"].isin(metrics)]
@@ -219,7 +223,9 @@ def recovery_curve(values: pd.DataFrame, photos: pd.DataFrame, treatments: dict[
                 continue
             pre_times = [times.get(p) for p in pre["photo"].unique() if times.get(p) is not None]
             t0 = max(pre_times) if pre_times else datetime.combine(t, time(12))
-            pre_stats = pre.groupby(["region", "metric"])["value"].agg(["median", "std", "count"])
+            pre = pre.assign(se2=_photo_se(pre) ** 2)
+            pre_stats = pre.groupby(["region", "metric"]).agg(median=("value", "median"), std=("value", "std"),
+                                                              count=("value", "count"), se2=("se2", "mean"))
             in_recovery = np.array([(subject, s) in recovery for s in sv["session"]], dtype=bool)
             after = sv[in_recovery & (dates > t).to_numpy() & (dates <= t + timedelta(days=RECOVERY_WINDOW_DAYS)).to_numpy()]
             for r in after.itertuples(index=False):
@@ -229,12 +235,26 @@ def recovery_curve(values: pd.DataFrame, photos: pd.DataFrame, treatments: dict[
                 st = pre_stats.loc[(r.region, r.metric)] if (r.region, r.metric) in pre_stats.index else None
                 if st is None:
                     continue
-                sd = st["std"] if st["count"] >= 2 and np.isfinite(st["std"]) and st["std"] > 0 \
-                    else noise_sd.get(r.metric, np.nan)
+                if st["count"] >= 2 and np.isfinite(st["std"]) and st["std"] > 0:
+                    mdc = _Z95 * st["std"] * np.sqrt(1 + 1 / st["count"])
+                else:  # the photos' own standard errors (NaN when they have none)
+                    mdc = _Z95 * np.sqrt(st["se2"] / max(st["count"], 1) + _se_of(r) ** 2)
                 rows.append((subject, t, (ts - t0).total_seconds() / 3600.0, r.session, r.photo, r.region,
-                             r.metric, r.value, st["median"], _Z95 * sd * np.sqrt(1 + 1 / st["count"])))
+                             r.metric, r.value, st["median"], mdc))
     return pd.DataFrame(rows, columns=cols).sort_values(["subject", "treatment_date", "metric", "region",
                                                          "hours_after"]).reset_index(drop=True)
+
+
+def _photo_se(values: pd.DataFrame) -> pd.Series:
+    """The photos' own standard errors (``se``; NaN in tables written before skinscan kept them)."""
+    if "se" not in values:
+        return pd.Series(np.nan, index=values.index, dtype=float)
+    return values["se"].astype(float)
+
+
+def _se_of(row) -> float:
+    se = getattr(row, "se", np.nan)
+    return float(se) if se is not None and np.isfinite(se) else np.nan
 
 
 def _capture_times(photos: pd.DataFrame) -> dict[str, datetime]:

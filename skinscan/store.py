@@ -82,6 +82,7 @@ CREATE TABLE measurements(
     metric TEXT NOT NULL,
     value REAL,
     unit TEXT,
+    se REAL,
     PRIMARY KEY(photo_id, region, metric)
 ) WITHOUT ROWID;
 CREATE TABLE quality(
@@ -114,6 +115,7 @@ _MIGRATE_1_TO_2 = [
     "CREATE TABLE detections(photo_id INTEGER NOT NULL REFERENCES photos(id) ON DELETE CASCADE, kind TEXT NOT NULL,"
     " region TEXT NOT NULL, x_px REAL, y_px REAL, diameter_mm REAL, length_mm REAL, strength REAL)",
     "CREATE INDEX detections_photo ON detections(photo_id)",
+    "ALTER TABLE measurements ADD COLUMN se REAL",
     "DELETE FROM measurements WHERE photo_id NOT IN (SELECT id FROM photos)",
     "DELETE FROM quality WHERE photo_id NOT IN (SELECT id FROM photos)",
 ]
@@ -122,7 +124,7 @@ _DETECTION_COLUMNS = ["kind", "region", "x_px", "y_px", "diameter_mm", "length_m
 _KEY_COLUMNS = ["subject", "session", "session_index", "date", "photo"]
 _PHOTO_COLUMNS = _KEY_COLUMNS + ["status", "error", "quality_flags", "date_source", "content_hash",
                                  "pipeline_version", "analysed_at"]
-_VALUE_COLUMNS = _KEY_COLUMNS + ["region", "metric", "value", "unit"]
+_VALUE_COLUMNS = _KEY_COLUMNS + ["region", "metric", "value", "unit", "se"]
 _ORDER = "p.subject, p.session_index, p.session, p.path"
 
 
@@ -272,7 +274,8 @@ class ResultStore:
                   metrics: Mapping[str, Mapping[str, float]] | None = None,
                   quality: Iterable[Mapping] | None = None, status: str = "analysed",
                   error: str | None = None, units: Mapping[str, str] | None = None,
-                  detections: Mapping[str, Iterable] | None = None) -> int:
+                  detections: Mapping[str, Iterable] | None = None,
+                  se: Mapping[str, Mapping[str, float]] | None = None) -> int:
         """Store one photo with its measurements and quality checks, in one transaction.
 
         Parameters
@@ -293,6 +296,8 @@ class ResultStore:
             Why a skipped photo was skipped (of a duplicate: which file it repeats).
         units : mapping, optional
             ``{metric: unit}`` (``skinscan.metrics.METRIC_UNITS``) for the measurements' unit column.
+        se : mapping, optional
+            ``{region: {metric: standard error}}`` of the photo's own values (NaN: unknown).
         detections : mapping of columns, optional
             ``kind``, ``region``, ``x_px``, ``y_px``, ``diameter_mm``, ``length_mm``, ``strength``
             of equal length (``PhotoAnalysis.detections``): one row per detected feature.
@@ -333,9 +338,11 @@ class ResultStore:
                  str(entry["pipeline_version"]), status, None if error is None else _text(str(error)),
                  _text(flags), record_json, datetime.now(timezone.utc).isoformat(timespec="seconds")),
             ).lastrowid
+            se = se or {}
             conn.executemany(
-                "INSERT INTO measurements(photo_id, region, metric, value, unit) VALUES (?,?,?,?,?)",
-                [(photo_id, str(region), str(metric), _real(value), units.get(metric))
+                "INSERT INTO measurements(photo_id, region, metric, value, unit, se) VALUES (?,?,?,?,?,?)",
+                [(photo_id, str(region), str(metric), _real(value), units.get(metric),
+                  _real(se.get(region, {}).get(metric)))
                  for region, values in (metrics or {}).items() for metric, value in values.items()])
             if detections is not None and len(detections["kind"]):
                 conn.executemany(
@@ -455,14 +462,15 @@ class ResultStore:
     def values_frame(self) -> pd.DataFrame:
         """Tidy measurements, one row per photo, region and metric.
 
-        Columns: ``subject, session, session_index, date, photo, region, metric, value, unit``;
-        ``value`` is float64 with NaN where the metric could not be measured.
+        Columns: ``subject, session, session_index, date, photo, region, metric, value, unit, se``;
+        ``value`` is float64 with NaN where the metric could not be measured; ``se`` is the
+        photo's own standard error of it, NaN where one photo cannot tell.
         """
         rows = self._read(f"SELECT p.subject, p.session, p.session_index, p.date, p.path, m.region, m.metric,"
-                          f" m.value, m.unit FROM measurements m JOIN photos p ON p.id = m.photo_id"
+                          f" m.value, m.unit, m.se FROM measurements m JOIN photos p ON p.id = m.photo_id"
                           f" ORDER BY {_ORDER}, m.region, m.metric")
         frame = _typed(pd.DataFrame(rows, columns=_VALUE_COLUMNS))
-        frame["value"] = frame["value"].astype("float64")
+        frame[["value", "se"]] = frame[["value", "se"]].astype("float64")
         return frame
 
     def detections_frame(self) -> pd.DataFrame:

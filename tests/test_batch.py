@@ -27,7 +27,7 @@ from skinscan.series import recovery_curve, recovery_time_hours, summarise
 from skinscan.store import ResultStore
 
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut"
-TIDY = ["subject", "session", "session_index", "date", "photo", "region", "metric", "value", "unit"]
+TIDY = ["subject", "session", "session_index", "date", "photo", "region", "metric", "value", "unit", "se"]
 TREATMENT_SESSIONS = ["2026-01-05", "2026-02-06", "2026-03-10", "2026-04-09", "2026-05-12"]
 RECOVERY_SESSIONS = ["2026-01-06 day 1", "2026-01-08 day 3"]
 

@@ -6,22 +6,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinscan.series import DEFAULT_NOISE_SD, recovery_curve, recovery_time_hours, split_recovery, summarise
+from skinscan.series import recovery_curve, recovery_time_hours, split_recovery, summarise
 
 
-def _tables(values_by_session, *, metric="a_star", region="face", dates=None, times=None, excluded=()):
-    """values_by_session: list of lists (photo values per session)."""
+def _tables(values_by_session, *, metric="a_star", region="face", dates=None, times=None, excluded=(), se=np.nan):
+    """values_by_session: list of lists (photo values per session); ``se`` each photo's own standard error."""
     vrows, prows = [], []
     for i, vals in enumerate(values_by_session):
         session = f"s{i}"
         d = pd.Timestamp(dates[i]) if dates else pd.Timestamp("2026-01-01") + pd.Timedelta(days=35 * i)
         for j, v in enumerate(vals):
             photo = f"{session}/p{j}.jpg"
-            vrows.append(("me", session, i, d, photo, region, metric, v, "CIELAB a*"))
+            vrows.append(("me", session, i, d, photo, region, metric, v, "CIELAB a*", se))
             t = times[i][j] if times else (d + pd.Timedelta(hours=10, minutes=j)).isoformat()
             prows.append(("me", session, i, d, photo, "analysed", "", "", "excl" if (i, j) in excluded else "", t))
     values = pd.DataFrame(vrows, columns=["subject", "session", "session_index", "date", "photo", "region", "metric",
-                                          "value", "unit"])
+                                          "value", "unit", "se"])
     photos = pd.DataFrame(prows, columns=["subject", "session", "session_index", "date", "photo", "status", "error",
                                           "quality_flags", "excluded_by", "capture_time"])
     return values, photos
@@ -42,13 +42,26 @@ def test_mdc_from_within_session_repeats_and_labels():
     assert (s["mdc_source"] == "repeats").all()
 
 
-def test_single_photos_fall_back_to_validation_noise():
-    values, photos = _tables([[10.0], [9.9], [9.0]])
+def test_single_photos_fall_back_to_their_own_uncertainty():
+    values, photos = _tables([[10.0], [9.9], [9.0]], se=0.2)
     s = summarise(values, photos).set_index("session")
-    mdc = 1.959964 * DEFAULT_NOISE_SD["a_star"] * np.sqrt(2)
-    assert s.loc["s1", "mdc"] == pytest.approx(mdc) and s.loc["s1", "mdc_source"] == "validation"
-    assert s.loc["s1", "label"] == "no detectable change"  # 0.1 < 0.22
+    mdc = 1.959964 * np.sqrt(0.2 ** 2 + 0.2 ** 2)
+    assert s.loc["s1", "mdc"] == pytest.approx(mdc) and s.loc["s1", "mdc_source"] == "photo uncertainty"
+    assert s.loc["s1", "label"] == "no detectable change"  # 0.1 < 0.55
     assert s.loc["s2", "label"] == "improved"
+    # Repeats, where there are any, come first: the photo's own uncertainty is the fallback.
+    values, photos = _tables([[10.0, 10.1414213562], [9.0]], se=5.0)
+    assert (summarise(values, photos)["mdc_source"] == "repeats").all()
+
+
+def test_without_repeats_or_photo_uncertainty_a_change_is_not_determinable():
+    """No constant from another face stands in for a subject's own noise."""
+    values, photos = _tables([[10.0], [9.9], [3.0]])
+    s = summarise(values, photos).set_index("session")
+    assert s["mdc"].isna().all() and (s["mdc_source"] == "not determinable").all()
+    assert s.loc["s0", "label"] == "baseline"
+    assert s.loc["s1", "label"] == "not determinable" and s.loc["s2", "label"] == "not determinable"
+    assert s.loc["s2", "change_abs"] == pytest.approx(-7.0)  # the change itself is still reported
 
 
 def test_excluded_photos_leave_the_trend():
