@@ -30,7 +30,7 @@ __all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH
            "DETECTION_COLUMNS"]
 
 #: Bumped whenever a change to the pipeline changes its numbers (stored results are then redone).
-PIPELINE_VERSION = "0.3.8"
+PIPELINE_VERSION = "0.4.0"
 #: A face photographed finer than this is reduced to it first. Pore and line counts depend on the
 #: sampling (a reduction from 12 to 10 px/mm halves the pores found), so the fine relief is measured
 #: at the photo's own resolution up to this limit, twice what the 0.1 mm pores need; colour, pigment,

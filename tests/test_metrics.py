@@ -63,8 +63,18 @@ def test_roughness_tracks_band_energy_and_ignores_exposure_and_resolution(skin):
     assert r_half == pytest.approx(r0, rel=0.1)
 
 
-def test_pores_count_and_size(skin):
-    base, mask = skin
+def test_pores_count_and_size():
+    """Injected pores (0.2-0.3 mm, 0.08 OD) on skin that already has faint pores and fine relief: nearly
+    every injected pore is found, the count grows with them, and their size is read. The detector's
+    threshold is an OD contrast, not the skin's own spread: it also finds the base skin's own dips
+    (its 60 faint pores/cm2 and the deepest of its relief), so precision is judged against both."""
+    rng = np.random.default_rng(0)
+    h = w = 640
+    base = np.full((h, w, 3), (200, 150, 130), np.uint8)
+    yy, xx = np.mgrid[:h, :w]
+    mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < 300 ** 2
+    base = phantom.sensor_noise(base, 0.01, rng)
+    base, record = phantom.skin_microtexture(base, mask, mm_per_px=MM, rng=rng)
     p0 = _v(pore_metrics, base, mask)
     added = []
     for density in (20, 40):
@@ -72,15 +82,17 @@ def test_pores_count_and_size(skin):
                                      rng=np.random.default_rng(2))
         res = pore_metrics(img, mask, mm_per_px=MM)
         added.append(res.value["pore_density"] - p0["pore_density"])
-        # Precision: nearly every detection sits on an injected (or a baseline) pore.
-        blobs = res.maps["pore_blobs"]
-        d = np.linalg.norm(blobs[:, None, :2] - rec["centres_px"][None], axis=2).min(axis=1)
-        assert np.mean(d < 2.5) > 0.8
+        blobs = res.maps["pore_blobs"][:, :2]
+        found = np.linalg.norm(rec["centres_px"][:, None] - blobs[None], axis=2).min(axis=1) < 2.5
+        assert found.mean() > 0.85  # recall of the injected pores
+        pores = np.concatenate([rec["centres_px"], record["pores"]["centres_px"]])
+        on_a_pore = np.linalg.norm(blobs[:, None] - pores[None], axis=2).min(axis=1) < 2.5
+        assert on_a_pore.mean() > 0.5
         assert res.value["pore_area_pct"] > p0["pore_area_pct"]
-        assert 0.15 < res.value["pore_diameter_mm"] < 0.4
-    # Recall is partial (the detector keeps only pores that stand out of the baseline relief,
-    # itself pore-sized) but constant: twice the pores, twice the count.
-    assert 0.25 * 20 < added[0] < 1.1 * 20
+        assert 0.2 < res.value["pore_diameter_mm"] < 0.3
+    # Dense pores share their 0.4 mm neighbourhoods with the base skin's dips (one detection each), so
+    # the count grows by about half the injected density, and twice as much for twice the pores.
+    assert 0.35 * 20 < added[0] < 1.1 * 20
     assert added[1] / added[0] == pytest.approx(2.0, rel=0.3)
 
 
@@ -90,57 +102,57 @@ def test_pores_are_not_read_on_scars_nor_at_the_edge_of_the_skin(skin):
     scarred, rec = phantom.add_scars(base, mask, mm_per_px=MM, density_per_cm2=1.5, diameter_mm=(1.5, 3.0),
                                      rng=np.random.default_rng(8))
     with_test = pore_metrics(scarred, mask, mm_per_px=MM)
-    without = pore_metrics(scarred, mask, mm_per_px=MM, outscale_mm=())
+    without = pore_metrics(scarred, mask, mm_per_px=MM, max_diameter_mm=np.inf)
 
-    def on_scars(res):
-        b = res.maps["pore_blobs"]
-        d = np.linalg.norm(b[:, None, :2] - rec["centres_px"][None], axis=2)
-        return int(np.sum((d < 0.6 * rec["diameters_px"][None]).any(axis=1)))
-
-    # A 1.5-3 mm pit has pore-sized parts (its floor, its shaded wall) that read as large pores;
-    # scale selection past the band gives them back to the larger structure.
+    # A 1.5-3 mm pit is a dip to the band-pass too: without the size test its floor reads as large
+    # pores; scale selection past 1 mm gives it back to the larger structure.
     v0, v, raw = p0.value, with_test.value, without.value
-    assert on_scars(without) >= 3 and on_scars(with_test) < on_scars(without)
-    assert raw["pore_diameter_mm"] > v0["pore_diameter_mm"] + 0.04
+    assert raw["pore_diameter_mm"] > v0["pore_diameter_mm"] + 0.04 and raw["pore_area_pct"] > 2 * v0["pore_area_pct"]
     assert v["pore_diameter_mm"] == pytest.approx(v0["pore_diameter_mm"], abs=0.02)
-    assert raw["pore_area_pct"] > 2 * v0["pore_area_pct"]
-    assert v["pore_area_pct"] < 1.5 * v0["pore_area_pct"]
-    # Skin beside a bright non-skin band (an eye white, the photo's edge): the band's edge makes
-    # dark-side blobs, which must not count as pores.
+    assert v["pore_area_pct"] < 1.2 * v0["pore_area_pct"]
+    # Skin beside a bright non-skin band (an eye white, the photo's edge): its edge is not a pore. The
+    # skin's own pores within 0.3 mm of it still are: as many as without the band.
     h, w = base.shape[:2]
     banded = base.copy()
     banded[:, : w // 2 - 40] = 250
     half = mask & (np.arange(w)[None, :] >= w // 2 - 40)
-    b = pore_metrics(banded, half, mm_per_px=MM).maps["pore_blobs"]
-    assert np.sum(b[:, 0] < w // 2 - 40 + 0.3 / MM) <= 1
+    near = [np.sum(pore_metrics(img, half, mm_per_px=MM).maps["pore_blobs"][:, 0] < w // 2 - 40 + 0.3 / MM)
+            for img in (banded, base)]
+    assert near[0] <= near[1] + 1
 
 
-def test_pore_scale_selection_is_the_detectors_response_and_continuous_in_scale():
-    import cv2
+def test_pore_diameter_by_scale_selection_is_true_and_continuous_in_scale():
+    """A Gaussian pit of sigma s reads 2 sqrt(2) s across (where the normalised LoG peaks), and a 0.4 mm
+    pit photographed a hair finer or coarser reads the same size in mm."""
+    from skinscan.metrics.pores import scale_select
 
-    from skinscan.metrics._common import blur
-    from skinscan.metrics.pores import OUTSCALE_MM, _outscale_response
-
-    # At the blob centres, exactly what blurring the whole signal and taking OpenCV's Laplacian
-    # (the detector's own response) gives there.
-    rng = np.random.default_rng(0)
-    signal = cv2.GaussianBlur(rng.normal(size=(200, 220)).astype(np.float32), (0, 0), 2)
-    ys, xs = rng.integers(30, 170, 40), rng.integers(30, 190, 40)
-    blobs = {"x": xs.astype(float), "y": ys.astype(float)}
-    for s in (2.0, 5.7):
-        whole = cv2.Laplacian(blur(signal, s), cv2.CV_32F, ksize=3, scale=-(s * s))[ys, xs]
-        got = _outscale_response(signal, blobs, 0.7 / (2 * np.sqrt(2)) / s, (0.7,))
-        np.testing.assert_allclose(got, whole, atol=1e-4 * np.abs(whole).max())
-    # A 1 mm pit read at scales around 12.1 px/mm, where a copy halved once or not at all used to
-    # be chosen: the response moved 7% between photos 0.2% apart in scale.
-    yy, xx = np.mgrid[:301, :301]
-    out = []
+    yy, xx = np.mgrid[:201, :201]
+    for sigma in (1.5, 2.5, 4.0):
+        pit = (0.05 * np.exp(-((xx - 100) ** 2 + (yy - 100) ** 2) / (2 * sigma ** 2))).astype(np.float32)
+        d = scale_select(pit, np.array([100]), np.array([100]), np.geomspace(2, 30, 17))[0]
+        assert d == pytest.approx(2 * np.sqrt(2) * sigma, rel=0.05)
+    sizes = []
     for px_per_mm in np.linspace(11.9, 12.3, 21):
-        s = px_per_mm / (2 * np.sqrt(2))
-        pit = 0.05 * np.exp(-((xx - 150) ** 2 + (yy - 150) ** 2) / (2 * s * s)).astype(np.float32)
-        out.append(_outscale_response(pit, {"x": np.array([150.0]), "y": np.array([150.0])}, 1 / px_per_mm,
-                                      OUTSCALE_MM)[0])
-    assert np.ptp(out) < 0.005 * np.mean(out)
+        s = 0.4 * px_per_mm / (2 * np.sqrt(2))
+        pit = (0.05 * np.exp(-((xx - 100) ** 2 + (yy - 100) ** 2) / (2 * s * s))).astype(np.float32)
+        sizes.append(scale_select(pit, np.array([100]), np.array([100]),
+                                  np.geomspace(0.12, 2.0, 17) * px_per_mm)[0] / px_per_mm)
+    assert np.ptp(sizes) < 0.01 * np.mean(sizes) and np.mean(sizes) == pytest.approx(0.4, rel=0.05)
+
+
+def test_the_pore_threshold_is_an_od_contrast_or_the_photos_own_noise():
+    """A clean photo: the absolute 0.023 OD contrast holds. A noisy one: the noise floor takes over, so
+    noise does not become pores; neither depends on how many pores the skin has."""
+    from skinscan.metrics.pores import DETECTOR, detect_pores
+
+    rng = np.random.default_rng(5)
+    flat = np.full((300, 300), 0.4, np.float32)
+    mask = np.ones((300, 300), bool)
+    clean = detect_pores(flat + rng.normal(0, 0.002, flat.shape).astype(np.float32), mask, mm_per_px=MM)
+    assert clean["threshold_od"] == DETECTOR["min_contrast_od"] and len(clean["x"]) == 0
+    noisy = detect_pores(flat + rng.normal(0, 0.05, flat.shape).astype(np.float32), mask, mm_per_px=MM)
+    assert noisy["threshold_od"] > 2 * DETECTOR["min_contrast_od"]
+    assert len(noisy["x"]) < 5  # a handful of noise peaks past 5 SD, not thousands
 
 
 def test_skin_with_a_clipped_red_channel_keeps_its_redness(skin):

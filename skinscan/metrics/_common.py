@@ -542,6 +542,26 @@ class SkinImage:
         return self._cache[key]
 
     @property
+    def green_od(self) -> np.ndarray:
+        """Optical density of the photo's own green channel (larger = darker), float32 (H, W): the
+        pores' signal (green carries most of a pore's contrast, and is a camera's best-sampled channel).
+
+        The light gains are left out: they only add a constant to the density, which the pores'
+        band-pass removes, and applied they would clip bright skin at white and flatten its pores.
+        """
+        if "green_od" not in self._cache:
+            from ..color import srgb_to_linear
+
+            if self.rgb.dtype == np.uint8:
+                lin = srgb_to_linear(np.arange(256, dtype=np.uint8))
+                table = (-np.log10(np.maximum(lin, 1e-4))).astype(np.float32).reshape(1, 256)
+                self._cache["green_od"] = cv2.LUT(np.ascontiguousarray(self.rgb[..., 1]), table)
+            else:
+                g = np.ascontiguousarray(srgb_to_linear(self.rgb[..., 1]), dtype=np.float32)
+                self._cache["green_od"] = cv2.log(np.maximum(g, np.float32(1e-4))) * np.float32(-1 / np.log(10))
+        return self._cache["green_od"]
+
+    @property
     def darkness(self) -> np.ndarray:
         """Grey optical density of luminance (larger = darker): the signal for relief (pores, scars, lines, texture).
 
