@@ -21,8 +21,9 @@ from .geometry import Scale, estimate_scale
 from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
 from .metrics import compute_metrics
-from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_gains, light_reference,
+from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_reference,
                       reference_checks)
+from .light import ABSOLUTE_COLOUR, choose_light
 from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 from .uncertainty import measurement_se
 
@@ -76,7 +77,8 @@ class PhotoAnalysis:
         Linear per-channel gains that normalise the photo's light (see ``quality.light_gains``).
     light_source : str
         What the light was normalised on: ``"chart"`` (a ColorChecker), ``"sclera"``,
-        ``"background"`` or ``"none"``.
+        ``"background"`` or ``"none"`` (no reference trustworthy: the absolute colour metrics are
+        NaN; see :mod:`skinscan.light`).
     metrics : dict
         ``{region: {metric: value}}`` (empty when analysed with ``metrics=False``).
     metric_notes : dict
@@ -125,6 +127,7 @@ class PhotoAnalysis:
     photo_px_per_mm: float = float("nan")
     photo_to_crop: np.ndarray = field(default_factory=lambda: np.eye(2, 3))
     rotation_deg: int = 0
+    light_reason: str = ""
     detections: dict = field(default_factory=lambda: _detection_columns([]))
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
@@ -183,6 +186,7 @@ class PhotoAnalysis:
             "canonical_residual_mm": self.canonical_residual_mm,
             "alignment_residual_mm": self.alignment.residual_rms_mm if self.alignment else float("nan"),
             "light_source": self.light_source,
+            "light_note": self.light_reason,
             "rotation_deg": self.rotation_deg,
             "quality_flags": ";".join(self.failed_checks),
             "excluded_by": ";".join(self.excluded_by),
@@ -308,7 +312,8 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
             rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
             thresholds=thresholds, photo_px_per_mm=scale_full.px_per_mm,
         )
-        gains, light_source = light_gains(light)
+        choice = choose_light(light, _skin_colour(rgb, masks["face"]))
+        gains, light_source = choice.gains, choice.source
         if rotation_deg:
             quality.append(QualityCheck(
                 "rotation", float(rotation_deg), 0.0, "<=", "deg", False,
@@ -319,6 +324,11 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
                                         maps_shape=rgb.shape[:2] if keep_maps else None,
                                         full_resolution=full_resolution, families=families)
+        if not choice.trusted:  # no absolute colour from a light nobody knows
+            for region in values.values():
+                region.update({k: float("nan") for k in ABSOLUTE_COLOUR if k in region})
+            extra["notes"]["colour"] = (f"a*, erythema index and ITA not measured: {choice.reason}; put a colour "
+                                        "chart in the frame or keep the eyes open")
     alignment = None
     with clock("alignment"):
         if callable(reference):
@@ -351,7 +361,8 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         light_source=light_source,
         metrics=values,
         metric_notes=extra["notes"],
-        uncertainty=measurement_se(values, detections, region_area_mm2),
+        uncertainty=measurement_se(values, detections, region_area_mm2, colour_se=choice.colour_se),
+        light_reason=choice.reason,
         maps=extra["maps"] if keep_maps else {},
         photo_px_per_mm=scale_full.px_per_mm,
         photo_to_crop=photo_to_crop,
@@ -431,6 +442,15 @@ def _turn(degrees: int, shape: tuple[int, int]) -> np.ndarray:
     if degrees == 180:
         return np.array([[-1.0, 0.0, w - 1.0], [0.0, -1.0, h - 1.0]])
     return np.eye(2, 3)
+
+
+def _skin_colour(rgb: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """The face's median colour in linear RGB, from a grid of about 20,000 of its pixels."""
+    from .color import srgb_to_linear
+
+    step = max(int(np.sqrt(max(np.count_nonzero(skin), 1) / 20_000)), 1)
+    px = rgb[::step, ::step][skin[::step, ::step]]
+    return np.median(srgb_to_linear(px), axis=0) if len(px) else np.full(3, 0.3)
 
 
 class _Clock:

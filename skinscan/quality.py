@@ -10,7 +10,7 @@ import numpy as np
 
 from ._filters import blur, mask_box, shrink, wide_blur
 from .color import luminance, srgb_to_linear
-from .geometry import Scale, iris_diameters_px
+from .geometry import EYES_CLOSED_BLINK, eyes_closed, Scale, iris_diameters_px
 from .landmarks import LEFT_IRIS, RIGHT_IRIS, FaceLandmarks
 
 __all__ = [
@@ -20,7 +20,6 @@ __all__ = [
     "ColorChecker",
     "detect_colorchecker",
     "light_reference",
-    "light_gains",
     "SCLERA_TARGET",
     "sclera_mask",
     "sharpness",
@@ -99,6 +98,15 @@ class LightReference:
     background_pixels: int = 0
     chart_rgb: tuple[float, float, float] = (float("nan"),) * 3
     chart_patches: int = 0
+    #: Each eye's sclera (subject's right, left) read on its own: their disagreement is the
+    #: sclera's own uncertainty (lashes, lid shadow, glare in a squint).
+    sclera_eyes_rgb: tuple = ((float("nan"),) * 3, (float("nan"),) * 3)
+    #: The background's four sides (top, bottom, left, right) read on their own.
+    background_sides_rgb: tuple = ()
+    #: Relative RMS residual, per channel, of the chart's neutrals after its gains.
+    chart_residual: tuple[float, float, float] = (float("nan"),) * 3
+    #: The eyes were closed (a blink blendshape of 0.5 or more): no sclera was read.
+    eyes_closed: bool = False
 
     def gains_to(self, other: "LightReference", *, use: str = "sclera") -> np.ndarray:
         """Per-channel linear gains that map this photo's light onto ``other``'s (NaN if unknown).
@@ -113,34 +121,6 @@ class LightReference:
 
 #: Linear-light colour the sclera is normalised to: a neutral white of sRGB ~200.
 SCLERA_TARGET = 0.58
-
-
-def light_gains(light: LightReference, *, min_pixels: int = 30, min_chart_patches: int = 2) -> tuple[np.ndarray, str]:
-    """Per-channel linear gains that bring a photo's light to a fixed white, and the reference used.
-
-    A ColorChecker in the frame (at least ``min_chart_patches`` unclipped neutral patches) gives
-    the gains that map its neutrals onto their reference colours. Otherwise the sclera (whites of
-    the eyes) is taken to be neutral and of a fixed brightness, so a photo's white balance and
-    exposure are undone without looking at the skin being measured; when the sclera is not
-    visible (closed eyes, glasses) the background is used for the colour cast only; otherwise the
-    photo is left as it is.
-
-    Returns
-    -------
-    gains : ndarray, shape (3,)
-    source : str
-        ``"chart"``, ``"sclera"``, ``"background"`` or ``"none"``.
-    """
-    chart = np.asarray(light.chart_rgb, dtype=np.float64)
-    if light.chart_patches >= min_chart_patches and np.all(np.isfinite(chart)) and np.all(chart > 0):
-        return np.clip(1.0 / chart, 0.25, 4.0), "chart"
-    sclera = np.asarray(light.sclera_rgb, dtype=np.float64)
-    if light.sclera_pixels >= min_pixels and np.all(np.isfinite(sclera)) and np.all(sclera > 0.02):
-        return np.clip(SCLERA_TARGET / sclera, 0.25, 4.0), "sclera"
-    bg = np.asarray(light.background_rgb, dtype=np.float64)
-    if light.background_pixels >= min_pixels and np.all(np.isfinite(bg)) and np.all(bg > 0.02):
-        return np.clip(bg.mean() / bg, 0.5, 2.0), "background"
-    return np.ones(3), "none"
 
 
 #: The ColorChecker Classic's neutral row, white to black: patch indices 18-23 of OpenCV's MCC24 order.
@@ -307,8 +287,14 @@ def sclera_mask(rgb: np.ndarray, face: FaceLandmarks) -> np.ndarray:
     Lashes, lid shadow and the caruncle are darker than the sclera, so only eye pixels above the
     median luminance of the eye's non-iris pixels are kept.
     """
+    right, left = sclera_masks(rgb, face)
+    return right | left
+
+
+def sclera_masks(rgb: np.ndarray, face: FaceLandmarks) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`sclera_mask` of each eye on its own (the subject's right, left)."""
     h, w = rgb.shape[:2]
-    out = np.zeros((h, w), dtype=bool)
+    out = []
     diam = iris_diameters_px(face).mean(axis=1)
     yy, xx = np.ogrid[:h, :w]
     for eye, iris, d in ((RIGHT_EYE, RIGHT_IRIS, diam[0]), (LEFT_EYE, LEFT_IRIS, diam[1])):
@@ -317,12 +303,13 @@ def sclera_mask(rgb: np.ndarray, face: FaceLandmarks) -> np.ndarray:
         r = 0.6 * d
         box = (slice(max(int(c[1] - 3 * d), 0), int(c[1] + 3 * d) + 1), slice(max(int(c[0] - 4 * d), 0), int(c[0] + 4 * d) + 1))
         sub = m[box] & (((xx[:, box[1]] - c[0]) ** 2 + (yy[box[0]] - c[1]) ** 2) > r * r)
-        if sub.sum() < 4:
-            continue
-        y = luminance(rgb[box])
-        sub &= y > np.median(y[sub])
-        out[box] |= sub
-    return out
+        eye = np.zeros((h, w), dtype=bool)
+        if sub.sum() >= 4:
+            y = luminance(rgb[box])
+            sub &= y > np.median(y[sub])
+            eye[box] = sub
+        out.append(eye)
+    return out[0], out[1]
 
 
 def _rank_mean(rgb8: np.ndarray) -> tuple[float, float, float]:
@@ -369,7 +356,11 @@ def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray 
         Look for a ColorChecker.
     """
     s_rgb, s_face = (rgb, face) if sclera_in is None else sclera_in
-    sclera = sclera_mask(s_rgb, s_face) if sclera is None else sclera
+    closed = eyes_closed(face) >= EYES_CLOSED_BLINK
+    eyes = sclera_masks(s_rgb, s_face) if sclera is None else (sclera, np.zeros_like(sclera))
+    if closed:  # closed lids are skin, not the whites of the eyes
+        eyes = (np.zeros(s_rgb.shape[:2], bool),) * 2
+    sclera = eyes[0] | eyes[1]
     h, w = rgb.shape[:2]
     # A grid sample of the strip is plenty for a rank mean, and keeps a 12 MP photo cheap.
     step = max(1, int(np.ceil(max(h, w) / 1024)))
@@ -383,12 +374,19 @@ def light_reference(rgb: np.ndarray, face: FaceLandmarks, *, sclera: np.ndarray 
     bg[:, :band] = bg[:, -band:] = True
     bg[max(int(y0 - 0.5 * fh), 0):int(y1 + 0.5 * fh), max(int(x0 - 0.5 * fw), 0):int(x1 + 0.5 * fw)] = False
     found = detect_colorchecker(rgb) if chart else None
-    chart_rgb, n_chart = (np.nan, np.nan, np.nan), 0
+    chart_rgb, n_chart, residual = (np.nan, np.nan, np.nan), 0, (np.nan, np.nan, np.nan)
     if found is not None:
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):
             chart_rgb, n_chart = tuple(float(v) for v in 1.0 / found.gains), int(found.usable.sum())
+            ok = found.usable
+            fitted = found.neutral_rgb[ok] * found.gains
+            residual = tuple(float(v) for v in np.sqrt(np.mean((fitted / found.reference_rgb[ok] - 1) ** 2, axis=0)))
+    sides = [bg[:band], bg[-band:], bg[band:-band, :band], bg[band:-band, -band:]]
+    grids = [grid[:band], grid[-band:], grid[band:-band, :band], grid[band:-band, -band:]]
     return LightReference(_rank_mean(s_rgb[sclera]), _rank_mean(grid[bg]), int(sclera.sum()), int(bg.sum()),
-                          chart_rgb, n_chart)
+                          chart_rgb, n_chart, sclera_eyes_rgb=tuple(_rank_mean(s_rgb[e]) for e in eyes),
+                          background_sides_rgb=tuple(_rank_mean(g[m]) for g, m in zip(grids, sides)),
+                          chart_residual=residual, eyes_closed=closed)
 
 
 def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
