@@ -544,7 +544,8 @@ def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: in
     finally:
         cv2.setNumThreads(threads)
         refs_file.unlink(missing_ok=True)
-        remove_stale_temporaries(out)
+        for sub in ("", "regions", "canonical"):  # a worker stopped while writing an image left its part
+            remove_stale_temporaries(out / sub)
 
 
 def _remove_stale_references(out: Path) -> None:

@@ -237,13 +237,14 @@ def _floor(path: Path, landmarker, a, stages: dict, decode_s: float, repeats: in
     (``a``: its analysis without metrics): decoding it, finding the face, and the pore detector
     (its relief signal and scale space) on the face crop reduced, as the analysis reduces a
     finer photo, to the coarsest resolution pores are measured at
-    (:data:`~skinscan.metrics.pores.MIN_PX_PER_MM_PORES`); no skin mask, no other stage, and not
-    the reduction itself (so the floor is if anything low). A photo too coarse for pores is an
+    (the pores' resolution floor, :data:`~skinscan.metrics.FAMILY_FLOORS`); no skin mask, no other
+    stage, and not the reduction itself (so the floor is if anything low). A photo too coarse for pores is an
     error: there is nothing to time.
     """
     from .analysis import analyse_photo
-    from .metrics import compute_metrics
-    from .metrics.pores import MIN_PX_PER_MM_PORES
+    from .metrics import FAMILY_FLOORS, compute_metrics
+
+    floor_px_per_mm = FAMILY_FLOORS["pores"]
 
     def pores_s(b):
         def run():
@@ -254,10 +255,10 @@ def _floor(path: Path, landmarker, a, stages: dict, decode_s: float, repeats: in
                 raise RuntimeError(f"the floor's pores were not measured at {b.scale.px_per_mm:.2f} px/mm")
             return _median_time(run, max(repeats, 3))
 
-    low = pores_s(analyse_photo(path, landmarker=landmarker, metrics=False, max_px_per_mm=MIN_PX_PER_MM_PORES))
+    low = pores_s(analyse_photo(path, landmarker=landmarker, metrics=False, max_px_per_mm=floor_px_per_mm))
     own = pores_s(a)
     total = decode_s + stages.get("landmarks", 0.0) + low
-    return {"decode_s": decode_s, "landmarks_s": stages.get("landmarks", 0.0), "pores_px_per_mm": MIN_PX_PER_MM_PORES,
+    return {"decode_s": decode_s, "landmarks_s": stages.get("landmarks", 0.0), "pores_px_per_mm": floor_px_per_mm,
             "pores_s": low, "pores_own_s": own, "total_s": total, "over_decode": total / decode_s}
 
 

@@ -67,7 +67,7 @@ class QualityCheck:
 class QualityThresholds:
     """Thresholds of the quality checks (defaults chosen for the pore band, 0.1–0.5 mm)."""
 
-    min_px_per_mm: float = 10.0  # a 0.15 mm pore is then 1.5 px across; below, pores are not measurable
+    min_px_per_mm: float = 8.0  # the pores' resolution floor (skinscan.metrics.FAMILY_FLOORS): below, no pores
     min_sharpness: float = 0.45  # sharp samples 0.73-0.77; a Gaussian blur of sigma 0.1 mm gives 0.46-0.49
     max_clipped_pct: float = 15.0  # the skin mask drops clipped pixels; beyond this too much skin is lost
     max_dark_pct: float = 2.0
@@ -478,7 +478,7 @@ def assess_quality(rgb: np.ndarray, face: FaceLandmarks, scale: Scale, skin: np.
     expr_name, expr = max(((k, shapes.get(k, 0.0)) for k in _SKIN_EXPRESSIONS), key=lambda kv: kv[1])
     checks = [
         _check("resolution", res_px_per_mm, t.min_px_per_mm, ">=", "px/mm",
-               "enough for pores (0.1-0.5 mm)" if res_px_per_mm >= t.min_px_per_mm else
+               "enough for pores" if res_px_per_mm >= t.min_px_per_mm else
                "too coarse for pores; move closer or use the rear camera"),
         _check("sharpness", sharp, t.min_sharpness, ">=", "ratio", "fine/coarse skin detail (low = blurred)"),
         _check("clipped_highlights", clipped, t.max_clipped_pct, "<=", "% of skin", "skin pixels at 250+"),

@@ -45,18 +45,22 @@ def test_stage_times_add_up_to_the_whole_analysis(report):
     rep, _ = report
     for size in ("12mp", "3mp"):
         stages = rep.stages[size]
-        for name in ("decode", "landmarks", "regions", "quality", "alignment", "metrics.pores", "writing"):
+        for name in ("decode", "landmarks", "regions", "quality", "alignment", "metrics.texture", "writing"):
             assert stages[name] > 0, (size, name)
         inside = sum(v for k, v in stages.items() if k != "writing")
         # The stages cover the analysis: what is left is bookkeeping between them.
         assert inside == pytest.approx(rep.analysis_s[size], rel=0.25)
         assert rep.decode_s[size] > 0
+    # At 6.2 px/mm (3 MP) the pores are under their floor: not run at all.
+    assert rep.stages["12mp"]["metrics.pores"] > 0 and "metrics.pores" not in rep.stages["3mp"]
 
 
 def test_the_floor_is_the_decode_the_landmarks_and_the_pores_at_their_lowest_resolution(report):
     rep, _ = report
     fl = rep.floor
-    assert fl["pores_px_per_mm"] == 10.0
+    from skinscan.metrics import FAMILY_FLOORS
+
+    assert fl["pores_px_per_mm"] == FAMILY_FLOORS["pores"]
     assert fl["total_s"] == pytest.approx(fl["decode_s"] + fl["landmarks_s"] + fl["pores_s"])
     assert fl["over_decode"] == pytest.approx(fl["total_s"] / rep.decode_s["12mp"])
     assert fl["pores_s"] > 0 and fl["pores_own_s"] > 0
@@ -64,7 +68,7 @@ def test_the_floor_is_the_decode_the_landmarks_and_the_pores_at_their_lowest_res
 
 
 def test_the_floor_times_pores_that_were_measured(report, landmarker):
-    # The 3 MP photo's face is at 6.2 px/mm, under the pores' 10: their early return is no floor.
+    # The 3 MP photo's face is at 6.2 px/mm, under the pores' floor: pores not run are no floor.
     from skinscan.analysis import analyse_photo
     from skinscan.benchmark import _floor
 

@@ -1,5 +1,6 @@
 """Metric kernels on synthetic skin with known injected ground truth (the phantom's own records)."""
 
+import cv2
 import numpy as np
 import pytest
 
@@ -182,10 +183,21 @@ def test_skin_with_a_clipped_red_channel_keeps_its_redness(skin):
     assert got["a_star"] == pytest.approx(_v(redness, lit, dim)["a_star"], abs=0.5)
 
 
-def test_pores_not_measurable_at_low_resolution(skin):
+def test_each_family_is_nan_below_its_resolution_floor(skin):
+    """Below a family's measured floor its metrics are NaN with the reason; the others are measured."""
+    from skinscan.metrics import FAMILY_FLOORS
+
     base, mask = skin
-    res = pore_metrics(base, mask, mm_per_px=0.2)
-    assert np.isnan(res.value["pore_density"]) and "px/mm" in res.notes["pores"]
+    small = cv2.resize(base, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)  # 3 px/mm
+    m = cv2.resize(mask.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    values, extra = compute_metrics(small, {"face": m}, mm_per_px=MM * 4)
+    face = values["face"]
+    for family in ("pores", "wrinkles", "texture"):
+        assert FAMILY_FLOORS[family] > 3.0 and "3.0 px/mm" in extra["notes"][family]
+    assert np.isnan(face["pore_density"]) and np.isnan(face["wrinkle_density"]) and np.isnan(face["roughness"])
+    assert np.isfinite(face["a_star"]) and np.isfinite(face["spot_area_pct"]) and np.isfinite(face["scar_density"])
+    measured, _ = compute_metrics(small, {"face": m}, mm_per_px=MM * 4, min_resolution=False)
+    assert np.isfinite(measured["face"]["roughness"])  # what the floors are measured with
 
 
 def test_scars_counted_and_not_confused_with_spots_or_lines(skin):

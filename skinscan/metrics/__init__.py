@@ -19,7 +19,8 @@ from .scars import SCAR_KEYS, scar_metrics
 from .texture import TEXTURE_KEYS, roughness
 from .wrinkles import WRINKLE_KEYS, wrinkle_metrics
 
-__all__ = ["MetricResult", "SkinImage", "METRICS", "METRIC_UNITS", "HIGHER_IS_WORSE", "compute_metrics",
+__all__ = ["MetricResult", "SkinImage", "METRICS", "METRIC_UNITS", "HIGHER_IS_WORSE", "RESOLUTION_FLOORS", "FAMILY_FLOORS",
+           "compute_metrics",
            "redness", "roughness", "pore_metrics", "scar_metrics", "wrinkle_metrics", "pigmentation_metrics",
            "ita_degrees"]
 
@@ -33,12 +34,20 @@ METRICS = {
     "pigmentation": (pigmentation_metrics, PIGMENT_KEYS),
 }
 METRIC_UNITS = {k: u for _, keys in METRICS.values() for k, u in keys.items()}
+#: The coarsest resolution (px/mm at the face) at which each family reads what a finer photo reads
+#: (within 10%, its unit tolerance or twice its own standard error), measured on the real close-up
+#: of ``tests/data/porenet`` by :func:`skinscan.floors.measure_floors` (``docs/validation.md``), and
+#: the same for every metric of a family (the largest of theirs: a family is measured together).
+#: Below it the metric is NaN, with the reason in the notes.
+FAMILY_FLOORS = {"redness": 1.0, "pigmentation": 2.0, "scars": 2.5, "texture": 4.0, "wrinkles": 4.9, "pores": 8.0}
+RESOLUTION_FLOORS = {k: FAMILY_FLOORS[name] for name, (_, keys) in METRICS.items() for k in keys}
 #: Direction of each metric: True when a higher value is worse skin; ITA° is a descriptor.
 HIGHER_IS_WORSE = {k: k != "ita_deg" for k in METRIC_UNITS}
 
 
 def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, timings: dict | None = None,
-                    maps_shape: tuple[int, int] | None = None, full_resolution: bool = False) -> tuple[dict, dict]:
+                    maps_shape: tuple[int, int] | None = None, full_resolution: bool = False,
+                    min_resolution: bool = True) -> tuple[dict, dict]:
     """Run every metric family on one photo.
 
     The work is done in the bounding box of the masks (plus a margin for the filters), so the
@@ -62,6 +71,9 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
         they are left at the resolution and in the box each family worked in.
     full_resolution : bool
         Run every family at the photo's resolution instead of its working resolution.
+    min_resolution : bool
+        Leave out a family below its resolution floor (:data:`FAMILY_FLOORS`): its metrics are NaN,
+        with the reason in the notes; False measures it anyway (to measure the floors).
 
     Returns
     -------
@@ -87,9 +99,16 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     # scar's shaded wall is part of that feature) and texture last (it leaves out the discrete
     # features the others found).
     order = {"pigmentation": -2, "scars": -1, "texture": 1}
+    px_per_mm = 1.0 / mm_per_px
     for name in sorted(wanted, key=lambda n: order.get(n, 0)):
         t0 = time.perf_counter()
-        fn, _ = METRICS[name]
+        fn, keys = METRICS[name]
+        if min_resolution and FAMILY_FLOORS[name] > px_per_mm * 1.001:  # not run: NaN, and why
+            for region in values.values():
+                region.update(dict.fromkeys(keys, float("nan")))
+            notes[name] = (f"{name} not measured at {px_per_mm:.1f} px/mm: {'they need' if len(keys) > 1 else 'it needs'}"
+                           f" {FAMILY_FLOORS[name]:g} px/mm or more (move closer or use the rear camera)")
+            continue
         kwargs = {}
         if name == "texture":
             kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px)

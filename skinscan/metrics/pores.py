@@ -42,11 +42,9 @@ from .._filters import mask_box
 from ._common import MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detections, skin_image
 
 __all__ = ["pore_metrics", "detect_pores", "band_pass", "candidates", "round_dips", "scale_select", "noise_sd_od",
-           "dog_noise_gain", "PORE_KEYS", "DETECTOR", "MIN_PX_PER_MM_PORES"]
+           "dog_noise_gain", "PORE_KEYS", "DETECTOR"]
 
 PORE_KEYS = {"pore_density": "per cm2", "pore_area_pct": "%", "pore_diameter_mm": "mm"}
-#: Below this resolution pores are not measured (NaN, with the reason).
-MIN_PX_PER_MM_PORES = 10.0
 
 #: The detector's parameters, every one physical; chosen on the cheek of the labelled close-up
 #: (maximising its F1 averaged over the scale x 1/1.1, 1, 1.1), see ``docs/validation.md``.
@@ -64,7 +62,7 @@ DETECTOR = {
 }
 
 
-def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, min_px_per_mm: float = MIN_PX_PER_MM_PORES,
+def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, min_px_per_mm: float = 0.0,
                  exclude: np.ndarray | None = None, **params) -> MetricResult:
     """Pore density, area and size per region, from :func:`detect_pores`.
 
@@ -76,7 +74,8 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, min_px_per_mm: float =
         The skin to measure.
     mm_per_px : float
     min_px_per_mm : float
-        Below this resolution every value is NaN, with the reason in ``notes``.
+        Below this resolution every value is NaN, with the reason in ``notes`` (in the pipeline,
+        :func:`skinscan.metrics.compute_metrics` applies the measured floor of each metric).
     exclude : ndarray of bool, optional
         Where a dip is not a pore (inside a brown spot or on a scar, whose mottled floor and
         edges hold pore-sized dips).
@@ -105,8 +104,8 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, min_px_per_mm: float =
     img = skin_image(rgb, mm_per_px)
     masks = as_masks(mask, img.shape)
     if 1.0 / mm_per_px < min_px_per_mm:
-        why = (f"pores not measurable at {1 / mm_per_px:.1f} px/mm: pores of 0.2 mm need {min_px_per_mm:.0f} px/mm "
-               "or more (move closer or use the rear camera)")
+        why = (f"pores not measurable at {1 / mm_per_px:.1f} px/mm: they need {min_px_per_mm:g} px/mm or more "
+               "(move closer or use the rear camera)")
         nan = {"pore_density": np.nan, "pore_area_pct": np.nan, "pore_diameter_mm": np.nan}
         return MetricResult({k: dict(nan) for k in masks}, notes={"pores": why})
     if exclude is not None:
