@@ -759,12 +759,16 @@ def _before_after(out: Path, photos, summary, subject: str, landmarker: _LazyLan
         imgs.append(rgb)
         valid &= v & skin.astype(bool)
         for key, name in (("redness", "a_star"), ("texture", "texture")):
+            if name not in a.maps:  # a family under its resolution floor has no map
+                continue
             m = np.abs(a.maps[name]) * 100 if key == "texture" else a.maps[name]
             w, _ = warp_to_canonical(np.ascontiguousarray(m, dtype=np.float32), a.face, mm_per_px=a.scale.mm_per_px,
                                      frame=frame)
             maps[key].append(cv2.GaussianBlur(w, (0, 0), 2.0 * frame.px_per_mm))
     heat = {}
     for key, unit in (("redness", "Δ a*"), ("texture", "Δ relief (a.u.)")):
+        if len(maps[key]) < 2:
+            continue
         d = maps[key][1] - maps[key][0]
         heat[key] = (np.where(valid, d, np.nan).astype(np.float32), unit)
     return {"baseline_rgb": imgs[0], "latest_rgb": imgs[1], "valid": valid, "heatmaps": heat,
