@@ -3,6 +3,7 @@
 The public API: load a photo, analyse it end to end, or call each stage on plain arrays.
 """
 
+from ._version import __version__
 from .align import align_to_reference, canonical_frame, warp_to_canonical
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
 from .errors import (CalibrationError, FaceTooSmallError, ImageLoadError, ModelError, NoFaceError,
@@ -15,7 +16,6 @@ from .model import canonical_mesh, resolve_model_path, verify_model
 from .quality import QualityCheck, QualityThresholds, assess_quality
 from .regions import REGION_NAMES, draw_regions, region_masks
 
-__version__ = "0.1.0"
 
 __all__ = [
     "PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "Photo", "load_photo", "FaceLandmarker",

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from ._filters import shrink
+from ._version import PIPELINE_VERSION
 from .align import Alignment, align_to_reference, canonical_fit_residual_mm, canonical_frame, warp_to_canonical
 from .errors import FaceTooSmallError, NoFaceError
 from .geometry import Scale, estimate_scale
@@ -30,8 +31,6 @@ from .uncertainty import measurement_se
 __all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH_PX", "MAX_PX_PER_MM",
            "DETECTION_COLUMNS"]
 
-#: Bumped whenever a change to the pipeline changes its numbers (stored results are then redone).
-PIPELINE_VERSION = "0.4.0"
 #: A face photographed finer than this is reduced to it first. Pore and line counts depend on the
 #: sampling (a reduction from 12 to 10 px/mm halves the pores found), so the fine relief is measured
 #: at the photo's own resolution up to this limit, twice what the 0.1 mm pores need; colour, pigment,

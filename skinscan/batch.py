@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 
 from ._heap import freed_memory_kept, keep_freed_memory
+from ._version import __version__
 from ._process import die_with_parent, ignore_interrupts, terminate
 from ._write import atomic_write, output_error, remove_stale_temporaries, write_csv
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
@@ -241,6 +242,7 @@ def _store_result(store: ResultStore, res: dict) -> None:
     entry = {**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": key}
     record = res.get("record") or {"photo": str(e.path), "capture_time": e.capture_time.isoformat()
                                    if e.capture_time else ""}
+    record = {**record, "skinscan_version": __version__}
     if e.undated and res["status"] == "analysed":
         record = {**record, "quality_flags": ";".join(filter(None, [record.get("quality_flags", ""), UNDATED_FLAG]))}
     store.add_photo(entry, record=record, metrics=res.get("metrics"), quality=res.get("quality"),

@@ -147,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "sessions from ordinary photos, locally, in millimetres.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     _global_options(p, on_command=False)
+    from ._version import version_text
+
+    p.add_argument("--version", action="version", version=version_text())
     shared = argparse.ArgumentParser(add_help=False)
     _global_options(shared, on_command=True)
     sub = p.add_subparsers(dest="command", required=True)

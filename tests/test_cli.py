@@ -44,3 +44,21 @@ def test_analyse_a_folder_with_a_bad_file(tmp_path):
 def test_missing_path_is_one_clear_line(tmp_path):
     r = run("analyse", str(tmp_path / "nothing-here"), "--out", str(tmp_path / "out"))
     assert r.returncode != 0 and "nothing-here" in (r.stdout + r.stderr) and "Traceback" not in r.stderr
+
+
+def test_one_version_everywhere():
+    """pyproject, the package, the command, `python -m skinscan` and the report all say the same."""
+    import importlib.metadata
+    import tomllib
+
+    import skinscan
+    from skinscan._version import PIPELINE_VERSION, version_text
+
+    expected = f"skinscan {skinscan.__version__} (pipeline {PIPELINE_VERSION})"
+    assert version_text() == expected
+    for argv in (["-m", "skinscan.cli", "--version"], ["-m", "skinscan", "--version"]):
+        r = subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0 and r.stdout.strip() == expected, r.stderr
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
+    assert importlib.metadata.version("skinscan") == skinscan.__version__
