@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
         args.__dict__.setdefault(k, None)
     if not args.debug:  # numpy's and matplotlib's warnings are for developers, not for a terminal
         warnings.simplefilter("ignore")
+    else:  # MediaPipe's own start-up log too, in this process and its workers
+        os.environ["SKINSCAN_DEBUG"] = "1"
     _stop_on_signals()
     try:
         return int(args.func(args) or 0)

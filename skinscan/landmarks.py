@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -158,6 +159,42 @@ def _forget_offline_users() -> None:
 
 os.register_at_fork(after_in_child=_forget_offline_users)
 
+#: Set (to anything) to see MediaPipe's own start-up log (``skinscan --debug`` sets it).
+DEBUG_ENV_VAR = "SKINSCAN_DEBUG"
+
+
+@contextlib.contextmanager
+def native_log_silenced():
+    """Silence what native code writes to the process's standard error (file descriptor 2) meanwhile.
+
+    MediaPipe's C++ logs a few lines when a landmarker starts and on its first detection ("Logging
+    before InitGoogle()", XNNPACK, the feedback manager), once per process: in every worker of a
+    batch and in notebook cells. No option, flag or environment variable of MediaPipe turns them
+    off, so skinscan points descriptor 2 at the null device around those two calls only (Python's
+    own ``sys.stderr`` writes from other threads in that instant are lost too). With
+    ``$SKINSCAN_DEBUG`` set, nothing is silenced.
+    """
+    if os.environ.get(DEBUG_ENV_VAR):
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no descriptor 2 to silence (an embedded interpreter)
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+        finally:
+            os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 #: This process's landmarkers, closed when it exits. A forked child inherits the set (and the exit
 #: callback) but not MediaPipe's pool thread: closing a copy there would wait for that thread for
 #: ever, so the child starts with the set empty.
@@ -232,13 +269,15 @@ class FaceLandmarker:
         )
         _go_offline()
         try:
-            self._impl = vision.FaceLandmarker.create_from_options(opts)
+            with native_log_silenced():
+                self._impl = vision.FaceLandmarker.create_from_options(opts)
         except Exception as exc:  # MediaPipe raises RuntimeError/ValueError with C++ text
             from .errors import ModelError
 
             _back_online()
             raise ModelError(f"MediaPipe could not load the model: {exc}", path) from None
         self._lock = threading.Lock()
+        self._quiet_first = True  # the first detection logs too (the feedback manager)
         self.model_path = path
         _close_at_exit(self)
 
@@ -312,7 +351,12 @@ class FaceLandmarker:
         with self._lock:
             if self._impl is None:
                 raise SkinscanError("this FaceLandmarker is closed")
-            res = self._impl.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+            if self._quiet_first:
+                with native_log_silenced():
+                    res = self._impl.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
+                self._quiet_first = False
+            else:
+                res = self._impl.detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=rgb))
         if not res.face_landmarks:
             raise NoFaceError("no face found in the photo")
         pts = [np.array([(p.x * w, p.y * h, p.z * w) for p in face], dtype=np.float64) for face in res.face_landmarks]

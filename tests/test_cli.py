@@ -62,3 +62,19 @@ def test_one_version_everywhere():
     pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert "version" not in pyproject["project"] and "version" in pyproject["project"]["dynamic"]
     assert importlib.metadata.version("skinscan") == skinscan.__version__
+
+
+_MEDIAPIPE_LOG = ("Logging before InitGoogle", "XNNPACK", "inference_feedback_manager", "face_landmarker_graph")
+
+
+def test_mediapipe_start_up_lines_are_silenced_unless_debug(tmp_path):
+    folder = tmp_path / "photos" / "me" / "2026-01-05"
+    folder.mkdir(parents=True)
+    for src in sorted(SAMPLES.glob("2026-01-05/*.jpg")):
+        shutil.copy(src, folder / src.name)
+    r = run("--quiet", "analyse", str(tmp_path / "photos"), "--out", str(tmp_path / "out"), "--jobs", "2", "--no-report")
+    assert r.returncode == 0, r.stderr
+    assert not any(k in r.stderr for k in _MEDIAPIPE_LOG), r.stderr  # nor from the two workers
+    r = run("--quiet", "--debug", "analyse", str(folder / next(folder.iterdir()).name), "--out", str(tmp_path / "o2"),
+            "--no-report")
+    assert r.returncode == 0 and any(k in r.stderr for k in _MEDIAPIPE_LOG)
