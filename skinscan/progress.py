@@ -1,4 +1,4 @@
-"""A small progress bar for long runs (stderr; a plain line per item when stderr is not a terminal)."""
+"""Progress of long runs on stderr: a tqdm bar that fits the terminal, or plain lines when stderr is not one."""
 
 from __future__ import annotations
 
@@ -6,14 +6,20 @@ import sys
 import time
 from typing import Iterable, Iterator, TypeVar
 
+from .discover import printable
+
 T = TypeVar("T")
+
+#: Plain lines (stderr not a terminal: a log file, a CI run) come at most this often, and at the end.
+PLAIN_EVERY_S = 10.0
 
 
 class Progress:
     """Wrap an iterable and report progress: ``for x in Progress(items, "analysing"): ...``.
 
-    ``set_postfix(text)`` shows the current item's name or outcome; ``step()`` and ``close()``
-    drive it by hand.
+    In a terminal the bar is tqdm's, as wide as the terminal (resized with it) and redrawn in place;
+    otherwise a plain line every :data:`PLAIN_EVERY_S` seconds and one at the end, so a log reads
+    like a log. ``step(name)`` and ``close()`` drive it by hand (futures as they complete).
     """
 
     def __init__(self, items: Iterable[T], label: str, *, total: int | None = None, stream=None,
@@ -23,46 +29,48 @@ class Progress:
         self.total = total if total is not None else (len(items) if hasattr(items, "__len__") else None)
         self.stream = stream or sys.stderr
         self.enabled = enabled
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self.postfix = ""
         self.n = 0
         self.t0 = time.monotonic()
+        self._last_line = self.t0
+        self._closed = False
+        self._bar = None
+        tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        if enabled and tty:
+            from tqdm import tqdm
 
-    def set_postfix(self, text: str) -> None:
-        self.postfix = text
-        self._draw()
-
-    def _draw(self, final: bool = False) -> None:
-        if not self.enabled:
-            return
-        elapsed = time.monotonic() - self.t0
-        if self.total:
-            frac = self.n / self.total
-            bar = "#" * int(24 * frac) + "-" * (24 - int(24 * frac))
-            eta = elapsed / self.n * (self.total - self.n) if self.n else 0.0
-            line = f"{self.label} [{bar}] {self.n}/{self.total} {elapsed:5.1f}s eta {eta:5.1f}s {self.postfix}"
-        else:
-            line = f"{self.label} {self.n} {elapsed:5.1f}s {self.postfix}"
-        if self.tty:
-            self.stream.write("\r" + line[:160].ljust(160) + ("\n" if final else ""))
-        elif final or self.postfix:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+            self._bar = tqdm(total=self.total, desc=label, file=self.stream, dynamic_ncols=True, leave=True,
+                             unit="photo" if label == "analysing" else "it", mininterval=0.2)
 
     def step(self, postfix: str = "") -> None:
-        """Count one item done (for work that is not a simple loop, e.g. futures as they complete)."""
+        """Count one item done; ``postfix`` names it (escaped for the terminal)."""
         self.n += 1
-        self.postfix = postfix or self.postfix
-        self._draw()
+        if not self.enabled:
+            return
+        if self._bar is not None:
+            if postfix:
+                self._bar.set_postfix_str(printable(postfix)[-40:], refresh=False)
+            self._bar.update(1)
+        elif time.monotonic() - self._last_line >= PLAIN_EVERY_S:
+            self._line()
+
+    def _line(self) -> None:
+        self._last_line = time.monotonic()
+        of = f"/{self.total}" if self.total else ""
+        self.stream.write(f"{self.label}: {self.n}{of} ({self._last_line - self.t0:.0f} s)\n")
+        self.stream.flush()
 
     def close(self) -> None:
-        self.postfix = "done"
-        self._draw(final=True)
+        """End the bar (once): the bar's last state stays on screen, or one final plain line."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._bar is not None:
+            self._bar.close()
+        elif self.enabled:
+            self._line()
 
     def __iter__(self) -> Iterator[T]:
         for item in self.items:
             yield item
-            self.n += 1
-            self._draw()
-        self.postfix = "done"
-        self._draw(final=True)
+            self.step()
+        self.close()

@@ -298,7 +298,7 @@ def test_frames_have_columns_dtypes_and_nan(db):
     assert pd.isna(photos["mm_per_px"][1])
 
     assert list(values.columns) == ["subject", "session", "session_index", "date", "photo", "region", "metric",
-                                    "value", "unit"]
+                                    "value", "unit", "se"]
     assert values["value"].dtype == np.float64 and values["session_index"].dtype == np.int64
     by_key = values.set_index(["region", "metric"])
     assert by_key.loc[("forehead", "redness_a"), "value"] == 9.25
@@ -319,7 +319,7 @@ def test_quality_frame_round_trips_checks(db):
 
 def test_empty_store_gives_empty_frames_with_columns(db):
     with ResultStore(db) as store:
-        assert list(store.values_frame().columns)[-2:] == ["value", "unit"] and store.values_frame().empty
+        assert list(store.values_frame().columns)[-3:] == ["value", "unit", "se"] and store.values_frame().empty
         assert "quality_flags" in store.photos_frame().columns and store.photos_frame().empty
 
 
