@@ -208,7 +208,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                   reference: PhotoAnalysis | Callable[[], PhotoAnalysis | None] | None = None,
                   landmarker: FaceLandmarker | None = None,
                   thresholds: QualityThresholds = QualityThresholds(),
-                  metrics: bool = True, keep_maps: bool = False,
+                  metrics: bool = True, keep_maps: bool | tuple = False,
                   max_px_per_mm: float | None = MAX_PX_PER_MM, full_resolution: bool = False,
                   families=None, timings: dict | None = None) -> PhotoAnalysis:
     """Analyse one photo: face, millimetre scale, skin regions, quality checks and alignment.
@@ -226,8 +226,9 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         Defaults to the process-wide one.
     metrics : bool
         Compute the skin metrics for every region (after light normalisation).
-    keep_maps : bool
-        Keep the metric maps (heatmaps) in the result.
+    keep_maps : bool or tuple of str
+        Keep the metric maps (heatmaps) in the result, in the crop's pixels: all, or those named
+        (e.g. ``("a_star", "texture")``; each map of a 12 MP photo's crop is tens of MB).
     families : iterable of str, optional
         Only these metric families (see ``skinscan.metrics.METRICS``); default all.
     max_px_per_mm : float or None
@@ -322,6 +323,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     if metrics:
         values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
                                         maps_shape=rgb.shape[:2] if keep_maps else None,
+                                        keep_maps=None if keep_maps is True or not keep_maps else tuple(keep_maps),
                                         full_resolution=full_resolution, families=families)
         if not choice.trusted:  # no absolute colour from a light nobody knows
             for region in values.values():

@@ -6,6 +6,7 @@ What the ``skinscan analyse``, ``chart`` and ``report`` commands do, as function
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import time
@@ -21,18 +22,18 @@ import numpy as np
 from ._heap import freed_memory_kept, keep_freed_memory
 from ._version import __version__
 from ._process import die_with_parent, ignore_interrupts, terminate
-from ._write import atomic_write, output_error, remove_stale_temporaries, write_csv
+from ._write import atomic_write, remove_stale_temporaries, write_bytes
 from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
-from .discover import Discovery, PhotoEntry, SessionInfo, discover, safe_name, treatment_dates
+from .discover import Discovery, PhotoEntry, discover, safe_name
 from .errors import CalibrationError, NoFaceError, OutputError, SkinscanError
 from .metrics import METRIC_UNITS
 from .progress import Progress
-from .store import ResultStore
+from .outputs import CANONICAL_MAPS, CANONICAL_PX_PER_MM, MAPS_PX_PER_MM, UNSORTED_SUBJECT, export_tables
+from .store import STORE_NAME, ResultStore
 
-__all__ = ["BatchResult", "run_batch", "write_outputs", "STORE_NAME", "file_hash"]
+__all__ = ["BatchResult", "run_batch", "STORE_NAME", "file_hash", "overlay_files", "write_files"]
 
-STORE_NAME = "skinscan.db"
-_UNSORTED = ("(unsorted)", "(none)")
+_UNSORTED = (UNSORTED_SUBJECT, "(none)")
 #: Stored instead of the content hash for outcomes worth retrying (an internal error, memory, a lost
 #: worker): such a row never counts as done, so the next run analyses the photo again and replaces it.
 _RETRY = "retry:"
@@ -191,13 +192,40 @@ def _internal_error_reason(exc: BaseException) -> str:
     return f"internal error ({type(exc).__name__}): {_one_line(exc)} — please report"
 
 
-def save_overlays(a: PhotoAnalysis, out_dir: Path, stem: str) -> None:
-    """Write a photo's region overlay and canonical face: ``regions/<stem>.jpg``, ``canonical/<stem>.jpg``."""
-    from .io import save_jpeg
+def overlay_files(a: PhotoAnalysis, stem: str) -> dict[str, bytes]:
+    """A photo's images for the output folder, by path within it: its region overlay
+    (``regions/<stem>.jpg``), its face in the canonical frame (``canonical/<stem>.jpg``), and that
+    frame's valid skin with the redness and texture maps (``canonical/<stem>.npz``), from which a
+    report draws its before/after without analysing the photos again."""
+    from .align import canonical_frame, warp_to_canonical
+    from .io import encode_jpeg
 
-    save_jpeg(Path(out_dir) / "regions" / f"{stem}.jpg", a.overlay(), quality=85)
-    can, _ = a.canonical()
-    save_jpeg(Path(out_dir) / "canonical" / f"{stem}.jpg", can, quality=90)
+    frame = canonical_frame(CANONICAL_PX_PER_MM)
+    rgb, valid = warp_to_canonical(a.rgb, a.face, mm_per_px=a.scale.mm_per_px, frame=frame)
+    skin, _ = warp_to_canonical(a.masks["face"].view(np.uint8), a.face, mm_per_px=a.scale.mm_per_px, frame=frame,
+                                interpolation=0)
+    keep = {"valid": np.packbits(valid & skin.astype(bool)), "shape": np.array(frame.shape)}
+    small = (max(round(frame.shape[1] * MAPS_PX_PER_MM / CANONICAL_PX_PER_MM), 1),
+             max(round(frame.shape[0] * MAPS_PX_PER_MM / CANONICAL_PX_PER_MM), 1))
+    for name in CANONICAL_MAPS:
+        if name not in a.maps:  # a family under its resolution floor has no map
+            continue
+        m = np.abs(a.maps[name]) * 100 if name == "texture" else a.maps[name]
+        w, _ = warp_to_canonical(np.ascontiguousarray(m, dtype=np.float32), a.face, mm_per_px=a.scale.mm_per_px,
+                                 frame=frame)
+        w = cv2.GaussianBlur(w, (0, 0), 2.0 * frame.px_per_mm)
+        keep[name] = cv2.resize(w, small, interpolation=cv2.INTER_AREA).astype(np.float16)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **keep)
+    return {f"regions/{stem}.jpg": encode_jpeg(a.overlay(), quality=85),
+            f"canonical/{stem}.jpg": encode_jpeg(rgb, quality=90),
+            f"canonical/{stem}.npz": buf.getvalue()}
+
+
+def write_files(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write :func:`overlay_files` into ``out_dir`` (each whole, or an OutputError naming it)."""
+    for rel, data in files.items():
+        write_bytes(Path(out_dir) / rel, data, what="image")
 
 
 def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = None) -> dict:
@@ -213,10 +241,13 @@ def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = No
     try:
         # The reference is fetched after the metrics: a pool's first photos start while the batch
         # process is still analysing the references.
-        a = analyse_photo(entry.path, reference=lambda: _references(w).get(entry.subject), landmarker=w["landmarker"])
-        if w["overlays"]:
-            save_overlays(a, w["out_dir"], _stem(entry))
-        return {**base, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
+        a = analyse_photo(entry.path, reference=lambda: _references(w).get(entry.subject), landmarker=w["landmarker"],
+                          keep_maps=CANONICAL_MAPS if w["overlays"] else False)
+        files = overlay_files(a, _stem(entry)) if w["overlays"] else {}
+        if not w.get("return_files"):
+            write_files(w["out_dir"], files)
+            files = {}
+        return {**base, "files": files, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
                 "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks),
                 "detections": a.detections, "se": a.uncertainty}
     except OutputError as exc:  # the output folder's failure, not the photo's: the batch stops on it
@@ -350,7 +381,7 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
             if todo:
                 _analyse(store, disc, todo, hashes, result, jobs=jobs, out=out, model_path=model_path,
                          overlays=overlays, scheduler=scheduler, progress=progress)
-            store.export(out)
+            export_tables(store, out)
     except KeyboardInterrupt as exc:
         exc.batch_result = result
         raise
@@ -633,145 +664,3 @@ def _record(store: ResultStore, res: dict, result: BatchResult) -> None:
         result.n_undated += undated
     else:
         result.failures.append((str(res["entry"].path), res["error"]))
-
-
-def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: bool = False, charts: bool = True,
-                  reports: bool = True, progress: bool = True, model_path=None,
-                  busy_timeout: float = 30.0) -> dict[str, list[Path]]:
-    """Tables, charts and one HTML report per subject from the store in ``out_dir``.
-
-    Parameters
-    ----------
-    out_dir : path
-        A folder written by :func:`run_batch`.
-    paths : path or list, optional
-        The photo folders, to read their ``sessions.csv`` treatment days afresh; default: the
-        treatment days the store recorded when the photos were analysed.
-    formats : tuple of str
-        Chart formats among ``png``, ``svg``, ``pdf``.
-    include_flagged : bool
-        Keep photos that failed a blocking quality check in the trends.
-    model_path : path, optional
-        The landmarker model for the report's before/after images.
-    busy_timeout : float
-        Seconds to wait for another process writing the store.
-
-    Every subject with an analysed photo gets a report, also when quality checks leave all its
-    photos out of the trends (the report's quality table then says why). Output files are named
-    by :func:`~skinscan.discover.safe_name`, so no subject or session name can lead outside ``out_dir``.
-    """
-    from . import charts as ch
-    from . import report as rp
-    from .series import recovery_curve, recovery_time_hours, summarise
-
-    out = Path(out_dir)
-    remove_stale_temporaries(out, recursive=True)  # left by a skinscan killed while writing
-    with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
-        values, photos = store.values_frame(), store.photos_frame()
-        written = {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in store.export(out).items()}
-        calendars = store.treatments_frame()
-    if paths is not None:
-        disc = discover(paths)
-        treatments = {s: disc.treatment_dates(s) for s in disc.subjects}
-    else:
-        treatments = {subject: treatment_dates([SessionInfo(date=r.date, label=r.session, treatment=r.treatment)
-                                                for r in rows.itertuples()])
-                      for subject, rows in calendars.groupby("subject")}
-    summary = summarise(values, photos, treatments=treatments, include_flagged=include_flagged)
-    written["changes"] = [write_csv(summary, out / "changes.csv", what="table")]
-    curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged)
-    hours = recovery_time_hours(curve)
-    analysed = photos.loc[photos["status"] == "analysed", "subject"]
-    subjects = sorted(s for s in set(summary["subject"]) | set(analysed) if s != _UNSORTED[0])
-    written["charts"], written["reports"] = [], []
-    landmarker = _LazyLandmarker(model_path)
-    try:
-        for subject in Progress(subjects, "reporting", enabled=progress):
-            slug = safe_name(subject)
-            days = treatments.get(subject, [])
-            if charts:
-                sub_dir = out / "charts" / slug
-                try:
-                    sub_dir.mkdir(parents=True, exist_ok=True)
-                except OSError as e:
-                    raise output_error(e, sub_dir, "charts folder") from None
-                for metric in sorted(summary.loc[summary["subject"] == subject, "metric"].unique()):
-                    fig = ch.trend_chart(summary, subject=subject, metric=metric, treatments=days)
-                    for fmt in formats:
-                        written["charts"].append(ch.save_figure(fig, sub_dir / f"trend_{metric}.{fmt}"))
-            if reports:
-                before_after = _before_after(out, photos, summary, subject, landmarker)
-                sub_curve = curve[curve["subject"] == subject]
-                sub_hours = {(k[2], k[3]): v for k, v in hours.items() if k[0] == subject}
-                html = rp.build_report(summary, photos, subject=subject, treatments=days, recovery=sub_curve,
-                                       recovery_hours=sub_hours, before_after=before_after)
-                path = out / f"report_{slug}.html"
-                rp.write_report(path, html)
-                written["reports"].append(path)
-    finally:
-        landmarker.close()
-    return written
-
-
-class _LazyLandmarker:
-    """A landmarker created on first use and closed explicitly (MediaPipe objects left to the
-    garbage collector at exit print a traceback)."""
-
-    def __init__(self, model_path):
-        self.model_path, self._lm = model_path, None
-
-    def get(self):
-        from .landmarks import FaceLandmarker
-
-        if self._lm is None:
-            self._lm = FaceLandmarker(self.model_path)
-        return self._lm
-
-    def close(self) -> None:
-        if self._lm is not None:
-            self._lm.close()
-            self._lm = None
-
-
-def _before_after(out: Path, photos, summary, subject: str, landmarker: _LazyLandmarker) -> dict | None:
-    """Baseline and latest photo of a subject in the canonical frame, with redness and texture change maps."""
-    from .align import canonical_frame, warp_to_canonical
-
-    sessions = summary[summary["subject"] == subject].sort_values("session_index")["session"].unique()
-    if len(sessions) < 2:
-        return None
-    ok = photos[(photos["subject"] == subject) & (photos["status"] == "analysed")]
-    pick = []
-    for session in (sessions[0], sessions[-1]):
-        rows = ok[ok["session"] == session]
-        if rows.empty:
-            return None
-        pick.append(Path(rows.iloc[0]["photo"]))
-    frame = canonical_frame(4.0)
-    imgs, valid, maps = [], np.ones(frame.shape, bool), {"redness": [], "texture": []}
-    for p in pick:
-        try:
-            # Only the two maps drawn here: neither depends on the other metric families.
-            a = analyse_photo(p, keep_maps=True, landmarker=landmarker.get(), families=("redness", "texture"))
-        except (SkinscanError, OSError):
-            return None
-        rgb, v = warp_to_canonical(a.rgb, a.face, mm_per_px=a.scale.mm_per_px, frame=frame)
-        skin, _ = warp_to_canonical(a.masks["face"].astype(np.uint8), a.face, mm_per_px=a.scale.mm_per_px,
-                                    frame=frame, interpolation=0)
-        imgs.append(rgb)
-        valid &= v & skin.astype(bool)
-        for key, name in (("redness", "a_star"), ("texture", "texture")):
-            if name not in a.maps:  # a family under its resolution floor has no map
-                continue
-            m = np.abs(a.maps[name]) * 100 if key == "texture" else a.maps[name]
-            w, _ = warp_to_canonical(np.ascontiguousarray(m, dtype=np.float32), a.face, mm_per_px=a.scale.mm_per_px,
-                                     frame=frame)
-            maps[key].append(cv2.GaussianBlur(w, (0, 0), 2.0 * frame.px_per_mm))
-    heat = {}
-    for key, unit in (("redness", "Δ a*"), ("texture", "Δ relief (a.u.)")):
-        if len(maps[key]) < 2:
-            continue
-        d = maps[key][1] - maps[key][0]
-        heat[key] = (np.where(valid, d, np.nan).astype(np.float32), unit)
-    return {"baseline_rgb": imgs[0], "latest_rgb": imgs[1], "valid": valid, "heatmaps": heat,
-            "titles": (f"baseline ({sessions[0]})", f"latest ({sessions[-1]})")}

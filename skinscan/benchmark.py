@@ -202,7 +202,7 @@ def _median_time(fn, repeats: int) -> float:
 def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict, float, float]:
     """Median per-stage seconds, median whole analysis and median decode of one photo."""
     from .analysis import analyse_photo
-    from .batch import save_overlays
+    from .batch import CANONICAL_MAPS, overlay_files, write_files
 
     data = path.read_bytes()
 
@@ -220,10 +220,11 @@ def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict,
         for _ in range(repeats):
             timings: dict = {}
             t0 = time.perf_counter()
-            a = analyse_photo(path, reference=reference, landmarker=landmarker, timings=timings)
+            a = analyse_photo(path, reference=reference, landmarker=landmarker, timings=timings,
+                              keep_maps=CANONICAL_MAPS)
             totals.append(time.perf_counter() - t0)
             t1 = time.perf_counter()
-            save_overlays(a, Path(tmp), "photo")
+            write_files(Path(tmp), overlay_files(a, "photo"))
             timings["writing"] = time.perf_counter() - t1
             for k, v in timings.items():
                 per_stage.setdefault(k, []).append(v)
@@ -359,7 +360,7 @@ from pathlib import Path
 import cv2
 cv2.setNumThreads(1)
 from skinscan.analysis import analyse_photo
-from skinscan.batch import save_overlays
+from skinscan.batch import CANONICAL_MAPS, overlay_files, write_files
 from skinscan._heap import keep_freed_memory
 from skinscan.benchmark import peak_rss_mb
 from skinscan.landmarks import FaceLandmarker
@@ -372,8 +373,8 @@ keep_freed_memory()  # as a batch worker does
 samples = []
 with FaceLandmarker(sys.argv[5] if sys.argv[5] != "-" else None) as lm:
     for i in range(n):
-        a = analyse_photo(photos[i % len(photos)], landmarker=lm)
-        save_overlays(a, out, "photo")
+        a = analyse_photo(photos[i % len(photos)], landmarker=lm, keep_maps=CANONICAL_MAPS)
+        write_files(out, overlay_files(a, "photo"))
         del a
         if (i + 1) % max(n // 20, 1) == 0 or i + 1 == warmup:
             samples.append((i + 1, rss_mb()))

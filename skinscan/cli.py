@@ -36,7 +36,8 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:
-    from .batch import run_batch, write_outputs
+    from .batch import run_batch
+    from .outputs import write_outputs
 
     missing = [p for p in args.paths if not Path(p).exists()]
     if missing:
@@ -61,8 +62,12 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     res = run_batch(args.paths, args.out, jobs=args.jobs, allow_file_time=args.allow_file_time,
                     model_path=args.model, progress=not args.quiet, busy_timeout=args.wait, scheduler=scheduler)
     if not args.no_report:
-        write_outputs(args.out, paths=args.paths, formats=args.formats, include_flagged=args.include_flagged,
-                      progress=not args.quiet, model_path=args.model, busy_timeout=args.wait)
+        if not (res.n_analysed or res.n_removed):  # said at once: what follows is only checking the outputs
+            print(f"skinscan: nothing new to analyse ({res.n_cached} photos already in the store)", file=sys.stderr)
+        written = write_outputs(args.out, paths=args.paths, formats=args.formats,
+                                include_flagged=args.include_flagged, progress=not args.quiet, busy_timeout=args.wait)
+        if written.up_to_date and not written.written:
+            res.notes.append("charts and reports up to date: nothing rewritten")
     for path, reason in res.failures:
         print(_text(f"  skipped {_shown(path)}: {reason}"), file=sys.stderr)
     for note in res.notes:
@@ -72,7 +77,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
 
 
 def cmd_outputs(args: argparse.Namespace) -> int:
-    from .batch import STORE_NAME, write_outputs
+    from .outputs import write_outputs
+    from .store import STORE_NAME
 
     if not (Path(args.out) / STORE_NAME).is_file():
         print(f"skinscan: {Path(args.out) / STORE_NAME} not found; run 'skinscan analyse PATH --out {args.out}' first",
@@ -80,8 +86,8 @@ def cmd_outputs(args: argparse.Namespace) -> int:
         return 2
     written = write_outputs(args.out, paths=args.photos or None, formats=args.formats,
                             include_flagged=args.include_flagged, charts=args.command == "chart",
-                            reports=args.command == "report", progress=not args.quiet, model_path=args.model,
-                            busy_timeout=args.wait)
+                            reports=args.command == "report", progress=not args.quiet, busy_timeout=args.wait,
+                            force=args.force)
     kind = "charts" if args.command == "chart" else "reports"
     print(f"skinscan: {len(written.get(kind, []))} {kind} written under {args.out}")
     return 0
@@ -191,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         common(c, photos=False)
         c.add_argument("--photos", nargs="*", default=None, metavar="PATH",
-                       help="the photo folders, for their sessions.csv treatment days")
+                       help="the photo folders, to read their sessions.csv treatment days afresh (default: as "
+                            "stored when the photos were analysed)")
+        c.add_argument("--force", action="store_true", help="rewrite every output, changed or not")
         c.set_defaults(func=cmd_outputs)
     d = sub.add_parser("demo", parents=[shared],
                        help="analyse the bundled sample series into out/ and write its report",

@@ -15,17 +15,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import signal
-import tempfile
 import threading
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
-from ._write import write_bytes
 from .analysis import PIPELINE_VERSION
-from .batch import _analyse_entry, _init_worker, _internal_error_reason, _record, _single_threaded, _stem, BatchResult
+from .batch import (_analyse_entry, _init_worker, _internal_error_reason, _record, _single_threaded, BatchResult,
+                    write_files)
 from .discover import PhotoEntry
 from .errors import SkinscanError
 from .progress import Progress
@@ -44,8 +42,6 @@ __all__ = ["run_dask", "check_scheduler", "BatchPlugin", "MISSING_DASK", "CONNEC
 MISSING_DASK = "the Dask executor needs the distributed extra: pip install 'skinscan[distributed]'"
 #: Seconds to wait for a scheduler given by its address.
 CONNECT_TIMEOUT = 10.0
-#: The kinds of overlay image :func:`~skinscan.batch._analyse_entry` writes, each into its own folder.
-_OVERLAYS = ("regions", "canonical")
 _LOST_WORKER = ("the Dask worker analysing this photo stopped unexpectedly; run skinscan again to retry it "
                 "(with --jobs 1 on one computer if it happens again)")
 
@@ -109,40 +105,27 @@ class BatchPlugin(WorkerPlugin):
         self.state: dict | None = None
 
     def setup(self, worker) -> None:
-        """Create the worker's landmarker, and a scratch folder for the overlays in its local directory."""
+        """Create the worker's landmarker."""
         if self.pipeline_version != PIPELINE_VERSION:
             raise SkinscanError(f"this Dask worker runs skinscan pipeline {PIPELINE_VERSION}, the batch "
                                 f"{self.pipeline_version}; install the same skinscan on every worker")
         self._busy, self._running = threading.Condition(), 0
-        references, _, model_path, overlays = self.initargs
-        scratch = Path(tempfile.mkdtemp(prefix="skinscan-", dir=getattr(worker, "local_directory", None)))
-        for kind in _OVERLAYS:
-            (scratch / kind).mkdir()
-        state: dict = {"scratch": scratch}
-        try:
-            _single_threaded()  # the cluster's parallelism is its workers, as with --jobs
-            _init_worker(references, str(scratch), model_path, overlays, state=state)
-        except BaseException:
-            shutil.rmtree(scratch, ignore_errors=True)
-            raise
+        references, out_dir, model_path, overlays = self.initargs
+        state: dict = {"return_files": True}  # the client writes every file
+        _single_threaded()  # the cluster's parallelism is its workers, as with --jobs
+        _init_worker(references, out_dir, model_path, overlays, state=state)
         self.state = state
 
     def analyse(self, entry: PhotoEntry, content_hash: str) -> dict:
-        """Analyse one photo on this worker; the overlays come back as JPEG bytes under ``"overlays"``."""
+        """Analyse one photo on this worker; its images come back as bytes under ``"files"``."""
         with self._busy:
             state = self.state  # teardown clears it at once, then waits for this photo to finish
             if state is None:
                 raise RuntimeError("this worker's skinscan batch has ended")
             self._running += 1
-        files = {kind: state["scratch"] / kind / f"{_stem(entry)}.jpg" for kind in _OVERLAYS}
         try:
-            res = _analyse_entry(entry, content_hash, state=state)
-            if res["status"] == "analysed" and state["overlays"]:
-                res["overlays"] = {kind: path.read_bytes() for kind, path in files.items()}
-            return res
+            return _analyse_entry(entry, content_hash, state=state)
         finally:
-            for path in files.values():
-                path.unlink(missing_ok=True)
             with self._busy:
                 self._running -= 1
                 self._busy.notify_all()
@@ -157,7 +140,6 @@ class BatchPlugin(WorkerPlugin):
             state, self.state = self.state, None
             self._busy.wait_for(lambda: self._running == 0)
         state["landmarker"].close()
-        shutil.rmtree(state["scratch"], ignore_errors=True)
 
     def __getstate__(self) -> dict:  # only the arguments travel, never a worker's state
         return {"initargs": self.initargs, "pipeline_version": self.pipeline_version, "state": None}
@@ -207,10 +189,9 @@ def _workers_ignore_ctrl_c():
 
 
 def _write_overlays(out_dir: Path, res: dict) -> dict:
-    """Write a result's overlay images into ``out_dir``; one that cannot be written (a full disk)
-    stops the batch, as it does with local processes."""
-    for kind, data in res.pop("overlays", {}).items():
-        write_bytes(out_dir / kind / f"{_stem(res['entry'])}.jpg", data, what="image")
+    """Write a result's images into ``out_dir``; one that cannot be written (a full disk) stops the
+    batch, as it does with local processes."""
+    write_files(out_dir, res.pop("files", {}) or {})
     return res
 
 

@@ -318,16 +318,29 @@ def save_jpeg(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 92) ->
     _save(path, rgb, "JPEG", quality=quality)
 
 
+def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
+    """The bytes of :func:`save_jpeg`'s file: a JPEG with no metadata."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be in 1..100, got {quality}")
+    buf = io.BytesIO()
+    _image(rgb).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
 def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) or (H, W) uint8 array as a PNG carrying no metadata; see :func:`save_jpeg`."""
     _save(path, rgb, "PNG")
 
 
-def _save(path: str | os.PathLike, rgb: np.ndarray, fmt: str, **options) -> None:
+def _image(rgb: np.ndarray) -> Image.Image:
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or not (rgb.ndim == 2 or (rgb.ndim == 3 and rgb.shape[2] == 3)):
         raise ValueError(f"expected an (H, W, 3) or (H, W) uint8 array, got shape {rgb.shape} {rgb.dtype}")
-    image = Image.fromarray(np.ascontiguousarray(rgb))
+    return Image.fromarray(np.ascontiguousarray(rgb))
+
+
+def _save(path: str | os.PathLike, rgb: np.ndarray, fmt: str, **options) -> None:
+    image = _image(rgb)
     atomic_write(path, lambda tmp: image.save(tmp, format=fmt, **options), what="image")
 
 

@@ -33,7 +33,10 @@ import pandas as pd
 from ._write import atomic_write, output_error, write_csv
 from .errors import OutputError, SkinscanError
 
-__all__ = ["ResultStore", "StoreBusyError", "SCHEMA_VERSION", "STATUSES"]
+__all__ = ["ResultStore", "StoreBusyError", "SCHEMA_VERSION", "STATUSES", "STORE_NAME"]
+
+#: The store's file name in an output folder.
+STORE_NAME = "skinscan.db"
 
 SCHEMA_VERSION = 2
 STATUSES = ("analysed", "skipped", "duplicate")
@@ -388,6 +391,26 @@ class ResultStore:
         with self._write() as conn:
             conn.executemany("DELETE FROM photos WHERE path = ?", [(p,) for p in gone])
         return gone
+
+    def fingerprint(self, *, per_subject: bool = False):
+        """A digest of what the store holds (every photo's key, content, pipeline version, outcome
+        and analysis time, and the treatment calendars): equal digests, equal tables. With
+        ``per_subject``: ``{subject: digest}`` of the subjects with an analysed photo."""
+        import hashlib
+
+        photos = self._read("SELECT subject, session, session_index, date, path, content_hash, pipeline_version,"
+                            " status, quality_flags, analysed_at FROM photos ORDER BY subject, path")
+        calendars = self._read("SELECT subject, date, session, treatment FROM treatments ORDER BY subject, date, rowid")
+        if not per_subject:
+            return hashlib.sha256(json.dumps([photos, calendars]).encode()).hexdigest()
+        by_subject: dict[str, list] = {}
+        for row in photos:
+            by_subject.setdefault(row[0], [[], []])[0].append(row)
+        for row in calendars:
+            if row[0] in by_subject:
+                by_subject[row[0]][1].append(row)
+        return {s: hashlib.sha256(json.dumps(rows).encode()).hexdigest() for s, rows in by_subject.items()
+                if any(r[7] == "analysed" for r in rows[0])}
 
     def count_below(self, folder: str | os.PathLike) -> int:
         """How many photos are stored from below ``folder``."""

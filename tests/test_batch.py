@@ -21,7 +21,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from skinscan.batch import STORE_NAME, run_batch, write_outputs
+from skinscan.batch import STORE_NAME, run_batch
+from skinscan.outputs import write_outputs
 from skinscan.discover import discover
 from skinscan.series import recovery_curve, recovery_time_hours, summarise
 from skinscan.store import ResultStore
@@ -387,3 +388,26 @@ def test_a_worker_that_dies_costs_its_photos_not_the_batch(six, tmp_path):
         rows = dict(db.execute("SELECT path, content_hash FROM photos WHERE status = 'skipped'").fetchall())
     assert {Path(p).name for p in rows} == set(failed)
     assert all(h.startswith("retry:") for h in rows.values())  # so the next run analyses them again
+
+
+def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path):
+    photos = tmp_path / "photos" / "astronaut"
+    copy_scaled(photos, 0.15, sessions=SMALL_SESSIONS)
+    out = tmp_path / "out"
+    first = cli("--quiet", "analyse", photos, "--out", out, "--jobs", 1, "--formats", "svg", "--include-flagged")
+    assert first.returncode == 0, first.stderr
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "skinscan.db" not in p.name}
+    assert any(p.name.startswith("report_") for p in files) and any(p.suffix == ".svg" for p in files)
+    again = cli("--quiet", "analyse", photos, "--out", out, "--jobs", 1, "--formats", "svg", "--include-flagged")
+    assert again.returncode == 0, again.stderr
+    lines = [line for line in again.stderr.splitlines() if line.startswith(("skinscan", "  note"))]
+    assert lines[0] == "skinscan: nothing new to analyse (6 photos already in the store)"
+    assert "  note: charts and reports up to date: nothing rewritten" in lines
+    assert {p: p.stat().st_mtime_ns for p in files} == files  # not one file rewritten
+    # A change to one session's photos rewrites the tables and the subject's outputs, nothing else.
+    victim = sorted((photos / SMALL_SESSIONS[-1]).glob("*.jpg"))[0]
+    victim.unlink()
+    third = cli("--quiet", "analyse", photos, "--out", out, "--jobs", 1, "--formats", "svg", "--include-flagged")
+    assert third.returncode == 0 and "nothing new" not in third.stderr
+    assert (out / "results.csv").stat().st_mtime_ns > files[out / "results.csv"]
+    assert (out / "report_astronaut.html").stat().st_mtime_ns > files[out / "report_astronaut.html"]

@@ -143,10 +143,11 @@ def test_the_photos_were_analysed_in_the_worker_processes(both, client):
 
 
 def test_overlays_are_written_by_the_client_identical_to_local_ones(both):
-    for kind in ("regions", "canonical"):
-        local = sorted((both["out"]["local"] / kind).glob("*.jpg"))
+    """The region overlays, the canonical faces and their maps (what a report's before/after reads)."""
+    for kind, pattern in (("regions", "*.jpg"), ("canonical", "*.jpg"), ("canonical", "*.npz")):
+        local = sorted((both["out"]["local"] / kind).glob(pattern))
         assert len(local) == 4
-        assert [p.name for p in sorted((both["out"]["dask"] / kind).iterdir())] == [p.name for p in local]
+        assert [p.name for p in sorted((both["out"]["dask"] / kind).glob(pattern))] == [p.name for p in local]
         for path in local:
             assert (both["out"]["dask"] / kind / path.name).read_bytes() == path.read_bytes()
 

@@ -252,7 +252,7 @@ def test_identical_files_in_one_session_are_both_listed_and_counted_once(tmp_pat
     assert table.loc["IMG_1 (copy).jpg", "status"] == "duplicate"
     assert table.loc["IMG_1 (copy).jpg", "duplicate_of"] == str(first)
     assert pd.read_csv(out / "results.csv")["photo"].nunique() == 2
-    from skinscan.batch import write_outputs
+    from skinscan.outputs import write_outputs
 
     write_outputs(out, charts=False, reports=False, progress=False)
     assert (pd.read_csv(out / "changes.csv")["n_photos"] == 2).all()  # the copy is not a repeat photo

@@ -47,7 +47,7 @@ HIGHER_IS_WORSE = {k: k != "ita_deg" for k in METRIC_UNITS}
 
 def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, timings: dict | None = None,
                     maps_shape: tuple[int, int] | None = None, full_resolution: bool = False,
-                    min_resolution: bool = True) -> tuple[dict, dict]:
+                    min_resolution: bool = True, keep_maps: tuple | None = None) -> tuple[dict, dict]:
     """Run every metric family on one photo.
 
     The work is done in the bounding box of the masks (plus a margin for the filters), so the
@@ -71,6 +71,8 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
         they are left at the resolution and in the box each family worked in.
     full_resolution : bool
         Run every family at the photo's resolution instead of its working resolution.
+    keep_maps : tuple of str, optional
+        Return only these maps (all by default).
     min_resolution : bool
         Leave out a family below its resolution floor (:data:`FAMILY_FLOORS`): its metrics are NaN,
         with the reason in the notes; False measures it anyway (to measure the floors).
@@ -124,6 +126,8 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
             found[kind] = {**cols, "x": cols["x"] + box[1].start, "y": cols["y"] + box[0].start}
         if timings is not None:
             timings[f"metrics.{name}"] = timings.get(f"metrics.{name}", 0.0) + time.perf_counter() - t0
+    if keep_maps is not None:
+        maps = {k: v for k, v in maps.items() if k in keep_maps}
     if maps_shape is not None:
         maps = {k: _to_photo(k, v, box, img.shape, maps_shape) for k, v in maps.items()}
     return values, {"maps": maps, "notes": notes, "detections": found}
