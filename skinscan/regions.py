@@ -547,10 +547,27 @@ def region_masks(landmarks: FaceLandmarks, *, mm_per_px: float, rgb=None, forehe
             raise ValueError(f"rgb is {arr.shape[:2]} but the landmarks refer to an image of {shape}")
         candidate = masks["face"].copy() if return_candidate else None
         skin = skin_mask(arr, masks["face"], mm_per_px=mm_per_px, work_px_per_mm=skin_px_per_mm)
+        skin &= _without_islands(masks["face"] & skin, mm_per_px)
         for m in masks.values():
             m &= skin
         return (masks, candidate) if return_candidate else masks
     return (masks, masks["face"].copy()) if return_candidate else masks
+
+
+#: Skin cut off from the face's skin (specks between the hairs above a hairline, at the jaw's edge)
+#: smaller than this, or than 1% of the largest piece, is not measured: an island of a few mm2 is
+#: hair's gaps and shadow rims, not a place to read skin from.
+MIN_ISLAND_MM2 = 25.0
+
+
+def _without_islands(mask: np.ndarray, mm_per_px: float) -> np.ndarray:
+    """``mask`` without its small 8-connected pieces (see :data:`MIN_ISLAND_MM2`)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if n <= 2:
+        return mask
+    area = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.concatenate([[False], area >= max(MIN_ISLAND_MM2 / mm_per_px ** 2, 0.01 * area.max())])
+    return keep[labels]
 
 
 def canonical_region_masks(shape_hw, vertices_px, *, mm_per_px: float, forehead_extension_mm: float = 15.0,

@@ -435,3 +435,21 @@ def test_draw_regions_overlays_colour_inside_regions(astro, geom):
     # With alpha 0 only the outlines and labels are drawn.
     bare = np.abs(R.draw_regions(rgb, geom, alpha=0.0).astype(int) - rgb).sum(axis=2)
     assert np.mean(bare[geom["cheek_right"]] > 0) < 0.25
+
+
+def test_no_islands_of_skin_between_the_hairs(landmarker):
+    """Specks of skin colour between the hairs above the hairline (and at the jaw's edge) are not skin
+    to measure: every 8-connected piece of the face's skin is at least 25 mm2."""
+    from pathlib import Path
+
+    from skinscan import analyse_photo
+    from skinscan.regions import MIN_ISLAND_MM2
+
+    photo = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut" / "2026-01-05" / "IMG_20260105_100412.jpg"
+    a = analyse_photo(photo, landmarker=landmarker, metrics=False)
+    for name in ("face", "forehead"):
+        n, _, stats, _ = cv2.connectedComponentsWithStats(a.masks[name].view(np.uint8), connectivity=8)
+        areas_mm2 = stats[1:, cv2.CC_STAT_AREA] * a.scale.mm_per_px ** 2
+        assert areas_mm2.min() >= MIN_ISLAND_MM2, (name, np.sort(areas_mm2)[:5])
+    _, _, stats, _ = cv2.connectedComponentsWithStats(a.masks["forehead"].view(np.uint8), connectivity=8)
+    assert len(stats) - 1 <= 3  # the forehead is a piece or two, not a spray
