@@ -108,7 +108,7 @@ def test_pores_are_not_read_on_scars_nor_at_the_edge_of_the_skin(skin):
     # A 1.5-3 mm pit is a dip to the band-pass too: without the size test its floor reads as large
     # pores; scale selection past 1 mm gives it back to the larger structure.
     v0, v, raw = p0.value, with_test.value, without.value
-    assert raw["pore_diameter_mm"] > v0["pore_diameter_mm"] + 0.04 and raw["pore_area_pct"] > 2 * v0["pore_area_pct"]
+    assert raw["pore_diameter_mm"] > v0["pore_diameter_mm"] + 0.03 and raw["pore_area_pct"] > 1.5 * v0["pore_area_pct"]
     assert v["pore_diameter_mm"] == pytest.approx(v0["pore_diameter_mm"], abs=0.02)
     assert v["pore_area_pct"] < 1.2 * v0["pore_area_pct"]
     # Skin beside a bright non-skin band (an eye white, the photo's edge): its edge is not a pore. The

@@ -56,8 +56,11 @@ DETECTOR = {
     "noise_k": 5.0,             # ... and at least this many SDs of the photo's own noise (not tuned)
     "hessian_sigma_mm": 0.1,    # the roundness test's scale
     "max_elongation": np.inf,   # eigenvalue ratio; the cheek chose none beyond "a dip in both directions"
-    "diameter_range_mm": (0.12, 2.0),  # the scale selection's range (the labels span 0.24-0.61 mm)
-    "n_diameters": 17,
+    # The scale selection's range (the labels span 0.24-0.61 mm), 1.25x steps: past 1.41 mm it only
+    # needs to see that a dip peaks past max_diameter_mm (the range to 2 mm, 17 steps, chose the same
+    # pores on the close-up, F1 0.742 against 0.741, at twice the cost).
+    "diameter_range_mm": (0.12, 1.41),
+    "n_diameters": 12,
     "max_diameter_mm": 1.0,     # a dip that answers most past 1 mm is not a pore (set a priori)
 }
 
