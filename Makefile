@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test setup samples clean
+.PHONY: demo test quick setup samples clean
 
 setup: $(VENV)/.installed
 
@@ -16,8 +16,13 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(BIN)/skinscan demo --samples sample_images --out out
 
+# The whole suite (what .ci/run runs): a line of progress per test file, the 15 slowest tests at the end.
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest --durations=15
+
+# Everyday work: everything but the end-to-end runs marked slow, in a few minutes.
+quick: setup
+	$(BIN)/python -m pytest -m "not slow" --durations=10
 
 samples: setup
 	$(BIN)/python tools/make_sample_images.py --out sample_images

@@ -34,9 +34,16 @@ TARGETS = {
     "rss_growth_mb": ("memory growth of a worker over the batch, MB", "<=", 50.0),
     "working_vs_full_max_rel_diff_pct": ("metrics at the working resolution vs full resolution, max |diff| % "
                                          "of their means over the sample photos", "<=", 2.0),
+    "close20_over_12mp": ("whole analysis of a 20 px/mm close-up / of the 12 MP photo (12.4 px/mm), one core",
+                          "<=", 1.5),
+    "report_s_per_subject": ("one subject's charts and report (the 12-photo sample series), one core, s", "<=", 2.0),
+    "rerun_over_fresh": ("re-run with nothing new / the fresh run (sample series, analysis and outputs)", "<=", 0.2),
 }
-#: Sizes of the synthetic phone photos (portrait, width x height).
-SIZES = {"12mp": (3024, 4032), "3mp": (1512, 2016)}
+#: Sizes of the synthetic phone photos (portrait, width x height); the close-ups are 12 MP too, the
+#: face enlarged to 15 and 20 px/mm (filling the frame as a close selfie does).
+SIZES = {"12mp": (3024, 4032), "3mp": (1512, 2016), "close15": (3024, 4032), "close20": (3024, 4032)}
+#: The close-ups' faces, px/mm.
+CLOSE_UPS = {"close15": 15.0, "close20": 20.0}
 
 
 @dataclass
@@ -53,6 +60,7 @@ class BenchmarkReport:
     memory: dict = field(default_factory=dict)
     working_resolution: list = field(default_factory=list)  # rows: region, metric, means, diff %, per photo
     floor: dict = field(default_factory=dict)  # the least any analysis with pores must do, 12 MP (see _floor)
+    series: dict = field(default_factory=dict)  # the sample series: fresh run, outputs, re-run (see _series_run)
     results: dict = field(default_factory=dict)  # target -> measured value
 
     def passed(self) -> dict[str, bool]:
@@ -94,6 +102,13 @@ class BenchmarkReport:
                       f"alignment or other metric, nor the reduction to {fl['pores_px_per_mm']:g} px/mm itself: "
                       f"{1000 * fl['total_s']:.0f} ms, "
                       f"**{fl['over_decode']:.2f}x the decode**."]
+        if self.series:
+            sr = self.series
+            lines += ["", f"Sample series ({sr['n_photos']} photos, --jobs 2): fresh run {sr['fresh_s']:.1f} s "
+                      f"(analysis {sr['analysis_s']:.1f} s, outputs {sr['outputs_s']:.1f} s); one subject's charts and "
+                      f"report on one core {sr['report_s_per_subject']:.2f} s (tables {sr['tables_s']:.2f} s, series "
+                      f"{sr['series_s']:.2f} s besides); a re-run with nothing new {sr['rerun_s']:.2f} s "
+                      f"(**{sr['rerun_s'] / sr['fresh_s']:.2f} of the fresh run**)."]
         if self.throughput:
             runs = self.throughput_runs
             lines += ["", "Batch throughput (photos/s, analysis + overlays + store, no report; the best of "
@@ -130,8 +145,11 @@ def _stage_order(name: str) -> tuple:
     return (order.index(name), name) if name in order else (len(order) + (name == "writing"), name)
 
 
-def make_benchmark_photos(sample: Path, out_dir: Path, *, seed: int = 0) -> dict[str, Path]:
-    """Phone-sized test photos built from one sample photo: 12 MP and 3 MP portrait JPEGs.
+def make_benchmark_photos(sample: Path, out_dir: Path, *, seed: int = 0, close_ups: bool = False,
+                          sample_px_per_mm: float = 12.3) -> dict[str, Path]:
+    """Phone-sized test photos built from one sample photo: 12 MP and 3 MP portrait JPEGs, and with
+    ``close_ups`` 12 MP close-ups whose face is at :data:`CLOSE_UPS` px/mm (the sample at
+    ``sample_px_per_mm``, enlarged).
 
     The sample face is placed in the middle of a 4032 x 3024 frame at its own resolution (a close
     selfie: the face about 60% of the frame's width), on a background made of the photo itself,
@@ -158,7 +176,25 @@ def make_benchmark_photos(sample: Path, out_dir: Path, *, seed: int = 0) -> dict
     w3, h3 = SIZES["3mp"]
     cv2.imwrite(str(paths["3mp"]), cv2.resize(bg, (w3, h3), interpolation=cv2.INTER_AREA),
                 [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if close_ups:
+        for name, px_per_mm in CLOSE_UPS.items():
+            paths[name] = out_dir / f"photo_{name}.jpg"
+            cv2.imwrite(str(paths[name]), _close_up(src, bg, px_per_mm / sample_px_per_mm),
+                        [cv2.IMWRITE_JPEG_QUALITY, 92])
     return paths
+
+
+def _close_up(src: np.ndarray, bg: np.ndarray, f: float) -> np.ndarray:
+    """The sample face enlarged ``f`` times in the middle of the frame (cut to it where larger)."""
+    big = cv2.resize(src, None, fx=f, fy=f, interpolation=cv2.INTER_CUBIC)
+    out = bg.copy()
+    h, w = out.shape[:2]
+    sh, sw = big.shape[:2]
+    cy, cx = max((sh - h) // 2, 0), max((sw - w) // 2, 0)
+    part = big[cy:cy + h, cx:cx + w]
+    y0, x0 = (h - part.shape[0]) // 2, (w - part.shape[1]) // 2
+    out[y0:y0 + part.shape[0], x0:x0 + part.shape[1]] = part
+    return out
 
 
 def _machine() -> dict:
@@ -400,7 +436,8 @@ def _memory(photos: list[Path], n: int, warmup: int, work: Path, model_path) -> 
 
 def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | os.PathLike = "out/benchmark", *,
                   repeats: int = 5, batch_photos: int = 40, batch_runs: int = 2, memory_photos: int = 500,
-                  working_photos: int = 7, model_path=None, progress: bool = True) -> BenchmarkReport:
+                  working_photos: int = 7, series: bool = True, model_path=None,
+                  progress: bool = True) -> BenchmarkReport:
     """Measure skinscan's speed and memory on phone-sized photos made from the sample series.
 
     Parameters
@@ -424,6 +461,9 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
     working_photos : int
         12 MP photos made from the first this many sample photos, each analysed at its working
         resolutions and at full resolution (the means over them are compared).
+    series : bool
+        Run the sample series as a user would (``--jobs 2``, outputs), time each subject's charts
+        and report on one core, and a re-run with nothing new.
     """
     from .analysis import analyse_photo
     from .discover import discover
@@ -440,8 +480,8 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
             print(f"benchmark: {msg}", file=sys.stderr, flush=True)
 
     rep = BenchmarkReport(machine=_machine())
-    photos = make_benchmark_photos(entries[0].path, out / "photos")
-    ref_photos = make_benchmark_photos(entries[1].path, out / "reference")
+    photos = make_benchmark_photos(entries[0].path, out / "photos", close_ups=True)
+    ref_photos = make_benchmark_photos(entries[1].path, out / "reference", close_ups=True)
     undo = _one_core()
     try:
         with FaceLandmarker(model_path) as lm:
@@ -459,6 +499,12 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
     finally:
         undo()
     rep.results["analysis_over_decode_12mp"] = rep.analysis_s["12mp"] / rep.decode_s["12mp"]
+    rep.results["close20_over_12mp"] = rep.analysis_s["close20"] / rep.analysis_s["12mp"]
+    if series:
+        say("the sample series: a fresh run, its outputs on one core, and a re-run with nothing new")
+        rep.series = _series_run(Path(samples), _fresh(out / "series"), model_path)
+        rep.results["report_s_per_subject"] = rep.series["report_s_per_subject"]
+        rep.results["rerun_over_fresh"] = rep.series["rerun_s"] / rep.series["fresh_s"]
 
     if batch_photos > 0:
         say(f"batch throughput, {batch_photos} photos of 12 MP, --jobs 1 and --jobs 2, {max(batch_runs, 1)} runs each")
@@ -497,6 +543,34 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
     (out / "benchmark.json").write_text(rep.to_json())
     (out / "benchmark.md").write_text(rep.table() + "\n")
     return rep
+
+
+def _series_run(samples: Path, out: Path, model_path) -> dict:
+    """The sample series as a user runs it: analysed with ``--jobs 2`` and its outputs written (the
+    fresh run), its outputs written again on one core (timed per subject), and a re-run of both with
+    nothing new."""
+    from .batch import run_batch
+    from .outputs import write_outputs
+
+    t0 = time.perf_counter()
+    res = run_batch(samples, out, jobs=2, progress=False, model_path=model_path)
+    t1 = time.perf_counter()
+    write_outputs(out, progress=False)
+    fresh = time.perf_counter() - t0
+    undo = _one_core()
+    try:
+        timings: dict = {}
+        write_outputs(out, progress=False, force=True, timings=timings)
+    finally:
+        undo()
+    t2 = time.perf_counter()
+    run_batch(samples, out, jobs=2, progress=False, model_path=model_path)
+    write_outputs(out, progress=False)
+    rerun = time.perf_counter() - t2
+    subjects = [v for k, v in timings.items() if k.startswith("subject:")]
+    return {"n_photos": res.n_photos, "fresh_s": fresh, "analysis_s": t1 - t0, "outputs_s": fresh - (t1 - t0),
+            "report_s_per_subject": max(subjects) if subjects else float("nan"), "tables_s": timings["tables"],
+            "series_s": timings.get("series", float("nan")), "rerun_s": rerun}
 
 
 def _fresh(path: Path) -> Path:

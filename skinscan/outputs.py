@@ -65,7 +65,7 @@ def export_tables(store: ResultStore, out: Path, *, force: bool = False) -> dict
 
 def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: bool = False, charts: bool = True,
                   reports: bool = True, progress: bool = True, busy_timeout: float = 30.0,
-                  force: bool = False) -> Outputs:
+                  force: bool = False, timings: dict | None = None) -> Outputs:
     """Tables, charts and one HTML report per subject from the store in ``out_dir``.
 
     Parameters
@@ -85,6 +85,9 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         Seconds to wait for another process writing the store.
     force : bool
         Rewrite everything, changed or not.
+    timings : dict, optional
+        Filled with seconds: ``tables`` (export), ``series`` (changes, recovery), and one entry per
+        subject written (``subject:<name>``: its charts and report).
 
     Returns
     -------
@@ -97,10 +100,16 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
     photos out of the trends (the report's quality table then says why). Output files are named by
     :func:`~skinscan.discover.safe_name`, so no subject or session name can lead outside ``out_dir``.
     """
+    import time
+
+    clock = time.perf_counter
+    timings = {} if timings is None else timings
     out = Path(out_dir)
     remove_stale_temporaries(out, recursive=True)  # left by a skinscan killed while writing
     with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
+        t0 = clock()
         tables = export_tables(store, out, force=force)
+        timings["tables"] = clock() - t0
         treatments = _treatments(store, paths)
         options = {"formats": sorted(formats), "include_flagged": include_flagged, "charts": charts, "reports": reports}
         keys = {s: _digest(version_text(), options, f, [d.isoformat() for d in treatments.get(s, [])])
@@ -119,13 +128,17 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         values, photos = store.values_frame(), store.photos_frame()
     from .series import recovery_curve, recovery_time_hours, summarise
 
+    t0 = clock()
     summary = summarise(values, photos, treatments=treatments, include_flagged=include_flagged)
     write_csv(summary, out / "changes.csv", what="table")
     curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged) if reports else None
     hours = recovery_time_hours(curve) if reports else {}
+    timings["series"] = clock() - t0
     for subject in Progress(stale, "reporting", enabled=progress and bool(stale)):
+        t0 = clock()
         files = _subject_outputs(out, subject, summary, photos, treatments.get(subject, []), curve, hours,
                                  formats=formats, charts=charts, reports=reports)
+        timings[f"subject:{subject}"] = clock() - t0
         done[subject] = {"key": keys[subject], "files": [str(f) for f in files]}
     for s in keys:
         _collect(result, done[s]["files"])

@@ -205,6 +205,8 @@ if os.geteuid() == 0:
     if libc.capset(ctypes.byref(header), data) != 0:
         sys.exit("capset failed")
 from skinscan.cli import main
+
+pytestmark = pytest.mark.slow  # not in `make quick`
 sys.exit(main(sys.argv[1:]))
 """
 

@@ -337,6 +337,8 @@ import json, os, sys
 
 import skinscan.batch as batch
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 
 def die(*args):  # the worker finding the references dies, as a crash in native code would
     os._exit(3)

@@ -10,12 +10,16 @@ import pytest
 from skinscan.benchmark import SIZES, TARGETS, make_benchmark_photos, run_benchmark
 from skinscan.cli import main
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 FIRST = sorted((SAMPLES / "astronaut" / "2026-01-05").glob("*.jpg"))[0]
 
 
 def test_benchmark_photos_are_phone_sized_with_the_sample_face_in_the_middle(tmp_path):
-    paths = make_benchmark_photos(FIRST, tmp_path)
+    paths = make_benchmark_photos(FIRST, tmp_path, close_ups=True)
+    for name in ("close15", "close20"):
+        assert cv2.imread(str(paths[name])).shape[:2] == SIZES[name][::-1]
     big, small, src = (cv2.imread(str(p)) for p in (paths["12mp"], paths["3mp"], FIRST))
     assert big.shape[:2] == SIZES["12mp"][::-1] and small.shape[:2] == SIZES["3mp"][::-1]
     y0, x0 = (big.shape[0] - src.shape[0]) // 2, (big.shape[1] - src.shape[1]) // 2
@@ -39,6 +43,14 @@ def test_every_target_is_measured(report):
     assert set(data["targets"]) == set(TARGETS)
     assert all(isinstance(t["met"], bool) for t in data["targets"].values())
     assert (out / "benchmark.md").read_text().startswith("Machine:")
+    # The close-ups are at the px/mm they were built for, and analysed at the analysis's cap.
+    from skinscan.analysis import MAX_PX_PER_MM
+
+    for name, px in (("close15", 15.0), ("close20", 20.0)):
+        assert rep.photos[name]["px_per_mm"] == pytest.approx(px, rel=0.06)
+        assert rep.photos[name]["analysed_px_per_mm"] == pytest.approx(MAX_PX_PER_MM, rel=0.01)
+    sr = rep.series
+    assert sr["n_photos"] == 12 and sr["rerun_s"] < sr["fresh_s"] and sr["report_s_per_subject"] > 0
 
 
 def test_stage_times_add_up_to_the_whole_analysis(report):
@@ -132,7 +144,7 @@ def test_shifted_copies_are_distinct_photos_past_the_shifts(tmp_path):
 
 def test_cli_prints_the_table_and_says_which_targets_were_met(tmp_path, capsys):
     code = main(["benchmark", "--samples", str(SAMPLES), "--out", str(tmp_path), "--repeats", "1",
-                 "--batch-photos", "0", "--memory-photos", "0", "--quiet"])
+                 "--batch-photos", "0", "--memory-photos", "0", "--working-photos", "1", "--no-series", "--quiet"])
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert "analysis / decode" in out and "targets met" in out

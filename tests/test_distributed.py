@@ -28,6 +28,8 @@ from skinscan.batch import STORE_NAME, run_batch
 from skinscan.errors import SkinscanError
 from skinscan.store import ResultStore
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut"
 SESSIONS = ("2026-01-05", "2026-02-06")
 NO_FACE = "no face found in the photo; use a photo with the whole face in the frame, facing the camera, in even light"

@@ -26,6 +26,8 @@ from PIL import Image
 from skinscan.batch import STORE_NAME, run_batch
 from skinscan.discover import UNDATED_SESSION
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut"
 BASELINE = sorted((SAMPLES / "2026-01-05").glob("*.jpg"))
 

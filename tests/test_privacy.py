@@ -315,6 +315,8 @@ _PROXY_BACK = r"""
 import os
 from skinscan.landmarks import OFFLINE_PROXY, FaceLandmarker
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 first, second = FaceLandmarker(), FaceLandmarker()
 assert os.environ["https_proxy"] == OFFLINE_PROXY and "no_proxy" not in os.environ
 first.close()

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images"
 TRUTH = json.loads((SAMPLES / "astronaut" / "ground_truth.json").read_text())
 

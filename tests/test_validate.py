@@ -15,6 +15,8 @@ import pytest
 
 from skinscan.validate import CONCERNS, run_validation
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 CONCERNS_BY_NAME = {c.name: c for c in CONCERNS}
 
 
