@@ -26,6 +26,8 @@ from PIL import Image
 from skinscan.geometry import estimate_scale
 from skinscan.phantom import turn_head
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut" / "2026-01-05" / "IMG_20260105_100412.jpg"
 WIDTH = 400  # px: about 2.6 px/mm, plenty for the landmarker; the face is only needed to be found
 SESSION = "2026-01-05"
@@ -205,8 +207,6 @@ if os.geteuid() == 0:
     if libc.capset(ctypes.byref(header), data) != 0:
         sys.exit("capset failed")
 from skinscan.cli import main
-
-pytestmark = pytest.mark.slow  # not in `make quick`
 sys.exit(main(sys.argv[1:]))
 """
 

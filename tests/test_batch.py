@@ -27,6 +27,8 @@ from skinscan.discover import discover
 from skinscan.series import recovery_curve, recovery_time_hours, summarise
 from skinscan.store import ResultStore
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut"
 TIDY = ["subject", "session", "session_index", "date", "photo", "region", "metric", "value", "unit", "se"]
 TREATMENT_SESSIONS = ["2026-01-05", "2026-02-06", "2026-03-10", "2026-04-09", "2026-05-12"]
@@ -336,8 +338,6 @@ _REFERENCES_WORKER_DIES = r"""
 import json, os, sys
 
 import skinscan.batch as batch
-
-pytestmark = pytest.mark.slow  # not in `make quick`
 
 
 def die(*args):  # the worker finding the references dies, as a crash in native code would

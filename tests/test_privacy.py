@@ -24,6 +24,8 @@ from skinscan.outputs import MANIFEST, write_outputs
 from skinscan.discover import safe_name
 from skinscan.store import ResultStore
 
+pytestmark = pytest.mark.slow  # not in `make quick`
+
 SAMPLES = Path(__file__).resolve().parents[1] / "sample_images" / "astronaut"
 ARTIST = "Jane Q. Photographer 7d3f"
 MAKE = "Acme Optics 41c"
@@ -314,8 +316,6 @@ def test_no_network_system_call_from_native_code(strace, tmp_path):
 _PROXY_BACK = r"""
 import os
 from skinscan.landmarks import OFFLINE_PROXY, FaceLandmarker
-
-pytestmark = pytest.mark.slow  # not in `make quick`
 
 first, second = FaceLandmarker(), FaceLandmarker()
 assert os.environ["https_proxy"] == OFFLINE_PROXY and "no_proxy" not in os.environ
