@@ -43,6 +43,9 @@ __all__ = ["metric_label", "region_label", "trend_chart", "region_grid", "before
 #: Resolution of saved figures (dots per inch); sizes are in inches.
 DPI = 150
 
+#: zlib level of saved PNGs: 3 encodes a chart several times faster than the default 6 for a few % more bytes.
+_PNG_LEVEL = 3
+
 _SAVE_METADATA = {
     "png": {"Software": None},
     "pdf": {"Creator": None, "Producer": None, "CreationDate": None},
@@ -209,7 +212,9 @@ def trend_chart(summary: pd.DataFrame, *, subject, metric: str, region: str = "f
     unit, direction = cd.first_unit(rows), cd.direction_of(rows)
     handles = _draw_trend(ax, rows, use_dates=cd.use_dates(rows), treatments=treatments)
     title = _safe(f"{metric_label(metric, unit)} — {region_label(region)}")
-    ax.set_title(title + (f"\n{direction}" if direction else ""), fontsize=10, loc="left")
+    # A title placed by hand (y=) skips matplotlib's search for a place clear of the axes' ticks.
+    ax.set_title(title + (f"\n{direction}" if direction else ""), fontsize=10, loc="left",
+                 **({"y": 1.02} if own_figure else {}))
     ax.set_ylabel(_safe(metric_label(metric, unit)), fontsize=8)
     _legend_below(ax, handles, own_figure=own_figure)
     return fig
@@ -370,11 +375,14 @@ def save_figure(fig: Figure, path, *, format: str | None = None, dpi: int = DPI)
     fmt = (format or ("" if is_file else Path(path).suffix.lstrip("."))).lower()
     if fmt not in _SAVE_METADATA:
         raise ValueError(f"cannot save a figure as {fmt or 'a file without suffix'!r}; expected .png, .svg or .pdf")
+    kwargs = {"format": fmt, "dpi": dpi, "metadata": dict(_SAVE_METADATA[fmt]), "facecolor": "white"}
+    if fmt == "png":
+        kwargs["pil_kwargs"] = {"compress_level": _PNG_LEVEL}
     with matplotlib.rc_context({"svg.hashsalt": "skinscan", "pdf.compression": 6}):
         if is_file:
-            fig.savefig(path, format=fmt, dpi=dpi, metadata=dict(_SAVE_METADATA[fmt]), facecolor="white")
+            fig.savefig(path, **kwargs)
             return path
         path = Path(path)
         buf = io.BytesIO()
-        fig.savefig(buf, format=fmt, dpi=dpi, metadata=dict(_SAVE_METADATA[fmt]), facecolor="white")
+        fig.savefig(buf, **kwargs)
     return write_bytes(path, buf.getvalue(), what="chart")
