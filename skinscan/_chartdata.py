@@ -1,4 +1,4 @@
-"""What every chart of a series shares, without matplotlib: names, colours, the rows to draw and the baseline's MDC band.
+"""What every chart of a series shares, without matplotlib: names, colours, rows to draw, the baseline's MDC band.
 
 :mod:`skinscan.charts` (matplotlib figures for files and notebooks), :mod:`skinscan.svg` (the
 report's inline charts) and :mod:`skinscan.report` draw the same series the same way from these;
