@@ -4,6 +4,8 @@ Charts take series results only (the ``summary`` and ``recovery`` frames of :mod
 and canonical-frame arrays); they never load photos or compute metrics. Every function builds a
 :class:`matplotlib.figure.Figure` directly (no pyplot state, so it is safe in worker processes) and
 returns it; :func:`save_figure` writes it without the metadata matplotlib would embed.
+These figures are for the chart files (``skinscan chart``) and notebooks; the HTML report draws
+the same charts as inline SVG (:mod:`skinscan.svg`), from the same helpers (:mod:`skinscan._chartdata`).
 
 Colours of change labels
 ------------------------

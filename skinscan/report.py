@@ -107,7 +107,7 @@ td.file { overflow-wrap: anywhere; min-width: 15em; }
 .sw { display: inline-block; width: 12px; height: 12px; border-radius: 50%; margin-right: 5px;
       vertical-align: -1px; }
 .sw.band { border-radius: 2px; background: rgba(144,164,174,.35); }
-.sw.nd { border: 1px solid #bcaaa4; }
+.sw.nd { border: 1px solid #8d6e63; }
 .sw.line { border-radius: 0; height: 0; width: 16px; border-top: 2px dotted @treatment@; vertical-align: 3px; }
 .sw.bar { border-radius: 0; width: 2px; height: 12px; background: @line@; margin: 0 10px 0 5px; }
 .figs { display: grid; grid-template-columns: repeat(auto-fill, minmax(min(100%, 340px), 1fr)); gap: 14px; }
@@ -543,7 +543,7 @@ def _trend_section(summary, subject, treatments) -> str:
         figs.append(f'<figure class="trend" data-metric="{_e(metric)}">{chart}</figure>')
     note = ('<p class="note">Each point is a session; the shaded band is the baseline ± MDC, so a point outside it '
             "is a change the measurement can see (the point's colour is the verdict: a later session with fewer "
-            "photos has a wider MDC). Hover or tap a point for its value.</p>")
+            "photos has a wider MDC). On a computer, hover over a point to read its value.</p>")
     return (f'<section id="trends"><h2>Trends</h2>{note}{_legend()}<div class="figs">{"".join(figs)}</div>'
             "</section>")
 

@@ -35,6 +35,7 @@ SMALL_PX = 11
 _MUTED = "#616161"
 _AXIS = "#9e9e9e"
 _GRID = "#eeeeee"
+_ND_RIM = "#8d6e63"
 _FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif'
 #: Mean advance of a character of the report's sans-serif fonts, in font sizes (for layout only).
 _CHAR_EM = 0.6
@@ -289,6 +290,8 @@ def _draw_series(c: Canvas, f: _Frame, rows: pd.DataFrame, *, dates: bool, treat
     if np.isfinite(base) and np.isfinite(mdc) and mdc > 0:
         top, bottom = float(f.ys(base + mdc)), float(f.ys(base - mdc))
         c.rect(f.left, top, f.right - f.left, bottom - top, fill=cd.BAND_COLOUR, opacity=0.25, cls="mdc-band")
+    elif np.isfinite(base) and not compact:
+        c.text(f.left + 4, f.top + SMALL_PX, "no MDC band: not determinable", size=SMALL_PX - 1, cls="no-band")
     if np.isfinite(base):
         c.line(f.left, float(f.ys(base)), f.right, float(f.ys(base)), stroke=cd.BAND_COLOUR, dash="4 3",
                cls="baseline")
@@ -322,8 +325,10 @@ def _draw_series(c: Canvas, f: _Frame, rows: pd.DataFrame, *, dates: bool, treat
         lab = labels[i]
         when = day.iloc[i].strftime("%Y-%m-%d") if pd.notna(day.iloc[i]) else str(sessions[i])
         tip = f"{when}: {_value_text(y[i])} {unit}".rstrip() + (f" ({lab})" if lab else "")
+        # A pale "not determinable" point gets a dark rim: it must not vanish into the band or the page.
         c.circle(x[i], py[i], 4.5 if not compact else 3.2, fill=cd.LABEL_COLOURS.get(lab, cd.OTHER_COLOUR),
-                 title=tip, cls=f"point {lab.replace(' ', '-')}" if lab else "point")
+                 stroke=_ND_RIM if lab == "not determinable" else "#ffffff", title=tip,
+                 cls=f"point {lab.replace(' ', '-')}" if lab else "point")
     if not finite.any():
         c.text((f.left + f.right) / 2, (f.top + f.bottom) / 2, "no valid value", size=SMALL_PX, anchor="middle",
                cls="no-data")

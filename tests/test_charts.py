@@ -426,3 +426,14 @@ def test_colour_bar_svg_and_nice_ticks():
     ticks, decimals = nice_ticks(0.0083, 0.0095, 4)
     assert ticks.tolist() == pytest.approx([0.0085, 0.009, 0.0095]) and decimals == 4
     assert nice_ticks(5.0, 5.0)[0].tolist() == [5.0]
+
+
+def test_trend_svg_without_an_mdc_says_so(summary):
+    rows = make_summary("nd", regions=("face",)).assign(mdc=np.nan)
+    rows["label"] = np.where(rows["session_index"] == 0, "baseline", "not determinable")
+    chart = trend_svg(rows, subject="nd", metric="a_star")
+    assert not _elements(chart, "rect", "mdc-band")
+    assert _texts(chart, "no-band") == ["no MDC band: not determinable"]
+    pale = _elements(chart, "circle", "not-determinable")
+    assert len(pale) == 2 and all(p["fill"] == LABEL_COLOURS["not determinable"] and p["stroke"] != "#ffffff"
+                                  for p in pale)  # a dark rim: pale points stay visible
