@@ -35,7 +35,7 @@ from ._version import version_text
 from ._write import output_error, write_text
 from .discover import UNDATED_SESSION
 
-__all__ = ["build_report", "write_report", "time_report", "relative_change_shown", "KEY_METRICS",
+__all__ = ["build_report", "write_report", "time_report", "relative_change_shown", "KEY_METRICS", "PARTS",
            "INTERVAL_METRICS"]
 
 #: Metrics shown region by region (the first two the subject has in more than one region).
@@ -454,7 +454,9 @@ _CHANGE_NOTE = (
     "repeated photos within the sessions (<em>repeats</em>), else from each photo's own uncertainty "
     "(<em>photo uncertainty</em>: counted features, the light reference); with neither it is "
     '<span class="mdc-none">not determinable</span> and so is the change. Take two or three photos per '
-    "session.</p>"
+    "session.</p>")
+# Under the table: how to read its Change column (the table itself first, on a phone).
+_RELATIVE_NOTE = (
     '<p class="note">Changes are in the metric\'s unit (a change of a percentage in percentage points). The '
     "relative change under it is given only for quantities with a true zero (counts, areas, sizes, relief) "
     "whose baseline is larger than its MDC; not for redness a*, the erythema index or the ITA° skin tone, "
@@ -517,7 +519,8 @@ def _change_table(summary: pd.DataFrame, timeline: _Timeline) -> str:
             '<th class="num">Change<br><small>(relative)</small></th><th class="num">MDC<br><small>source</small></th>'
             "<th>Result</th></tr>")
     return (f'<section id="change"><h2>Change since baseline</h2>{_CHANGE_NOTE}{_SWIPE}<div class="scroll">'
-            f'<table id="change-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div></section>')
+            f'<table id="change-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table></div>'
+            f"{_RELATIVE_NOTE}</section>")
 
 
 def _legend() -> str:

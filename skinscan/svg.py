@@ -160,7 +160,7 @@ def nice_ticks(lo: float, hi: float, n: int = 5) -> tuple[np.ndarray, int]:
     decimals = max(0, -math.floor(math.log10(step) + 1e-9) + (m == 2.5))
     first = math.ceil(lo / step - 1e-9) * step
     count = int(math.floor((hi - first) / step + 1e-9)) + 1
-    return np.round(first + step * np.arange(count), decimals + 3), int(decimals)
+    return np.round(first + step * np.arange(count), decimals + 3), decimals
 
 
 def _tick_text(v: float, decimals: int) -> str:

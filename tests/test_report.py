@@ -326,8 +326,8 @@ def test_header_and_change_table_name_the_same_latest_session(data):
 class _LooseDates(HTMLParser):
     """ISO dates in the page's text that no element keeps on one line (class "nw")."""
 
-    _VOID = {"meta", "br", "img", "input", "hr", "wbr", "link"}
-    _HIDDEN = {"svg", "script", "style", "title"}  # not laid out as lines of text (an SVG's title is a tooltip)
+    _VOID = frozenset({"meta", "br", "img", "input", "hr", "wbr", "link"})
+    _HIDDEN = frozenset({"svg", "script", "style", "title"})  # not laid out as lines of text (an SVG's title is a tooltip)
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
