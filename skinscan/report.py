@@ -359,7 +359,6 @@ class _Timeline:
         trend = (summary.drop_duplicates("session_index").sort_values("session_index")
                  if len(summary) and "session_index" in summary else summary.iloc[:0])
         self.trend = [(r.get("session", ""), _day(r.get("date"))) for r in trend.to_dict("records")]
-        self.baseline_index = trend["session_index"].iloc[0] if len(trend) else None
         self.latest_index = trend["session_index"].iloc[-1] if len(trend) else None
         in_trend = {str(s) for s, _ in self.trend}
         self.recovery, self.unusable = [], []
@@ -382,7 +381,7 @@ class _Timeline:
 
 def _recovery_sessions(photos: pd.DataFrame, treatments: list) -> set[str]:
     """Sessions in the recovery window after a treatment (:func:`skinscan.series.split_recovery`'s rule)."""
-    from .series import split_recovery
+    from .series import split_recovery  # here: series imports the metric modules, needed for this rule only
 
     days = sorted({pd.Timestamp(t).date() for t in treatments if not _isnan(t)})
     if not days or not {"subject", "session", "session_index", "date"} <= set(photos.columns):
