@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import html
 import io
+import re
 from datetime import date
 
 import matplotlib
@@ -16,6 +18,7 @@ from PIL import Image
 
 from skinscan.charts import (LABEL_COLOURS, before_after_figure, metric_label, recovery_chart, region_grid,
                              region_label, save_figure, trend_chart)
+from skinscan.svg import colour_bar_svg, nice_ticks, recovery_svg, region_panels_svg, trend_svg
 
 UNITS = {"a_star": "CIELAB a*", "pore_density": "per cm2", "ita_deg": "deg"}
 BASE = {"a_star": 14.0, "pore_density": 40.0, "ita_deg": 35.0}
@@ -113,6 +116,7 @@ def test_trend_chart_draws_values_band_treatments_and_labels(summary):
 
     title = ax.get_title(loc="left")
     assert "Redness a* (CIELAB a*)" in title and "lower is better" in title and "Whole face" in title
+    assert ax.get_ylabel() == "Redness a* (CIELAB a*)"  # the y axis names the unit
 
 
 def test_trend_chart_descriptor_and_no_detectable_change(summary):
@@ -301,3 +305,135 @@ def test_save_figure_to_buffer_and_bad_suffix(tmp_path, summary):
         save_figure(fig, tmp_path / "x.jpg")
     with pytest.raises(ValueError):
         save_figure(fig, io.BytesIO())
+
+
+# --------------------------------------------------------------------------------------------- SVG (the report's)
+
+def _elements(svg_text, tag, cls=None):
+    """Attributes (and text) of every ``tag`` element, of class ``cls`` when given."""
+    out = []
+    for m in re.finditer(rf"<{tag}\b([^>]*?)(?:/>|>(.*?)</{tag}>)", svg_text, flags=re.S):
+        attrs = dict(re.findall(r'([\w-]+)="([^"]*)"', m.group(1)))
+        if cls is None or cls in attrs.get("class", "").split():
+            attrs["text"] = html.unescape(re.sub(r"<[^>]+>", "", m.group(2) or ""))
+            out.append(attrs)
+    return out
+
+
+def _texts(svg_text, cls):
+    return [e["text"] for e in _elements(svg_text, "text", cls)]
+
+
+def _y_of_value(svg_text):
+    """The chart's own data -> pixel map of its y axis, read from its grid lines and their tick labels."""
+    ys = [float(e["y1"]) for e in _elements(svg_text, "line", "grid")]
+    values = [float(t.replace("−", "-")) for t in _texts(svg_text, "ytick")]
+    assert len(ys) == len(values) >= 2
+    slope, offset = np.polyfit(values, ys, 1)
+    return lambda v: slope * np.asarray(v, dtype=float) + offset
+
+
+def test_trend_svg_draws_values_band_treatments_and_labels(summary):
+    chart = trend_svg(summary, subject="s1", metric="a_star", treatments=TREATMENTS)
+    assert chart.startswith("<svg") and "xmlns" not in chart and 'role="img"' in chart
+    y = _y_of_value(chart)
+    points = _elements(chart, "circle", "point")
+    assert [p["class"] for p in points] == ["point baseline", "point improved", "point improved"]
+    assert [p["fill"] for p in points] == [LABEL_COLOURS["baseline"]] + [LABEL_COLOURS["improved"]] * 2
+    np.testing.assert_allclose([float(p["cy"]) for p in points], y([14.0, 12.5, 11.0]), atol=0.15)
+    assert points[1]["text"] == "2026-02-02: 12.5 CIELAB a* (improved)"  # the tooltip
+    (band,) = _elements(chart, "rect", "mdc-band")
+    top, height = float(band["y"]), float(band["height"])
+    np.testing.assert_allclose([top, top + height], y([15.0, 13.0]), atol=0.15)  # baseline 14 ± MDC 1
+    assert len(_elements(chart, "line", "treatment")) == 2
+    assert len(_elements(chart, "line", "spread")) == 2  # session 1 has one photo: no SD
+    assert _texts(chart, "ylabel") == ["Redness a* (CIELAB a*)"]
+    assert _texts(chart, "title") == ["Redness a*"] and _texts(chart, "subtitle") == ["Whole face · lower is better"]
+    assert _texts(chart, "xtick") == ["05 Jan", "2026", "02 Feb", "02 Mar"]
+    assert trend_svg(summary, subject="s1", metric="a_star", treatments=TREATMENTS) == chart  # same bytes
+
+
+def test_trend_svg_gaps_undated_one_session_and_missing(summary):
+    gap = trend_svg(summary, subject="s1", metric="a_star", region="cheek_left")
+    assert not _elements(gap, "polyline", "trend")  # no two neighbouring sessions with a value
+    (link,) = _elements(gap, "polyline", "trend-gap")
+    assert len(link["points"].split()) == 2
+    assert _texts(gap, "missing") == ["n/a"]
+    undated = trend_svg(summary, subject="undated", metric="a_star", treatments=TREATMENTS)
+    assert _texts(undated, "xtick") == ["0", "1", "2"] and _texts(undated, "xlabel") == ["session (0 = baseline)"]
+    assert not _elements(undated, "line", "treatment")
+    solo = trend_svg(summary, subject="solo", metric="pore_density")
+    assert len(_elements(solo, "circle", "point")) == 1 and len(_elements(solo, "rect", "mdc-band")) == 1
+    assert _texts(solo, "ylabel") == ["Pore density (per cm²)"]
+    assert _texts(trend_svg(summary, subject="s1", metric="a_star", region="chin"), "no-data") == ["no data"]
+    descriptor = trend_svg(summary, subject="s1", metric="ita_deg")
+    assert _texts(descriptor, "subtitle") == ["Whole face · descriptor: neither direction is better"]
+    assert _texts(descriptor, "ylabel") == ["Skin tone ITA (°)"]
+
+
+def test_trend_svg_escapes_data_text():
+    evil = make_summary("s1", regions=("face",)).assign(unit="<b>&", metric="x<script>")
+    chart = trend_svg(evil, subject="s1", metric="x<script>")
+    assert "<script>" not in chart and "<b>" not in chart and "&lt;b&gt;&amp;" in chart
+
+
+def test_region_panels_svg_share_one_scale(summary):
+    panels = region_panels_svg(summary, subject="s1", metric="a_star", treatments=TREATMENTS)
+    assert [r for r, _ in panels][:2] == ["face", "forehead"] and len(panels) == 9
+    charts = dict(panels)
+    assert [_texts(charts[r], "title")[0] for r in ("face", "cheek_left")] == ["Whole face", "Left cheek"]
+    grids = {tuple(e["y1"] for e in _elements(p, "line", "grid")) for _, p in panels}
+    assert len(grids) == 1  # one y scale for every region
+    assert sum(_texts(p, "no-data") == ["no data"] for _, p in panels) == 7
+    assert all(_texts(p, "ylabel") == ["CIELAB a*"] for _, p in panels)
+    y = _y_of_value(charts["face"])
+    np.testing.assert_allclose([float(p["cy"]) for p in _elements(charts["face"], "circle", "point")],
+                               y([14.0, 12.5, 11.0]), atol=0.15)
+
+
+def test_recovery_svg_curve_pre_level_band_time_and_legend():
+    chart = recovery_svg(make_recovery(), {("face", "a_star"): 52.5}, subject="s1")
+    y = _y_of_value(chart)
+    (line,) = _elements(chart, "polyline", "recovery")
+    pts = np.array([[float(v) for v in p.split(",")] for p in line["points"].split()])
+    np.testing.assert_allclose(pts[:, 1], y([20.0, 17.0, 15.0, 14.2]), atol=0.15)  # two photos at 2 h: median
+    (pre,) = _elements(chart, "line", "pre-level")
+    np.testing.assert_allclose(float(pre["y1"]), y(14.0), atol=0.15)
+    (band,) = _elements(chart, "rect", "pre-band")
+    np.testing.assert_allclose([float(band["y"]), float(band["y"]) + float(band["height"])], y([14.8, 13.2]),
+                               atol=0.15)
+    ticks = {e["text"]: float(e["x"]) for e in _elements(chart, "text", "xtick")}
+    (recovered,) = _elements(chart, "line", "recovered")
+    np.testing.assert_allclose(float(recovered["x1"]), ticks["40"] + (ticks["60"] - ticks["40"]) * 12.5 / 20,
+                               atol=0.15)
+    assert _texts(chart, "legend") == ["treatment 2026-02-02:", "back within MDC after 52 h"]
+    assert _texts(chart, "recovery-note") == ["52 h"] and _texts(chart, "xlabel") == ["hours after treatment"]
+    key = ("s1", date(2026, 2, 2), "face", "a_star")
+    late = recovery_svg(make_recovery(), {key: float("nan")}, subject="s1")
+    assert _texts(late, "legend")[1] == "not back within MDC by the last photo"
+    assert not _elements(late, "line", "recovered")
+    for empty in (None, make_recovery().iloc[:0]):
+        assert _texts(recovery_svg(empty, None, subject="s1"), "no-data") == ["no recovery photos"]
+
+
+def test_colour_bar_svg_and_nice_ticks():
+    bar = colour_bar_svg(3.0, "delta a*", colours=["#000000", "#ffffff", "#ff0000"])
+    assert [e["fill"] for e in _elements(bar, "rect")] == ["#000000", "#ffffff", "#ff0000"]
+    assert _texts(bar, "xtick") == ["−2", "0", "2"]
+    assert nice_ticks(0.21, 3.83)[0].tolist() == [1.0, 2.0, 3.0]
+    ticks, decimals = nice_ticks(-4.3, 4.3)
+    assert ticks.tolist() == [-2.5, 0.0, 2.5] and decimals == 1
+    ticks, decimals = nice_ticks(0.0083, 0.0095, 4)
+    assert ticks.tolist() == pytest.approx([0.0085, 0.009, 0.0095]) and decimals == 4
+    assert nice_ticks(5.0, 5.0)[0].tolist() == [5.0]
+
+
+def test_trend_svg_without_an_mdc_says_so(summary):
+    rows = make_summary("nd", regions=("face",)).assign(mdc=np.nan)
+    rows["label"] = np.where(rows["session_index"] == 0, "baseline", "not determinable")
+    chart = trend_svg(rows, subject="nd", metric="a_star")
+    assert not _elements(chart, "rect", "mdc-band")
+    assert _texts(chart, "no-band") == ["no MDC band: not determinable"]
+    pale = _elements(chart, "circle", "not-determinable")
+    assert len(pale) == 2 and all(p["fill"] == LABEL_COLOURS["not determinable"] and p["stroke"] != "#ffffff"
+                                  for p in pale)  # a dark rim: pale points stay visible
