@@ -22,6 +22,7 @@ from ._write import output_error, remove_stale_temporaries, write_csv, write_tex
 from .discover import SessionInfo, discover, safe_name, treatment_dates
 from .progress import Progress
 from .store import STORE_NAME, ResultStore
+from .svg import trend_svg
 
 __all__ = ["Outputs", "write_outputs", "export_tables", "before_after", "MANIFEST", "CANONICAL_MAPS", "CANONICAL_PX_PER_MM",
            "MAPS_PX_PER_MM", "UNSORTED_SUBJECT"]
@@ -161,8 +162,13 @@ def _subject_outputs(out: Path, subject: str, summary, photos, days, curve, hour
         except OSError as e:
             raise output_error(e, sub_dir, "charts folder") from None
         for metric in sorted(summary.loc[summary["subject"] == subject, "metric"].unique()):
-            fig = ch.trend_chart(summary, subject=subject, metric=metric, treatments=days)
-            files += [ch.save_figure(fig, sub_dir / f"trend_{metric}.{fmt}") for fmt in formats]
+            if "svg" in formats:  # the report's own drawing: about a millisecond, no matplotlib
+                svg_text = trend_svg(summary, subject=subject, metric=metric, treatments=days, standalone=True)
+                files.append(write_text(sub_dir / f"trend_{metric}.svg", svg_text, what="chart"))
+            raster = [fmt for fmt in formats if fmt != "svg"]
+            if raster:
+                fig = ch.trend_chart(summary, subject=subject, metric=metric, treatments=days)
+                files += [ch.save_figure(fig, sub_dir / f"trend_{metric}.{fmt}") for fmt in raster]
     if reports:
         html = rp.build_report(summary, photos, subject=subject, treatments=days,
                                recovery=curve[curve["subject"] == subject],

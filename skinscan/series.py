@@ -184,9 +184,9 @@ def _labels(out: pd.DataFrame, first: pd.Series) -> np.ndarray:
     change, mdc = out["change_abs"].to_numpy(), out["mdc"].to_numpy()
     worse_dir = np.where(out["higher_is_worse"].to_numpy(), 1.0, -1.0)
     detectable = np.abs(change) > mdc
-    label = np.where(~detectable | ~np.isfinite(change), "no detectable change",
-                     np.where(change * worse_dir > 0, "worse", "improved"))
+    label = np.where(~detectable, "no detectable change", np.where(change * worse_dir > 0, "worse", "improved"))
     label = np.where(np.isfinite(change) & ~np.isfinite(mdc), "not determinable", label)
+    label = np.where(~np.isfinite(change), "no value", label)  # the session (or the baseline) measured nothing
     descriptor = out["metric"].eq("ita_deg").to_numpy()
     label = np.where(descriptor & detectable, "changed", label)
     return np.where(out["session_index"].to_numpy() == first.to_numpy(), "baseline", label)
