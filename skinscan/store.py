@@ -497,12 +497,12 @@ class ResultStore:
         return frame
 
     def detections_frame(self) -> pd.DataFrame:
-        """Every detected feature, one row each, with its photo's key columns: ``subject, session,
-        session_index, date, photo, kind, region, x_px, y_px, diameter_mm, length_mm, strength``."""
-        rows = self._read(f"SELECT p.subject, p.session, p.session_index, p.date, p.path, d.kind, d.region, d.x_px,"
-                          f" d.y_px, d.diameter_mm, d.length_mm, d.strength FROM detections d"
-                          f" JOIN photos p ON p.id = d.photo_id ORDER BY {_ORDER}, d.kind, d.rowid")
-        frame = _typed(pd.DataFrame(rows, columns=_KEY_COLUMNS + _DETECTION_COLUMNS))
+        """Every detected feature, one row each: ``photo, kind, region, x_px, y_px, diameter_mm,
+        length_mm, strength`` (the photo's subject, session and date are in :meth:`photos_frame`:
+        a face holds thousands of pores, and repeating them on every row tripled the table)."""
+        rows = self._read(f"SELECT p.path, d.kind, d.region, d.x_px, d.y_px, d.diameter_mm, d.length_mm, d.strength"
+                          f" FROM detections d JOIN photos p ON p.id = d.photo_id ORDER BY {_ORDER}, d.kind, d.rowid")
+        frame = pd.DataFrame(rows, columns=["photo"] + _DETECTION_COLUMNS)
         numeric = _DETECTION_COLUMNS[2:]
         frame[numeric] = frame[numeric].astype("float64")
         return frame
@@ -536,7 +536,10 @@ class ResultStore:
         written = {}
         for stem, frame in frames.items():
             csv_path, parquet_path = out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet"
-            written[csv_path.name] = write_csv(frame, csv_path, date_format="%Y-%m-%d")
+            # Detections to 6 significant digits (a hundredth of a pixel, a micrometre): a face's
+            # thousands of rows at float64's 17 digits were most of the output folder.
+            digits = {"float_format": "%.6g"} if stem == "detections" else {}
+            written[csv_path.name] = write_csv(frame, csv_path, date_format="%Y-%m-%d", **digits)
             written[parquet_path.name] = atomic_write(parquet_path, lambda tmp: frame.to_parquet(tmp, index=False),
                                                       what="table")
         return written

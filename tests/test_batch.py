@@ -143,8 +143,7 @@ def test_detections_are_exported_in_the_photos_pixels(series):
     """One row per scar, spot and line branch (pores are not measured at 6 px/mm), in the photo's pixels and
     regions, matching the counts behind the densities."""
     found = pd.read_csv(series["out"] / "detections.csv")
-    assert list(found.columns) == ["subject", "session", "session_index", "date", "photo", "kind", "region", "x_px",
-                                   "y_px", "diameter_mm", "length_mm", "strength"]
+    assert list(found.columns) == ["photo", "kind", "region", "x_px", "y_px", "diameter_mm", "length_mm", "strength"]
     assert set(found["kind"]) == {"scar", "spot", "line"} and found["photo"].nunique() == N_SERIES
     photos = pd.read_csv(series["out"] / "photos.csv").set_index("photo")
     w, h = photos.loc[found["photo"], "width"].to_numpy(), photos.loc[found["photo"], "height"].to_numpy()
