@@ -21,7 +21,7 @@ from .errors import FaceTooSmallError, NoFaceError
 from .geometry import Scale, estimate_scale
 from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
-from .metrics import compute_metrics
+from .metrics import Measurements, compute_metrics
 from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_reference,
                       reference_checks)
 from .light import ABSOLUTE_COLOUR, choose_light
@@ -35,7 +35,7 @@ __all__ = ["PIPELINE_VERSION", "PhotoAnalysis", "analyse_photo", "MIN_FACE_WIDTH
 #: labelled pores at 13.3 px/mm; finer photos are analysed at about that resolution, so that a close-up
 #: costs little more than a photo at arm's length (a 20 px/mm crop has 2.6 times the pixels of a
 #: 12.4 px/mm one) and reads pores as they were validated. Every family's own floor is lower
-#: (``skinscan.metrics.FAMILY_FLOORS``).
+#: (``Family.floor_px_per_mm`` in ``skinscan.metrics.registry``).
 MAX_PX_PER_MM = 14.0
 #: Faces narrower than this (eye-corner to eye-corner spans about a third of it) cannot be calibrated.
 MIN_FACE_WIDTH_PX = 80
@@ -231,7 +231,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         Keep the metric maps (heatmaps) in the result, in the crop's pixels: all, or those named
         (e.g. ``("a_star", "texture")``; each map of a 12 MP photo's crop is tens of MB).
     families : iterable of str, optional
-        Only these metric families (see ``skinscan.metrics.METRICS``); default all.
+        Only these metric families (see ``skinscan.metrics.FAMILIES``); default all.
     max_px_per_mm : float or None
         A face crop finer than this is reduced to it before regions, quality and metrics.
         None: never reduce.
@@ -320,16 +320,16 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                 "rotation", float(rotation_deg), 0.0, "<=", "deg", False,
                 f"no face upright: analysed turned {rotation_deg} deg clockwise (a sideways photo without an "
                 "orientation tag)", blocking=False))
-    values, extra = ({}, {"maps": {}, "notes": {}, "detections": {}})
+    measured = Measurements()
     if metrics:
-        values, extra = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
-                                        maps_shape=rgb.shape[:2] if keep_maps else None,
-                                        keep_maps=None if keep_maps is True or not keep_maps else tuple(keep_maps),
-                                        full_resolution=full_resolution, families=families)
+        measured = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
+                                   maps_shape=rgb.shape[:2] if keep_maps else None,
+                                   keep_maps=None if keep_maps is True or not keep_maps else tuple(keep_maps),
+                                   full_resolution=full_resolution, families=families)
         if not choice.trusted:  # no absolute colour from a light nobody knows
-            for region in values.values():
+            for region in measured.values.values():
                 region.update({k: float("nan") for k in ABSOLUTE_COLOUR if k in region})
-            extra["notes"]["colour"] = (f"a*, erythema index and ITA not measured: {choice.reason}; put a colour "
+            measured.notes["colour"] = (f"a*, erythema index and ITA not measured: {choice.reason}; put a colour "
                                         "chart in the frame or keep the eyes open")
     alignment = None
     with clock("alignment"):
@@ -343,7 +343,7 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                                            reference_mask=reference.masks["face"])
         residual = canonical_fit_residual_mm(face, mm_per_px=scale.mm_per_px)
     photo_to_crop = to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]])
-    detections = _in_photo(extra["detections"], masks, photo_to_crop)
+    detections = _in_photo(measured.detections, masks, photo_to_crop)
     return PhotoAnalysis(
         path=photo.path,
         content_hash=photo.content_hash,
@@ -361,11 +361,11 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         canonical_residual_mm=residual,
         gains=gains,
         light_source=light_source,
-        metrics=values,
-        metric_notes=extra["notes"],
-        uncertainty=measurement_se(values, detections, region_area_mm2, colour_se=choice.colour_se),
+        metrics=measured.values,
+        metric_notes=measured.notes,
+        uncertainty=measurement_se(measured.values, detections, region_area_mm2, colour_se=choice.colour_se),
         light_reason=choice.reason,
-        maps=extra["maps"] if keep_maps else {},
+        maps=measured.maps if keep_maps else {},
         photo_px_per_mm=scale_full.px_per_mm,
         photo_to_crop=photo_to_crop,
         rotation_deg=rotation_deg,

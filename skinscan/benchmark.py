@@ -274,21 +274,21 @@ def _floor(path: Path, landmarker, a, stages: dict, decode_s: float, repeats: in
     (``a``: its analysis without metrics): decoding it, finding the face, and the pore detector
     (its relief signal and scale space) on the face crop reduced, as the analysis reduces a
     finer photo, to the coarsest resolution pores are measured at
-    (the pores' resolution floor, :data:`~skinscan.metrics.FAMILY_FLOORS`); no skin mask, no other
+    (the pores' resolution floor, :attr:`~skinscan.metrics.Family.floor_px_per_mm`); no skin mask, no other
     stage, and not the reduction itself (so the floor is if anything low). A photo too coarse for pores is an
     error: there is nothing to time.
     """
     from .analysis import analyse_photo
-    from .metrics import FAMILY_FLOORS, compute_metrics
+    from .metrics import compute_metrics, family
 
-    floor_px_per_mm = FAMILY_FLOORS["pores"]
+    floor_px_per_mm = family("pores").floor_px_per_mm
 
     def pores_s(b):
         def run():
             return compute_metrics(b.rgb, b.masks, mm_per_px=b.scale.mm_per_px, gains=b.gains, families=["pores"])
 
         with freed_memory_kept():
-            if not np.isfinite(run()[0]["face"]["pore_density"]):  # below the pores' resolution: nothing timed
+            if not np.isfinite(run().values["face"]["pore_density"]):  # below the pores' resolution: nothing timed
                 raise RuntimeError(f"the floor's pores were not measured at {b.scale.px_per_mm:.2f} px/mm")
             return _median_time(run, max(repeats, 3))
 

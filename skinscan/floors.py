@@ -8,7 +8,7 @@ pipeline, and finds for each metric the lowest resolution from which every finer
 10% of the reference value, or within the metric's tolerance where the value is near zero: its unit
 tolerance (:data:`NEAR_ZERO_TOLERANCE`) or twice the photo's own standard error of it (a count of a
 few spots moves by more than 10% when one more crosses the threshold). The analysis then reports a
-metric as NaN below its floor (:data:`skinscan.metrics.RESOLUTION_FLOORS`), with the reason.
+metric as NaN below its floor (:attr:`skinscan.metrics.Family.floor_px_per_mm`), with the reason.
 
 The reference is the photo resampled once by a hair (:data:`REFERENCE_SCALE`), not its own pixels:
 any resampling removes the camera's sharpening, which the photo's own pixels carry and no coarser
@@ -100,14 +100,13 @@ def measure_floors(path: str | os.PathLike, *, steps=DEFAULT_STEPS, landmarker=N
     for f in [1.0, REFERENCE_SCALE, *[s / native for s in steps if s < native * 0.98]]:
         rgb = photo.rgb if f >= 0.999 else cv2.resize(photo.rgb, None, fx=f, fy=f, interpolation=cv2.INTER_AREA)
         a = analyse_photo(np.ascontiguousarray(rgb), landmarker=landmarker, metrics=False, max_px_per_mm=None)
-        found, extra = compute_metrics(a.rgb, a.masks, mm_per_px=a.scale.mm_per_px, gains=np.ones(3),
-                                       min_resolution=False)
+        measured = compute_metrics(a.rgb, a.masks, mm_per_px=a.scale.mm_per_px, gains=np.ones(3), min_resolution=False)
         resolutions.append(float(a.scale.px_per_mm))
-        for metric, v in found["face"].items():
+        for metric, v in measured.values["face"].items():
             values.setdefault(metric, []).append(float(v))
         if f == REFERENCE_SCALE:
-            detections = _detections(extra["detections"], a.masks)
-            se = measurement_se(found, detections, a.region_area_mm2)["face"]
+            detections = _detections(measured.detections, a.masks)
+            se = measurement_se(measured.values, detections, a.region_area_mm2)["face"]
     floors = {m: _floor(m, resolutions[1:], v[1:], se.get(m, np.nan)) for m, v in values.items()}
     return FloorTable(resolutions, values, floors, se)
 

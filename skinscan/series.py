@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .discover import UNDATED_SESSION
-from .metrics import HIGHER_IS_WORSE, METRIC_UNITS
+from .metrics import METRIC_UNITS, METRICS
 
 __all__ = [
     "MDC_SOURCES",
@@ -175,20 +175,20 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
     photo = ~repeats & np.isfinite(from_photos) & (from_photos > 0)
     out["mdc"] = np.where(repeats, from_repeats, np.where(photo, from_photos, np.nan))
     out["mdc_source"] = np.where(repeats, MDC_SOURCES[0], np.where(photo, MDC_SOURCES[1], MDC_SOURCES[2]))
-    out["higher_is_worse"] = out["metric"].map(HIGHER_IS_WORSE).fillna(True).astype(bool)
+    out["higher_is_worse"] = out["metric"].map({m.key: m.higher_is_worse for m in METRICS}).fillna(True).astype(bool)
     out["label"] = _labels(out, first)
     return out[columns]
 
 
 def _labels(out: pd.DataFrame, first: pd.Series) -> np.ndarray:
     change, mdc = out["change_abs"].to_numpy(), out["mdc"].to_numpy()
-    worse_dir = np.where(out["higher_is_worse"].to_numpy(), 1.0, -1.0)
     detectable = np.abs(change) > mdc
-    label = np.where(~detectable, "no detectable change", np.where(change * worse_dir > 0, "worse", "improved"))
+    label = np.where(~detectable, "no detectable change", np.where(change > 0, "worse", "improved"))
     label = np.where(np.isfinite(change) & ~np.isfinite(mdc), "not determinable", label)
     label = np.where(~np.isfinite(change), "no value", label)  # the session (or the baseline) measured nothing
-    descriptor = out["metric"].eq("ita_deg").to_numpy()
-    label = np.where(descriptor & detectable, "changed", label)
+    # A metric that is not higher-is-worse is a descriptor (the registry's Metric.higher_is_worse):
+    # no direction is better, so a change it can see is only a change.
+    label = np.where(~out["higher_is_worse"].to_numpy() & detectable, "changed", label)
     return np.where(out["session_index"].to_numpy() == first.to_numpy(), "baseline", label)
 
 

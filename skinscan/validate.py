@@ -251,8 +251,8 @@ def _measure(task: tuple) -> tuple:
     masks = region_masks(a.face, mm_per_px=a.scale.mm_per_px, rgb=a.rgb, forehead_extension_mm=0.0,
                          skin_px_per_mm=SKIN_PX_PER_MM)
     zones = {c.name: _zone(masks, c.regions) for c in CONCERNS}
-    values, _ = compute_metrics(a.rgb, zones, mm_per_px=a.scale.mm_per_px, gains=a.gains)
-    return task[:3], nz.seed, values
+    measured = compute_metrics(a.rgb, zones, mm_per_px=a.scale.mm_per_px, gains=a.gains)
+    return task[:3], nz.seed, measured.values
 
 
 @dataclass

@@ -70,9 +70,9 @@ def test_stage_times_add_up_to_the_whole_analysis(report):
 def test_the_floor_is_the_decode_the_landmarks_and_the_pores_at_their_lowest_resolution(report):
     rep, _ = report
     fl = rep.floor
-    from skinscan.metrics import FAMILY_FLOORS
+    from skinscan.metrics import family
 
-    assert fl["pores_px_per_mm"] == FAMILY_FLOORS["pores"]
+    assert fl["pores_px_per_mm"] == family("pores").floor_px_per_mm
     assert fl["total_s"] == pytest.approx(fl["decode_s"] + fl["landmarks_s"] + fl["pores_s"])
     assert fl["over_decode"] == pytest.approx(fl["total_s"] / rep.decode_s["12mp"])
     assert fl["pores_s"] > 0 and fl["pores_own_s"] > 0

@@ -185,19 +185,19 @@ def test_skin_with_a_clipped_red_channel_keeps_its_redness(skin):
 
 def test_each_family_is_nan_below_its_resolution_floor(skin):
     """Below a family's measured floor its metrics are NaN with the reason; the others are measured."""
-    from skinscan.metrics import FAMILY_FLOORS
+    from skinscan.metrics import family
 
     base, mask = skin
     small = cv2.resize(base, None, fx=0.25, fy=0.25, interpolation=cv2.INTER_AREA)  # 3 px/mm
     m = cv2.resize(mask.astype(np.uint8), (small.shape[1], small.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-    values, extra = compute_metrics(small, {"face": m}, mm_per_px=MM * 4)
-    face = values["face"]
-    for family in ("pores", "wrinkles", "texture"):
-        assert FAMILY_FLOORS[family] > 3.0 and "3.0 px/mm" in extra["notes"][family]
+    found = compute_metrics(small, {"face": m}, mm_per_px=MM * 4)
+    face = found.values["face"]
+    for name in ("pores", "wrinkles", "texture"):
+        assert family(name).floor_px_per_mm > 3.0 and "3.0 px/mm" in found.notes[name]
     assert np.isnan(face["pore_density"]) and np.isnan(face["wrinkle_density"]) and np.isnan(face["roughness"])
     assert np.isfinite(face["a_star"]) and np.isfinite(face["spot_area_pct"]) and np.isfinite(face["scar_density"])
-    measured, _ = compute_metrics(small, {"face": m}, mm_per_px=MM * 4, min_resolution=False)
-    assert np.isfinite(measured["face"]["roughness"])  # what the floors are measured with
+    measured = compute_metrics(small, {"face": m}, mm_per_px=MM * 4, min_resolution=False)
+    assert np.isfinite(measured.values["face"]["roughness"])  # what the floors are measured with
 
 
 def test_scars_counted_and_not_confused_with_spots_or_lines(skin):
@@ -279,18 +279,18 @@ def test_compute_metrics_per_region_and_units(skin):
     base, mask = skin
     left = mask.copy()
     left[:, 320:] = False
-    values, extra = compute_metrics(base, {"face": mask, "left": left}, mm_per_px=MM)
-    assert set(values) == {"face", "left"}
-    assert len(values["face"]) == 16 and all(np.isfinite(v) for v in values["face"].values())
-    assert {"texture", "a_star", "lines", "spots", "pore_blobs"} <= set(extra["maps"])
+    found = compute_metrics(base, {"face": mask, "left": left}, mm_per_px=MM)
+    assert set(found.values) == {"face", "left"}
+    assert len(found.values["face"]) == 16 and all(np.isfinite(v) for v in found.values["face"].values())
+    assert {"texture", "a_star", "lines", "spots", "pore_blobs"} <= set(found.maps)
 
 
 def test_nan_input_does_not_raise(skin):
     base, mask = skin
     f = base.astype(np.float32) / 255
     f[100:120, 100:120] = np.nan
-    values, _ = compute_metrics(f, {"face": mask}, mm_per_px=MM)
-    assert np.isfinite(values["face"]["a_star"]) or np.isnan(values["face"]["a_star"])
+    face = compute_metrics(f, {"face": mask}, mm_per_px=MM).values["face"]
+    assert np.isfinite(face["a_star"]) or np.isnan(face["a_star"])
 
 
 def test_bad_arguments_are_clear_errors(skin):

@@ -2,56 +2,64 @@
 
 Every family takes an sRGB image (or a :class:`SkinImage` that caches colour conversions), one mask
 or a dict of region masks, and ``mm_per_px``; it returns a :class:`MetricResult`
-(``{region: {metric: value}}`` with maps). Metrics never load files or call MediaPipe.
+(``{region: {metric: value}}`` with maps). Metrics never load files or call MediaPipe. The metrics
+and their families are declared once, in :mod:`skinscan.metrics.registry`.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 from .._filters import mask_box, shrink
 from ._common import MetricResult, SkinImage, blob_mask
-from .pigmentation import PIGMENT_KEYS, ita_degrees, pigmentation_metrics
-from .pores import PORE_KEYS, pore_metrics
-from .redness import REDNESS_KEYS, redness
-from .scars import SCAR_KEYS, scar_metrics
-from .texture import TEXTURE_KEYS, roughness
-from .wrinkles import WRINKLE_KEYS, wrinkle_metrics
+from .pigmentation import ita_degrees, pigmentation_metrics
+from .pores import pore_metrics
+from .redness import redness
+from .registry import FAMILIES, METRIC_UNITS, METRICS, Family, Metric, family, metric
+from .scars import scar_metrics
+from .texture import roughness
+from .wrinkles import wrinkle_metrics
 
-__all__ = ["MetricResult", "SkinImage", "METRICS", "METRIC_UNITS", "HIGHER_IS_WORSE", "RESOLUTION_FLOORS", "FAMILY_FLOORS",
-           "compute_metrics",
+__all__ = ["MetricResult", "SkinImage", "Measurements", "METRICS", "FAMILIES", "METRIC_UNITS", "Metric", "Family",
+           "metric", "family", "compute_metrics",
            "redness", "roughness", "pore_metrics", "scar_metrics", "wrinkle_metrics", "pigmentation_metrics",
            "ita_degrees"]
 
-#: Families in pipeline order: name -> (function, {metric key: unit}).
-METRICS = {
-    "redness": (redness, REDNESS_KEYS),
-    "texture": (roughness, TEXTURE_KEYS),
-    "pores": (pore_metrics, PORE_KEYS),
-    "scars": (scar_metrics, SCAR_KEYS),
-    "wrinkles": (wrinkle_metrics, WRINKLE_KEYS),
-    "pigmentation": (pigmentation_metrics, PIGMENT_KEYS),
-}
-METRIC_UNITS = {k: u for _, keys in METRICS.values() for k, u in keys.items()}
-#: The coarsest resolution (px/mm at the face) at which each family reads what a finer photo reads
-#: (within 10%, its unit tolerance or twice its own standard error), measured on the real close-up
-#: of ``tests/data/porenet`` by :func:`skinscan.floors.measure_floors` (``docs/validation.md``), and
-#: the same for every metric of a family (the largest of theirs: a family is measured together).
-#: Below it the metric is NaN, with the reason in the notes.
-FAMILY_FLOORS = {"redness": 1.0, "pigmentation": 2.0, "scars": 2.5, "texture": 4.0, "wrinkles": 4.9, "pores": 8.0}
-RESOLUTION_FLOORS = {k: FAMILY_FLOORS[name] for name, (_, keys) in METRICS.items() for k in keys}
-#: Direction of each metric: True when a higher value is worse skin; ITA° is a descriptor.
-HIGHER_IS_WORSE = {k: k != "ita_deg" for k in METRIC_UNITS}
+
+@dataclass
+class Measurements:
+    """What :func:`compute_metrics` measured on one photo.
+
+    Attributes
+    ----------
+    values : dict
+        ``{region: {metric: value}}``, every metric of every family run (NaN where not measured).
+    maps : dict
+        Map name -> array (``a_star``, ``texture``, ``lines``, ``spots``, ``pore_blobs``...).
+    notes : dict
+        Family (or concern) -> why its values are NaN.
+    detections : dict
+        Kind -> columns ``x``, ``y`` (the photo's pixels), ``diameter_mm``, ``length_mm``,
+        ``strength``: every pore, scar, spot and line branch counted.
+    """
+
+    values: dict[str, dict[str, float]] = field(default_factory=dict)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)
+    detections: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, timings: dict | None = None,
                     maps_shape: tuple[int, int] | None = None, full_resolution: bool = False,
-                    min_resolution: bool = True, keep_maps: tuple | None = None) -> tuple[dict, dict]:
+                    min_resolution: bool = True, keep_maps: tuple | None = None) -> Measurements:
     """Run every metric family on one photo.
 
     The work is done in the bounding box of the masks (plus a margin for the filters), so the
-    hair and background around a face crop cost nothing.
+    hair and background around a face crop cost nothing. The families run in the order of
+    :data:`FAMILIES`, each given the features it leaves out (:attr:`Family.excludes`).
 
     Parameters
     ----------
@@ -63,7 +71,7 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     gains : array-like of 3 floats, optional
         Light normalisation (linear per-channel gains).
     families : iterable of str, optional
-        A subset of ``METRICS``.
+        Names of a subset of :data:`FAMILIES` (all by default).
     timings : dict, optional
         Filled with the seconds spent in each family (``metrics.<family>``).
     maps_shape : tuple of int, optional
@@ -74,17 +82,18 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     keep_maps : tuple of str, optional
         Return only these maps (all by default).
     min_resolution : bool
-        Leave out a family below its resolution floor (:data:`FAMILY_FLOORS`): its metrics are NaN,
-        with the reason in the notes; False measures it anyway (to measure the floors).
+        Leave out a family below its resolution floor (:attr:`Family.floor_px_per_mm`): its metrics
+        are NaN, with the reason in the notes; False measures it anyway (to measure the floors).
 
     Returns
     -------
-    values : dict
-        ``{region: {metric: value}}``.
-    extra : dict
-        ``maps`` (name -> array), ``notes`` (family -> reason a value is NaN) and ``detections``
-        (kind -> columns ``x``, ``y`` in ``rgb``'s pixels, ``diameter_mm``, ``length_mm``,
-        ``strength``: every pore, scar, spot and line branch counted).
+    Measurements
+        Values, maps, notes and detections (``x``, ``y`` in ``rgb``'s pixels).
+
+    Raises
+    ------
+    KeyError
+        For a family name the registry does not hold.
     """
     import time
 
@@ -94,43 +103,40 @@ def compute_metrics(rgb, masks, *, mm_per_px: float, gains=None, families=None, 
     sub_masks = {k: np.ascontiguousarray(np.asarray(m, bool)[box]) for k, m in masks.items()}
     img = SkinImage(np.ascontiguousarray(rgb[box]), gains=gains, mm_per_px=mm_per_px,
                     full_resolution=full_resolution)
-    values: dict[str, dict[str, float]] = {k: {} for k in masks}
-    maps, notes, found = {}, {}, {}
-    wanted = list(families or METRICS)
-    # Pigmentation and scars run before pores (a pore-sized blob inside a brown spot or on a
-    # scar's shaded wall is part of that feature) and texture last (it leaves out the discrete
-    # features the others found).
-    order = {"pigmentation": -2, "scars": -1, "texture": 1}
+    out = Measurements(values={k: {} for k in masks})
+    wanted = {family(n).name for n in families} if families is not None else {f.name for f in FAMILIES}
     px_per_mm = 1.0 / mm_per_px
-    for name in sorted(wanted, key=lambda n: order.get(n, 0)):
+    for fam in (f for f in FAMILIES if f.name in wanted):
         t0 = time.perf_counter()
-        fn, keys = METRICS[name]
-        if min_resolution and FAMILY_FLOORS[name] > px_per_mm * 1.001:  # not run: NaN, and why
-            for region in values.values():
-                region.update(dict.fromkeys(keys, float("nan")))
-            notes[name] = (f"{name} not measured at {px_per_mm:.1f} px/mm: {'they need' if len(keys) > 1 else 'it needs'}"
-                           f" {FAMILY_FLOORS[name]:g} px/mm or more (move closer or use the rear camera)")
+        if min_resolution and fam.floor_px_per_mm > px_per_mm * 1.001:  # not run: NaN, and why
+            for region in out.values.values():
+                region.update(dict.fromkeys(fam.keys, float("nan")))
+            out.notes[fam.name] = _below_floor(fam, px_per_mm)
             continue
-        kwargs = {}
-        if name == "texture":
-            kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px)
-        elif name == "pores":
-            kwargs["exclude"] = feature_mask(maps, img.shape, mm_per_px, keys=("scar_blobs", "spots"),
-                                             margin_mm=0.5)
-        res = fn(img, sub_masks, mm_per_px=mm_per_px, **kwargs)
+        needs = {}
+        if fam.excludes:
+            needs["exclude"] = feature_mask(out.maps, img.shape, mm_per_px, keys=fam.excludes,
+                                            margin_mm=fam.exclude_margin_mm)
+        res = fam.function(img, sub_masks, mm_per_px=mm_per_px, **needs)
         for region, vals in res.items():
-            values[region].update(vals)
-        maps.update(res.maps)
-        notes.update(res.notes)
+            out.values[region].update(vals)
+        out.maps.update(res.maps)
+        out.notes.update(res.notes)
         for kind, cols in res.detections.items():  # from the box's pixels to rgb's
-            found[kind] = {**cols, "x": cols["x"] + box[1].start, "y": cols["y"] + box[0].start}
+            out.detections[kind] = {**cols, "x": cols["x"] + box[1].start, "y": cols["y"] + box[0].start}
         if timings is not None:
-            timings[f"metrics.{name}"] = timings.get(f"metrics.{name}", 0.0) + time.perf_counter() - t0
+            timings[f"metrics.{fam.name}"] = timings.get(f"metrics.{fam.name}", 0.0) + time.perf_counter() - t0
     if keep_maps is not None:
-        maps = {k: v for k, v in maps.items() if k in keep_maps}
+        out.maps = {k: v for k, v in out.maps.items() if k in keep_maps}
     if maps_shape is not None:
-        maps = {k: _to_photo(k, v, box, img.shape, maps_shape) for k, v in maps.items()}
-    return values, {"maps": maps, "notes": notes, "detections": found}
+        out.maps = {k: _to_photo(k, v, box, img.shape, maps_shape) for k, v in out.maps.items()}
+    return out
+
+
+def _below_floor(fam: Family, px_per_mm: float) -> str:
+    """Why a family was not measured on a photo of ``px_per_mm``, and what to do."""
+    return (f"{fam.name} not measured at {px_per_mm:.1f} px/mm: {'they need' if len(fam.keys) > 1 else 'it needs'}"
+            f" {fam.floor_px_per_mm:g} px/mm or more (move closer or use the rear camera)")
 
 
 #: Margin around the masks' bounding box kept for the filters (the widest is the 2.5 mm spot background).

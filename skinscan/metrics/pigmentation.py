@@ -8,12 +8,11 @@ import numpy as np
 from .._filters import blur_to
 from ._common import (MaskArg, MetricResult, SkinImage, as_masks, check_scale, detections, fill_clipped,
                       masked_blur, resize_mask, resize_masks, skin_image)
+from .registry import family
 
-__all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
+__all__ = ["pigmentation_metrics", "SPOT_DIAMETER_MM", "ita_degrees"]
 
 SPOT_DIAMETER_MM = (0.8, 6.0)
-PIGMENT_KEYS = {"spot_density": "per cm2", "spot_area_pct": "%", "melanin_index": "a.u.", "ita_deg": "deg",
-                "tone_evenness": "a.u."}
 
 
 def ita_degrees(l_star, b_star):
@@ -146,7 +145,7 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     for k, ms in small.items():
         a_cm2 = np.count_nonzero(ms) * mm_w ** 2 / 100.0
         if a_cm2 == 0:
-            values[k] = dict.fromkeys(PIGMENT_KEYS, float("nan"))
+            values[k] = dict.fromkeys(family("pigmentation").keys, float("nan"))
             continue
         tm = tone_masks[k]
         ex = excess[ms]

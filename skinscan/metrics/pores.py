@@ -42,9 +42,8 @@ from .._filters import mask_box
 from ._common import MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detections, skin_image
 
 __all__ = ["pore_metrics", "detect_pores", "band_pass", "candidates", "round_dips", "scale_select", "noise_sd_od",
-           "dog_noise_gain", "PORE_KEYS", "DETECTOR"]
+           "dog_noise_gain", "DETECTOR"]
 
-PORE_KEYS = {"pore_density": "per cm2", "pore_area_pct": "%", "pore_diameter_mm": "mm"}
 
 #: The detector's parameters, every one physical; chosen on the cheek of the labelled close-up
 #: (maximising its F1 averaged over the scale x 1/1.1, 1, 1.1), see ``docs/validation.md``.

@@ -7,9 +7,7 @@ import numpy as np
 from ._common import (MaskArg, MetricResult, as_masks, check_scale, fill_clipped, masked_blur, region_means,
                       resize_masks, skin_image)
 
-__all__ = ["redness", "REDNESS_KEYS"]
-
-REDNESS_KEYS = {"a_star": "CIELAB a*", "erythema_index": "a.u.", "red_area_pct": "%"}
+__all__ = ["redness"]
 
 
 def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray | None = None,

@@ -9,10 +9,9 @@ from .._filters import blur_to, reduce_with_blur
 from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, detections,
                       resize_masks, skin_image, work_scale)
 
-__all__ = ["scar_metrics", "SCAR_KEYS", "SCAR_DIAMETER_MM"]
+__all__ = ["scar_metrics", "SCAR_DIAMETER_MM"]
 
 SCAR_DIAMETER_MM = (0.5, 5.0)
-SCAR_KEYS = {"scar_density": "per cm2", "scar_area_pct": "%", "scar_severity": "a.u."}
 
 # The opening's digital disc: the pixels within 2.5 px of the centre (21 px, 5 across), and the
 # diameter of the disc of the same area.

@@ -7,10 +7,9 @@ import numpy as np
 from .._filters import wide_blur
 from ._common import MaskArg, MetricResult, as_masks, blur, check_scale, robust_sigma, skin_image
 
-__all__ = ["roughness", "TEXTURE_BAND_MM", "TEXTURE_KEYS"]
+__all__ = ["roughness", "TEXTURE_BAND_MM"]
 
 TEXTURE_BAND_MM = (0.2, 2.0)
-TEXTURE_KEYS = {"roughness": "a.u."}
 
 
 def texture_band(darkness: np.ndarray, *, mm_per_px: float, band_mm=TEXTURE_BAND_MM) -> np.ndarray:

@@ -10,7 +10,7 @@ from .._filters import mask_box, reduce_with_blur
 from ._common import (MaskArg, MetricResult, as_masks, check_scale, detections, resize_mask, resize_masks,
                       robust_sigma, skin_image, work_scale)
 
-__all__ = ["wrinkle_metrics", "WRINKLE_KEYS", "LINE_WIDTH_MM"]
+__all__ = ["wrinkle_metrics", "LINE_WIDTH_MM"]
 
 LINE_WIDTH_MM = (0.1, 0.5)
 #: The finest Gaussian scale of the ridge filter, mm, at any resolution (it was 0.7 px: 0.058 mm
@@ -24,7 +24,6 @@ MIN_GRID_PX_PER_MM = 10.0
 #: ... but by at most this factor (a photo under 5 px/mm does not resolve fine lines anyway, and
 #: its cost would grow with the square).
 MAX_GRID_ZOOM = 2.0
-WRINKLE_KEYS = {"wrinkle_density": "mm per cm2"}
 
 
 #: Radius (mm) of the window whose skeleton pixels give a pixel's line direction.
