@@ -14,33 +14,14 @@ from datetime import date, datetime
 import numpy as np
 import pandas as pd
 
+from .metrics import registry
+
 #: Regions in display order (the union first, then the eight named regions, top to bottom of the face).
 REGION_ORDER = ("face", "forehead", "periorbital_left", "periorbital_right", "nose", "cheek_left", "cheek_right",
                 "perioral", "chin")
 
-#: Metrics in display order (redness, texture, pores, scars, fine lines, pigmentation).
-METRIC_ORDER = ("a_star", "erythema_index", "red_area_pct", "roughness", "pore_density", "pore_area_pct",
-                "pore_diameter_mm", "scar_density", "scar_area_pct", "scar_severity", "wrinkle_density",
-                "spot_density", "spot_area_pct", "melanin_index", "ita_deg", "tone_evenness")
-
-_METRIC_NAMES = {
-    "a_star": ("Redness a*", "CIELAB a*"),
-    "erythema_index": ("Erythema index", "a.u."),
-    "red_area_pct": ("Red area", "%"),
-    "roughness": ("Roughness", "a.u."),
-    "pore_density": ("Pore density", "per cm²"),
-    "pore_area_pct": ("Pore area", "%"),
-    "pore_diameter_mm": ("Pore diameter", "mm"),
-    "scar_density": ("Scar density", "per cm²"),
-    "scar_area_pct": ("Scar area", "%"),
-    "scar_severity": ("Scar severity", "a.u."),
-    "wrinkle_density": ("Fine-line density", "mm per cm²"),
-    "spot_density": ("Spot density", "per cm²"),
-    "spot_area_pct": ("Spot area", "%"),
-    "melanin_index": ("Melanin index", "a.u."),
-    "ita_deg": ("Skin tone ITA", "°"),
-    "tone_evenness": ("Tone evenness", "a.u."),
-}
+#: Metrics in display order (redness, texture, pores, scars, fine lines, pigmentation), as the registry lists them.
+METRIC_ORDER = tuple(m.key for m in registry.METRICS)
 
 _REGION_NAMES = {
     "face": "Whole face", "forehead": "Forehead", "cheek_left": "Left cheek", "cheek_right": "Right cheek",
@@ -69,7 +50,11 @@ TREATMENT_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c
 # --------------------------------------------------------------------------------------------- names
 
 def unit_text(unit) -> str:
-    """A stored unit as shown: ``cm2`` -> ``cm²``, ``deg`` -> ``°``; '' for a missing one."""
+    """A stored unit as shown: ``cm2`` -> ``cm²``, ``deg`` -> ``°``; '' for a missing one.
+
+    The registry (:mod:`skinscan.metrics.registry`) spells each unit once, as stored; this is the
+    one place its shown spelling comes from.
+    """
     if unit is None or (isinstance(unit, float) and math.isnan(unit)):
         return ""
     return str(unit).replace("cm2", "cm²").replace("mm2", "mm²").replace("deg", "°")
@@ -93,14 +78,24 @@ def metric_label(metric: str, unit: str | None = None, *, with_unit: bool = True
     >>> metric_label("pore_density")
     'Pore density (per cm²)'
     """
-    name, known_unit = _METRIC_NAMES.get(metric, (str(metric).replace("_", " ").strip().capitalize(), ""))
-    u = unit_text(unit) or known_unit
+    known = _known(metric)
+    name = known.label if known else str(metric).replace("_", " ").strip().capitalize()
+    u = metric_unit(metric, unit)
     return f"{name} ({u})" if u and with_unit else name
 
 
 def metric_unit(metric: str, unit: str | None = None) -> str:
     """The unit a metric is shown in: ``unit`` when given (``summary["unit"]``), else the known one."""
-    return unit_text(unit) or _METRIC_NAMES.get(metric, ("", ""))[1]
+    known = _known(metric)
+    return unit_text(unit) or (unit_text(known.unit) if known else "")
+
+
+def _known(key: str) -> registry.Metric | None:
+    """The registry's metric of ``key``, or None for a metric it does not hold (e.g. an older store's)."""
+    try:
+        return registry.metric(key)
+    except KeyError:
+        return None
 
 
 def region_label(region: str) -> str:

@@ -12,6 +12,7 @@ from ._filters import blur, mask_box, shrink, wide_blur
 from .color import luminance, srgb_to_linear
 from .geometry import EYES_CLOSED_BLINK, eyes_closed, Scale, iris_diameters_px
 from .landmarks import LEFT_IRIS, RIGHT_IRIS, FaceLandmarks
+from .metrics.registry import family
 
 __all__ = [
     "QualityCheck",
@@ -67,7 +68,7 @@ class QualityCheck:
 class QualityThresholds:
     """Thresholds of the quality checks (defaults chosen for the pore band, 0.1–0.5 mm)."""
 
-    min_px_per_mm: float = 8.0  # the pores' resolution floor (skinscan.metrics.FAMILY_FLOORS): below, no pores
+    min_px_per_mm: float = family("pores").floor_px_per_mm  # below the pores' resolution floor, no pores
     min_sharpness: float = 0.45  # sharp samples 0.73-0.77; a Gaussian blur of sigma 0.1 mm gives 0.46-0.49
     max_clipped_pct: float = 15.0  # the skin mask drops clipped pixels; beyond this too much skin is lost
     max_dark_pct: float = 2.0

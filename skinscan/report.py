@@ -34,18 +34,20 @@ from . import svg
 from ._version import version_text
 from ._write import output_error, write_text
 from .discover import UNDATED_SESSION
+from .metrics.registry import METRICS
 
 __all__ = ["build_report", "write_report", "time_report", "relative_change_shown", "KEY_METRICS", "PARTS",
            "INTERVAL_METRICS"]
 
-#: Metrics shown region by region (the first two the subject has in more than one region).
-KEY_METRICS = ("a_star", "pore_density", "roughness", "scar_density", "wrinkle_density", "spot_density")
+#: Metrics shown region by region (the first two the subject has in more than one region), by the
+#: registry's ``key_rank``.
+KEY_METRICS = tuple(m.key for m in sorted((m for m in METRICS if m.key_rank), key=lambda m: m.key_rank))
 
 #: Metrics on an interval scale: their zero is a point of the scale, not "none of it" (a* = 0 is
 #: neutral grey, the erythema index is an optical density against the face's own reference and
 #: goes below zero, ITA° is an angle), so a ratio of two values means nothing and the report gives
-#: their change in their unit only.
-INTERVAL_METRICS = frozenset({"a_star", "erythema_index", "ita_deg"})
+#: their change in their unit only (the registry's ``interval_scale``).
+INTERVAL_METRICS = frozenset(m.key for m in METRICS if m.interval_scale)
 
 #: Longest side of the before/after photos embedded for the slider (px); the page shows them smaller.
 SLIDER_MAX_PX = 720
