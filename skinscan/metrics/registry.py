@@ -100,7 +100,7 @@ class Family:
 
     @property
     def function(self) -> Callable:
-        """The function that measures the family (imported on first use: its module reads this one)."""
+        """The function that measures the family (imported when asked for: a family module may read this one)."""
         return getattr(importlib.import_module(f"{__package__}.{self.name}"), self.function_name)
 
 
