@@ -238,7 +238,8 @@ def _median_time(fn, repeats: int) -> float:
 def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict, float, float]:
     """Median per-stage seconds, median whole analysis and median decode of one photo."""
     from .analysis import analyse_photo
-    from .batch import CANONICAL_MAPS, overlay_files, write_files
+    from .outputs import CANONICAL_MAPS
+    from .worker import overlay_files, write_files
 
     data = path.read_bytes()
 
@@ -396,7 +397,8 @@ from pathlib import Path
 import cv2
 cv2.setNumThreads(1)
 from skinscan.analysis import analyse_photo
-from skinscan.batch import CANONICAL_MAPS, overlay_files, write_files
+from skinscan.outputs import CANONICAL_MAPS
+from skinscan.worker import overlay_files, write_files
 from skinscan._heap import keep_freed_memory
 from skinscan.benchmark import peak_rss_mb
 from skinscan.landmarks import FaceLandmarker
