@@ -61,7 +61,7 @@ class BatchWork:
     disc: Discovery
     hashes: dict
     subjects: frozenset
-    model_path: object = None
+    model_path: str | os.PathLike | None = None
     overlays: bool = True
 
 
