@@ -217,6 +217,8 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
 
     Raises
     ------
+    TypeError
+        ``executor`` is not an :class:`~skinscan.executors.Executor`.
     SkinscanError
         The store or the output folder failed (:class:`~skinscan.errors.OutputError` for a file
         that cannot be written, e.g. a full disk); what was stored is kept.
@@ -226,6 +228,9 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     """
     if executor is None:  # before any work: a missing extra or a wrong scheduler is one line, at once
         executor = make_executor(jobs, scheduler)
+    elif not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a skinscan executor (start, capacity, submit, next_outcome, close), "
+                        f"not {type(executor).__name__}")
     out = Path(out_dir)
     for sub in ("", "regions", "canonical"):
         try:
