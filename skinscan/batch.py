@@ -1,47 +1,43 @@
-"""Batch work on photo folders: analyse every photo into the results store, then write tables, charts and reports.
+"""Batch work on photo folders: bring the results store in line with them, analyse the photos left, export the tables.
 
-What the ``skinscan analyse``, ``chart`` and ``report`` commands do, as functions a notebook can call.
+What ``skinscan analyse`` does before its charts and reports (:mod:`skinscan.outputs`), as a function
+a notebook can call. Where the photos are analysed is an executor's business (:mod:`skinscan.executors`).
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import os
-import pickle
-import time
-import uuid
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from ._heap import freed_memory_kept, keep_freed_memory
 from ._version import __version__
-from ._process import die_with_parent, ignore_interrupts, terminate
-from ._write import atomic_write, remove_stale_temporaries, write_bytes
-from .analysis import PIPELINE_VERSION, PhotoAnalysis, analyse_photo
-from .discover import Discovery, PhotoEntry, discover, safe_name
-from .errors import CalibrationError, NoFaceError, OutputError, SkinscanError
+from ._write import remove_stale_temporaries
+from .analysis import PIPELINE_VERSION
+from .discover import Discovery, PhotoEntry, discover
+from .errors import OutputError
+from .executors import BatchWork, Executor, PoolExecutor, SerialExecutor
 from .metrics import METRIC_UNITS
+from .outputs import UNSORTED_SUBJECT, export_tables
 from .progress import Progress
-from .outputs import CANONICAL_MAPS, CANONICAL_PX_PER_MM, MAPS_PX_PER_MM, UNSORTED_SUBJECT, export_tables
 from .store import STORE_NAME, ResultStore
+from .worker import Outcome, overlay_files, write_files
 
-__all__ = ["BatchResult", "run_batch", "STORE_NAME", "file_hash", "overlay_files", "write_files"]
+__all__ = [
+    "STORE_NAME",
+    "UNDATED_FLAG",
+    "BatchResult",
+    "file_hash",
+    "make_executor",
+    "overlay_files",
+    "run_batch",
+    "write_files",
+]
 
 _UNSORTED = (UNSORTED_SUBJECT, "(none)")
 #: Stored instead of the content hash for outcomes worth retrying (an internal error, memory, a lost
 #: worker): such a row never counts as done, so the next run analyses the photo again and replaces it.
 _RETRY = "retry:"
-#: What to do, appended to the reasons of errors whose message says only what went wrong.
-_ADVICE = {
-    NoFaceError: "use a photo with the whole face in the frame, facing the camera, in even light",
-    CalibrationError: "retake it facing the camera with the eyes open, without glasses, close enough",
-}
 
 
 @dataclass
@@ -105,207 +101,68 @@ def file_hash(path: Path) -> str:
     return h.hexdigest()
 
 
-def _slim_reference(a: PhotoAnalysis) -> PhotoAnalysis:
-    """A reference analysis with only what alignment and the difference checks need (cheap to ship to workers)."""
-    return PhotoAnalysis(a.path, a.content_hash, a.capture_time, a.image_shape, a.crop_box, a.rgb, a.face, a.scale,
-                         {"face": a.masks["face"]}, {}, a.light, a.quality, gains=a.gains, light_source=a.light_source)
-
-
-def _stem(entry: PhotoEntry) -> str:
-    return "__".join(safe_name(x) for x in (entry.subject, entry.session, entry.path.stem))
-
-
-# ---------------------------------------------------------------------------------- workers
-_W: dict = {}
-
-
-def _init_worker(references, out_dir: str, model_path, overlays: bool, *, state: dict | None = None,
-                 landmarker=None) -> None:
-    """Fill a worker's state (``_W``, or ``state``: one per batch when batches share a Dask worker).
-
-    ``references`` is the subjects' reference analyses, or the path of a pickle of them that the
-    worker reads when its first photo comes (so that a pool can start, and load its landmarkers,
-    while the batch process is still analysing the references).
-    """
-    from .landmarks import FaceLandmarker
-
-    (_W if state is None else state).update(references=references, out_dir=Path(out_dir), overlays=overlays,
-                                            landmarker=landmarker or FaceLandmarker(model_path))
-
-
-def _references(w: dict) -> dict:
-    """The subjects' references; from a pickle file, the batch process may still be writing it:
-    wait for it to appear (it is written whole, then renamed into place). A batch that fails
-    before it appears terminates its workers, so the wait cannot outlive the batch."""
-    refs = w["references"]
-    if isinstance(refs, (str, os.PathLike)):
-        while not os.path.exists(refs):
-            time.sleep(0.01)
-        with open(refs, "rb") as fh:
-            refs = w["references"] = pickle.load(fh)
-    return refs
-
-
-def _references_in_worker(disc: Discovery, hashes: dict, subjects: set) -> dict[str, PhotoAnalysis]:
-    """:func:`_find_references` in a pool worker, with its landmarker."""
-    return _find_references(disc, hashes, _W["landmarker"], subjects)
-
-
-def _single_threaded() -> int:
-    """One OpenCV thread in this process (returns the previous count).
-
-    A batch's parallelism is its worker processes, one photo each: OpenCV's own threads would
-    only fight them for the cores (``--jobs N`` runs N single-threaded workers).
-    """
-    threads = cv2.getNumThreads()
-    cv2.setNumThreads(1)
-    return threads
-
-
-def _init_pool_worker(parent_pid: int, *initargs) -> None:
-    """A pool worker's setup: bound to the batch process first, then its state.
-
-    The bond comes before anything slow (the landmarker takes about a second): a worker whose batch
-    was killed (SIGKILL, out of memory) would otherwise wait forever on the task queue its siblings
-    keep open, holding the terminal's pipes and its memory. Interrupts are the batch process's to
-    handle. A worker keeps its freed memory for its next photo (:func:`skinscan._heap.keep_freed_memory`).
-    """
-    die_with_parent(parent_pid)
-    ignore_interrupts()
-    keep_freed_memory()
-    _init_worker(*initargs)
-
-
-def _one_line(text) -> str:
-    return " ".join(str(text).split())
-
-
-def _reason(exc: SkinscanError) -> str:
-    """The error's reason with what to do about it, on one line."""
-    reason = _one_line(exc.reason)
-    advice = next((a for kind, a in _ADVICE.items() if isinstance(exc, kind)), None)
-    return f"{reason}; {advice}" if advice else reason
-
-
-def _internal_error_reason(exc: BaseException) -> str:
-    """The one-line reason recorded for an exception skinscan did not expect."""
-    return f"internal error ({type(exc).__name__}): {_one_line(exc)} — please report"
-
-
-def overlay_files(a: PhotoAnalysis, stem: str) -> dict[str, bytes]:
-    """A photo's images for the output folder, by path within it: its region overlay
-    (``regions/<stem>.jpg``), its face in the canonical frame (``canonical/<stem>.jpg``), and that
-    frame's valid skin with the redness and texture maps (``canonical/<stem>.npz``), from which a
-    report draws its before/after without analysing the photos again."""
-    from .align import canonical_frame, warp_to_canonical
-    from .io import encode_jpeg
-
-    frame = canonical_frame(CANONICAL_PX_PER_MM)
-    rgb, valid = warp_to_canonical(a.rgb, a.face, mm_per_px=a.scale.mm_per_px, frame=frame)
-    skin, _ = warp_to_canonical(a.masks["face"].view(np.uint8), a.face, mm_per_px=a.scale.mm_per_px, frame=frame,
-                                interpolation=0)
-    keep = {"valid": np.packbits(valid & skin.astype(bool)), "shape": np.array(frame.shape)}
-    small = (max(round(frame.shape[1] * MAPS_PX_PER_MM / CANONICAL_PX_PER_MM), 1),
-             max(round(frame.shape[0] * MAPS_PX_PER_MM / CANONICAL_PX_PER_MM), 1))
-    for name in CANONICAL_MAPS:
-        if name not in a.maps:  # a family under its resolution floor has no map
-            continue
-        m = np.abs(a.maps[name]) * 100 if name == "texture" else a.maps[name]
-        w, _ = warp_to_canonical(np.ascontiguousarray(m, dtype=np.float32), a.face, mm_per_px=a.scale.mm_per_px,
-                                 frame=frame)
-        w = cv2.GaussianBlur(w, (0, 0), 2.0 * frame.px_per_mm)
-        keep[name] = cv2.resize(w, small, interpolation=cv2.INTER_AREA).astype(np.float16)
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **keep)
-    return {f"regions/{stem}.jpg": encode_jpeg(a.overlay(), quality=85),
-            f"canonical/{stem}.jpg": encode_jpeg(rgb, quality=90),
-            f"canonical/{stem}.npz": buf.getvalue()}
-
-
-def write_files(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Write :func:`overlay_files` into ``out_dir`` (each whole, or an OutputError naming it)."""
-    for rel, data in files.items():
-        write_bytes(Path(out_dir) / rel, data, what="image")
-
-
-def _analyse_entry(entry: PhotoEntry, content_hash: str, state: dict | None = None) -> dict:
-    """Analyse one photo in a worker; everything returned is plain data for the store.
-
-    Whatever goes wrong with one photo becomes its ``skipped`` outcome with a one-line reason:
-    an expected failure (not a photo, no face...) says why and what to do, anything else is an
-    internal error, retried by the next run. Only the batch's own failures (the store) stop it.
-    ``state`` is what :func:`_init_worker` filled (default: this process's ``_W``).
-    """
-    w = _W if state is None else state
-    base = {"entry": entry, "content_hash": content_hash}
-    try:
-        # The reference is fetched after the metrics: a pool's first photos start while the batch
-        # process is still analysing the references.
-        a = analyse_photo(entry.path, reference=lambda: _references(w).get(entry.subject), landmarker=w["landmarker"],
-                          keep_maps=CANONICAL_MAPS if w["overlays"] else False)
-        files = overlay_files(a, _stem(entry)) if w["overlays"] else {}
-        if not w.get("return_files"):
-            write_files(w["out_dir"], files)
-            files = {}
-        return {**base, "files": files, "status": "analysed", "error": None, "record": a.record(), "metrics": a.metrics,
-                "quality": [q.as_dict() for q in a.quality], "flagged": bool(a.failed_checks),
-                "detections": a.detections, "se": a.uncertainty}
-    except OutputError as exc:  # the output folder's failure, not the photo's: the batch stops on it
-        return {**base, "status": "skipped", "error": _reason(exc), "retry": True, "fatal": str(exc)}
-    except SkinscanError as exc:
-        # A write error is the output folder's, not the photo's: try again next run.
-        retry = exc.path is not None and exc.path != entry.path
-        return {**base, "status": "skipped", "error": _reason(exc), "retry": retry}
-    except MemoryError:
-        return {**base, "status": "skipped", "retry": True,
-                "error": "out of memory while analysing this photo; close other programs or use fewer --jobs"}
-    except Exception as exc:  # a bug must cost one photo, not the batch
-        return {**base, "status": "skipped", "error": _internal_error_reason(exc), "retry": True}
-
-
 #: The flag of a loose photo with no capture date: analysed and listed, placed on no timeline.
 UNDATED_FLAG = "undated"
 
 
-def _store_result(store: ResultStore, res: dict) -> None:
-    e: PhotoEntry = res["entry"]
-    key = _RETRY + res["content_hash"] if res.get("retry") else res["content_hash"]
+def _store_outcome(store: ResultStore, o: Outcome) -> None:
+    e = o.entry
+    key = _RETRY + o.content_hash if o.retry else o.content_hash
     entry = {**e.as_dict(), "pipeline_version": PIPELINE_VERSION, "content_hash": key}
-    record = res.get("record") or {"photo": str(e.path), "capture_time": e.capture_time.isoformat()
-                                   if e.capture_time else ""}
+    record = o.record or {"photo": str(e.path), "capture_time": e.capture_time.isoformat() if e.capture_time else ""}
     record = {**record, "skinscan_version": __version__}
-    if e.undated and res["status"] == "analysed":
+    if e.undated and o.status == "analysed":
         record = {**record, "quality_flags": ";".join(filter(None, [record.get("quality_flags", ""), UNDATED_FLAG]))}
-    store.add_photo(entry, record=record, metrics=res.get("metrics"), quality=res.get("quality"),
-                    status=res["status"], error=res["error"], units=METRIC_UNITS, detections=res.get("detections"),
-                    se=res.get("se"))
+    store.add_photo(entry, record=record, metrics=o.metrics, quality=o.quality, status=o.status, error=o.error,
+                    units=METRIC_UNITS, detections=o.detections, se=o.se)
 
 
-def _find_references(disc: Discovery, hashes: dict, lm, subjects) -> dict[str, PhotoAnalysis]:
-    """The reference of each of ``subjects``: its first photo (baseline session) that analyses and
-    passes the blocking quality checks, else the first that analyses at all (landmarker ``lm``)."""
-    refs: dict[str, PhotoAnalysis] = {}
-    for subject in (s for s in disc.subjects if s in subjects):
-        fallback = None
-        for e in (x for x in disc.entries if x.subject == subject):
-            if hashes.get(e.path) is None:
-                continue
-            try:
-                a = analyse_photo(e.path, landmarker=lm, metrics=False)
-            except Exception:  # recorded with its reason when the batch reaches it
-                continue
-            if not a.excluded_by:
-                refs[subject] = _slim_reference(a)
-                break
-            fallback = fallback or a
-        if subject not in refs and fallback is not None:
-            refs[subject] = _slim_reference(fallback)
-    return refs
+def _record(store: ResultStore, o: Outcome, result: BatchResult) -> None:
+    """Store one photo's outcome and count it; an output folder that cannot be written stops the batch."""
+    if o.fatal:
+        raise OutputError(o.fatal)
+    _store_outcome(store, o)
+    if o.status == "analysed":
+        undated = o.entry.undated
+        result.n_analysed += 1
+        result.n_flagged += bool(o.flagged or undated)
+        result.n_undated += undated
+    else:
+        result.failures.append((str(o.entry.path), o.error))
+
+
+def make_executor(jobs: int = 1, scheduler=None) -> Executor:
+    """The executor for ``jobs`` and ``scheduler``, as :func:`run_batch` chooses it.
+
+    Parameters
+    ----------
+    jobs : int
+        Worker processes (with ``scheduler="local"``: Dask workers); 1: this process.
+    scheduler : str or distributed.Client, optional
+        Analyse on Dask (:class:`skinscan.distributed.DaskExecutor`).
+
+    Returns
+    -------
+    Executor
+        :class:`~skinscan.executors.SerialExecutor`, :class:`~skinscan.executors.PoolExecutor` or
+        :class:`~skinscan.distributed.DaskExecutor`.
+
+    Raises
+    ------
+    SkinscanError
+        ``scheduler`` cannot be used (Dask missing, a malformed or unknown address).
+    """
+    if scheduler is not None:
+        # The optional extra, imported only when asked for.
+        from .distributed import DaskExecutor
+
+        return DaskExecutor(scheduler, jobs)
+    return SerialExecutor() if jobs <= 1 else PoolExecutor(jobs)
 
 
 def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, model_path=None,
               progress: bool = True, overlays: bool = True, busy_timeout: float = 30.0,
-              scheduler=None) -> BatchResult:
+              scheduler=None, executor: Executor | None = None) -> BatchResult:
     """Analyse every photo under ``paths`` into ``out_dir/skinscan.db``.
 
     Photos already in the store with the same content hash and pipeline version are skipped, so
@@ -329,10 +186,16 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     out_dir : path
         Output folder (created).
     jobs : int
-        Worker processes, each with its own landmarker (with ``scheduler="local"``: Dask workers).
+        Worker processes, each with its own landmarker (with ``scheduler="local"``: Dask workers);
+        1: in this process, which is left as it was (OpenCV's threads; its C heap is never tuned
+        here: the ``skinscan`` command keeps its own process's freed memory itself).
     allow_file_time : bool
         Date loose photos without EXIF capture time by their file time (else they are analysed
         as undated: listed, on no timeline).
+    model_path : path, optional
+        The face landmarker model (default: ``$SKINSCAN_MODEL``, then the shipped copy).
+    progress : bool
+        Show a progress bar on stderr.
     overlays : bool
         Write the region overlay and the canonical-frame image of every photo.
     busy_timeout : float
@@ -341,7 +204,12 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     scheduler : str or distributed.Client, optional
         Analyse the photos on a Dask cluster instead of local processes: a scheduler address
         (``"tcp://HOST:PORT"``), ``"local"`` (a local cluster of ``jobs`` workers) or a connected
-        ``Client``; see :func:`skinscan.distributed.run_dask`. Needs ``skinscan[distributed]``.
+        ``Client``; see :class:`skinscan.distributed.DaskExecutor`. Needs ``skinscan[distributed]``.
+    executor : Executor, optional
+        Where to analyse the photos, instead of the one ``jobs`` and ``scheduler`` choose
+        (:func:`make_executor`): a :class:`~skinscan.executors.SerialExecutor`,
+        :class:`~skinscan.executors.PoolExecutor` or :class:`~skinscan.distributed.DaskExecutor`,
+        e.g. one given an ``analyse`` of the caller's (a test injecting a fault).
 
     Returns
     -------
@@ -349,6 +217,8 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
 
     Raises
     ------
+    TypeError
+        ``executor`` is not an :class:`~skinscan.executors.Executor`.
     SkinscanError
         The store or the output folder failed (:class:`~skinscan.errors.OutputError` for a file
         that cannot be written, e.g. a full disk); what was stored is kept.
@@ -356,10 +226,11 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
         Interrupted (Ctrl-C, or SIGTERM under the command): the photos stored are kept, and the
         exception carries the :class:`BatchResult` so far as ``batch_result``.
     """
-    if scheduler is not None:  # before any work: a missing extra or a wrong value is one line, at once
-        from .distributed import check_scheduler
-
-        check_scheduler(scheduler)
+    if executor is None:  # before any work: a missing extra or a wrong scheduler is one line, at once
+        executor = make_executor(jobs, scheduler)
+    elif not isinstance(executor, Executor):
+        raise TypeError(f"executor must be a skinscan executor (start, capacity, submit, next_outcome, close), "
+                        f"not {type(executor).__name__}")
     out = Path(out_dir)
     for sub in ("", "regions", "canonical"):
         try:
@@ -379,8 +250,8 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
         with ResultStore(out / STORE_NAME, busy_timeout=busy_timeout) as store:
             hashes, todo = _plan(store, disc, paths, result)
             if todo:
-                _analyse(store, disc, todo, hashes, result, jobs=jobs, out=out, model_path=model_path,
-                         overlays=overlays, scheduler=scheduler, progress=progress)
+                work = BatchWork(out, disc, hashes, frozenset(e.subject for e in todo), model_path, overlays)
+                _analyse(store, executor, work, todo, result, progress=progress)
             export_tables(store, out)
     except KeyboardInterrupt as exc:
         exc.batch_result = result
@@ -488,163 +359,41 @@ def _given(paths) -> list[Path]:
     return [Path(os.path.abspath(p)) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
 
 
-def _analyse(store: ResultStore, disc: Discovery, todo: list[PhotoEntry], hashes: dict, result: BatchResult, *,
-             jobs: int, out: Path, model_path, overlays: bool, scheduler, progress: bool) -> None:
-    """Analyse ``todo`` here, in a pool of ``jobs`` processes, or on a Dask cluster, storing each photo as it comes."""
-    from .landmarks import FaceLandmarker
+def _analyse(store: ResultStore, executor: Executor, work: BatchWork, todo: list[PhotoEntry],
+             result: BatchResult, *, progress: bool) -> None:
+    """The batch's one loop: hand ``todo`` out to ``executor`` and store each photo as it comes back.
 
-    # Only subjects with photos left to analyse need a reference (a resume touches few).
-    subjects = {e.subject for e in todo}
-    bar = Progress(todo, "analysing", enabled=progress)
-    if scheduler is not None:
-        from .distributed import run_dask
-
-        with FaceLandmarker(model_path) as lm:
-            refs = _find_references(disc, hashes, lm, subjects)
-        run_dask(store, todo, hashes, (refs, str(out), model_path, overlays), result, bar, scheduler, jobs)
-    elif jobs <= 1:
-        lm = FaceLandmarker(model_path)  # one landmarker for the references and the photos
-        threads = _single_threaded()
-        try:
-            with freed_memory_kept():  # as a pool worker does, until the batch ends
-                try:
-                    _init_worker(_find_references(disc, hashes, lm, subjects), str(out), model_path,
-                                 overlays, landmarker=lm)
-                    for e in todo:
-                        if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
-                            result.n_cached += 1  # another skinscan writing this store got there first
-                        else:
-                            _record(store, _analyse_entry(e, hashes[e.path]), result)
-                        bar.step(e.path.name)
-                finally:
-                    _W.clear()  # the references go before the heap is given back
-        finally:
-            cv2.setNumThreads(threads)
-            lm.close()
-    else:
-        _run_pool(store, todo, hashes, jobs, result, bar, disc=disc, subjects=subjects, out=out,
-                  model_path=model_path, overlays=overlays)
-    bar.close()
-
-
-#: Name start of the file through which a pool's workers get the references: then the batch's pid.
-_REFS_PREFIX = ".skinscan-references-"
-
-
-def _run_pool(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, result: BatchResult,
-              bar: Progress, *, disc: Discovery, subjects: set, out: Path, model_path, overlays: bool) -> None:
-    """Analyse ``todo`` in ``jobs`` worker processes, storing each result as it arrives.
-
-    The workers start on the first photos at once, while the first of them free finds the
-    subjects' references (this process finds them itself if that worker dies): a worker needs its
-    photo's reference only after the metrics (for the difference checks and the alignment). The references reach the workers through a pickle in ``out``
-    (written whole, then renamed into place; removed at the end), which a worker waits for then.
-
-    Photos are handed out a few at a time, each after checking that no other skinscan writing the
-    same store has stored it meanwhile, so a failure of the store or an interrupt leaves little
-    queued. A worker that dies (killed, out of memory, a crash in native code) costs the photos it
-    and its siblings had in hand, stored as to be retried; a new pool takes the rest.
+    Photos are handed out up to the executor's capacity, each after checking that no other
+    skinscan writing the same store has stored it meanwhile, so a failure of the store or an
+    interrupt leaves little queued. An outcome's images not yet written (a Dask worker's) are
+    written here; one that cannot be (a full disk) stops the batch, as it does in a worker. On
+    any exception the executor is closed cancelling what it still has in hand: those photos'
+    rows are not written, and the next run analyses them.
     """
-    from .landmarks import FaceLandmarker
-
-    # Workers inherit one OpenCV thread from this process (set here, before they are forked:
-    # changing it in a forked child can deadlock on the parent's thread pool).
-    threads = _single_threaded()
-    _remove_stale_references(out)
-    refs_file = out / f"{_REFS_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:8]}.pkl"
-
-    def publish(refs: dict) -> None:  # whole, then renamed: a worker never reads half a file
-        data = pickle.dumps(refs, protocol=pickle.HIGHEST_PROTOCOL)
-        atomic_write(refs_file, lambda tmp: tmp.write_bytes(data), what="reference photos for the workers")
-
-    def find_references() -> None:  # the answer of the worker asked below
-        try:
-            refs = from_worker.result()
-        except BrokenProcessPool:  # that worker died: find them here
-            with FaceLandmarker(model_path) as lm:
-                refs = _find_references(disc, hashes, lm, subjects)
-        publish(refs)
-
+    bar = Progress(todo, "analysing", enabled=progress)
+    queue, in_hand, cancel = iter(todo), 0, True
     try:
-        initargs = (os.getpid(), str(refs_file), str(out), model_path, overlays)
-        # Forked now, before this process holds a landmarker of its own (MediaPipe's threads).
-        pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
-        # The references are found by the first worker free, with its landmarker, before its first
-        # photo: this process then loads none (a third landmarker, ~0.35 s of CPU and ~100 MB,
-        # that competed with the workers' start on a machine with as many cores as workers).
-        from_worker = pool.submit(_references_in_worker, disc, hashes, subjects)
-        _run_pool_inner(store, todo, hashes, jobs, initargs, result, bar, pool, started=find_references)
-    finally:
-        cv2.setNumThreads(threads)
-        refs_file.unlink(missing_ok=True)
-        for sub in ("", "regions", "canonical"):  # a worker stopped while writing an image left its part
-            remove_stale_temporaries(out / sub)
-
-
-def _remove_stale_references(out: Path) -> None:
-    """Remove references files (``.pkl``, ``.tmp``) left in ``out`` by a batch that was killed (its
-    process is gone); another batch running on the same ``out`` keeps its own."""
-    for f in out.glob(f"{_REFS_PREFIX}*"):
-        try:
-            os.kill(int(f.name[len(_REFS_PREFIX):].split("-")[0]), 0)
-        except ProcessLookupError:
-            f.unlink(missing_ok=True)
-        except (ValueError, OSError):  # not our name, or a process of another user: leave it
-            continue
-
-
-def _run_pool_inner(store: ResultStore, todo: list[PhotoEntry], hashes: dict, jobs: int, initargs: tuple,
-                    result: BatchResult, bar: Progress, pool: ProcessPoolExecutor, started=None) -> None:
-    """The pool's loop; ``started`` runs once, when the first photos are handed out (the workers
-    analyse them meanwhile; they wait for the references only at the end)."""
-    def submit(e: PhotoEntry):
-        nonlocal pool
-        try:
-            return pool.submit(_analyse_entry, e, hashes[e.path])
-        except BrokenProcessPool:
-            pool.shutdown(wait=False)
-            pool = ProcessPoolExecutor(jobs, initializer=_init_pool_worker, initargs=initargs)
-            return pool.submit(_analyse_entry, e, hashes[e.path])
-
-    try:
-        queue, running = iter(todo), {}
+        executor.start(work)
         while True:
-            while len(running) < 2 * jobs:
-                e = next(queue, None)
-                if e is None:
-                    break
-                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
-                    result.n_cached += 1
+            capacity = executor.capacity()
+            while in_hand < capacity and (e := next(queue, None)) is not None:
+                if store.is_done(work.hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
+                    result.n_cached += 1  # another skinscan writing this store got there first
                     bar.step(e.path.name)
                 else:
-                    running[submit(e)] = e
-            if started is not None:
-                started, first = None, started
-                first()
-            if not running:
+                    executor.submit(e, work.hashes[e.path])
+                    in_hand += 1
+            if not in_hand:
                 break
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for fut in done:
-                e = running.pop(fut)
-                try:
-                    res = fut.result()
-                except BrokenProcessPool:
-                    res = {"entry": e, "content_hash": hashes[e.path], "status": "skipped", "retry": True,
-                           "error": "the worker process analysing this photo stopped unexpectedly; run skinscan "
-                                    "again to retry it (with --jobs 1 if it happens again)"}
-                except Exception as exc:  # e.g. a result that cannot be sent back from the worker
-                    res = {"entry": e, "content_hash": hashes[e.path], "status": "skipped", "retry": True,
-                           "error": _internal_error_reason(exc)}
-                _record(store, res, result)
-                bar.step(e.path.name)
-    except BaseException:
-        # An interrupt, a full disk, a failed store: the photos in hand are not waited for (a
-        # worker may also be waiting for references that will never come). Their rows are not
-        # written; the next run analyses them.
-        terminate(list(getattr(pool, "_processes", {}).values()))
-        pool.shutdown(wait=True, cancel_futures=True)
-        raise
-    pool.shutdown(wait=True)
+            outcome = executor.next_outcome()
+            in_hand -= 1
+            write_files(work.out_dir, outcome.files)
+            _record(store, outcome, result)
+            bar.step(outcome.entry.path.name)
+        cancel = False
+    finally:
+        executor.close(cancel=cancel)
+    bar.close()
 
 
 def _path_key(path) -> str:
@@ -652,15 +401,3 @@ def _path_key(path) -> str:
     return "path:" + hashlib.sha256(os.fsencode(str(path))).hexdigest()
 
 
-def _record(store: ResultStore, res: dict, result: BatchResult) -> None:
-    """Store one photo's outcome and count it; an output folder that cannot be written stops the batch."""
-    if res.get("fatal"):
-        raise OutputError(res["fatal"])
-    _store_result(store, res)
-    if res["status"] == "analysed":
-        undated = res["entry"].undated
-        result.n_analysed += 1
-        result.n_flagged += bool(res.get("flagged", False) or undated)
-        result.n_undated += undated
-    else:
-        result.failures.append((str(res["entry"].path), res["error"]))

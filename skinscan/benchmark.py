@@ -7,6 +7,7 @@ that they do not depend on how many cores the machine has.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -238,7 +239,8 @@ def _median_time(fn, repeats: int) -> float:
 def _stage_times(path: Path, reference, landmarker, repeats: int) -> tuple[dict, float, float]:
     """Median per-stage seconds, median whole analysis and median decode of one photo."""
     from .analysis import analyse_photo
-    from .batch import CANONICAL_MAPS, overlay_files, write_files
+    from .outputs import CANONICAL_MAPS
+    from .worker import overlay_files, write_files
 
     data = path.read_bytes()
 
@@ -361,7 +363,9 @@ def _throughput(photos: list[Path], jobs: int, work: Path, model_path) -> float:
     shutil.rmtree(out, ignore_errors=True)
     t0 = time.perf_counter()
     # The copies carry no EXIF time: the session folder's date and the file time date them.
-    res = run_batch(photos[0].parent, out, jobs=jobs, progress=False, model_path=model_path, allow_file_time=True)
+    # Timed as the command runs it: one job keeps its process's freed memory, as a pool worker does.
+    with freed_memory_kept() if jobs <= 1 else contextlib.nullcontext():
+        res = run_batch(photos[0].parent, out, jobs=jobs, progress=False, model_path=model_path, allow_file_time=True)
     dt = time.perf_counter() - t0
     if res.n_analysed != len(photos):
         raise RuntimeError(f"the --jobs {jobs} batch analysed {res.n_analysed} of {len(photos)} photos: "
@@ -396,7 +400,8 @@ from pathlib import Path
 import cv2
 cv2.setNumThreads(1)
 from skinscan.analysis import analyse_photo
-from skinscan.batch import CANONICAL_MAPS, overlay_files, write_files
+from skinscan.outputs import CANONICAL_MAPS
+from skinscan.worker import overlay_files, write_files
 from skinscan._heap import keep_freed_memory
 from skinscan.benchmark import peak_rss_mb
 from skinscan.landmarks import FaceLandmarker

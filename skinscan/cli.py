@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -36,6 +37,7 @@ def _formats(text: str) -> tuple[str, ...]:
 
 
 def cmd_analyse(args: argparse.Namespace) -> int:
+    from ._heap import freed_memory_kept
     from .batch import run_batch
     from .outputs import write_outputs
 
@@ -59,8 +61,12 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             return 2
         if not args.debug:  # a lost scheduler or worker is skinscan's one line; Dask's own log is for --debug
             logging.disable(logging.ERROR)
-    res = run_batch(args.paths, args.out, jobs=args.jobs, allow_file_time=args.allow_file_time,
-                    model_path=args.model, progress=not args.quiet, busy_timeout=args.wait, scheduler=scheduler)
+    # This process is the command's: when it analyses the photos itself it keeps its freed memory for
+    # the next photo, as a pool worker does (a notebook's interpreter is never tuned by run_batch).
+    in_process = scheduler is None and args.jobs <= 1
+    with freed_memory_kept() if in_process else contextlib.nullcontext():
+        res = run_batch(args.paths, args.out, jobs=args.jobs, allow_file_time=args.allow_file_time,
+                        model_path=args.model, progress=not args.quiet, busy_timeout=args.wait, scheduler=scheduler)
     if not args.no_report:
         if not (res.n_analysed or res.n_removed):  # said at once: what follows is only checking the outputs
             print(f"skinscan: nothing new to analyse ({res.n_cached} photos already in the store)", file=sys.stderr)

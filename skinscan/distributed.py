@@ -1,9 +1,10 @@
 """Run a batch's photo analyses on a Dask distributed cluster instead of local worker processes.
 
-Each Dask worker holds one landmarker and the batch's reference analyses, set up by a
-:class:`BatchPlugin` when the batch starts and closed when it ends; a task analyses one photo
-with :func:`skinscan.batch._analyse_entry` and returns plain data, stored by the client as it
-arrives, exactly as :func:`skinscan.batch.run_batch` does with local processes.
+:class:`DaskExecutor` is the batch's executor on Dask (see :mod:`skinscan.executors`). Each Dask
+worker holds one :class:`~skinscan.worker.Worker` (a landmarker and the batch's reference analyses),
+set up by a :class:`BatchPlugin` when the batch starts and closed when it ends; a task analyses one
+photo and returns its :class:`~skinscan.worker.Outcome`, stored by the client as it arrives, exactly
+as with local processes.
 
 Workers read the photos from their paths, and the model from ``--model``'s path when one is
 given, so every worker must see the same files under the same paths (a shared drive); the
@@ -19,15 +20,19 @@ import signal
 import threading
 import uuid
 from contextlib import contextmanager
-from pathlib import Path
 
-from .analysis import PIPELINE_VERSION
-from .batch import (_analyse_entry, _init_worker, _internal_error_reason, _record, _single_threaded, BatchResult,
-                    write_files)
+from .analysis import PIPELINE_VERSION, analyse_photo
 from .discover import PhotoEntry
 from .errors import SkinscanError
-from .progress import Progress
-from .store import ResultStore
+from .executors import BatchWork
+from .worker import (
+    AnalyseFn,
+    Outcome,
+    Worker,
+    find_references,
+    internal_error_reason,
+    single_threaded,
+)
 
 try:
     import distributed
@@ -37,13 +42,14 @@ except ImportError as exc:  # the extra is not installed; check_scheduler says s
 else:
     _IMPORT_ERROR = None
 
-__all__ = ["run_dask", "check_scheduler", "BatchPlugin", "MISSING_DASK", "CONNECT_TIMEOUT"]
+__all__ = ["CONNECT_TIMEOUT", "LOST_WORKER", "MISSING_DASK", "BatchPlugin", "DaskExecutor", "check_scheduler"]
 
 MISSING_DASK = "the Dask executor needs the distributed extra: pip install 'skinscan[distributed]'"
 #: Seconds to wait for a scheduler given by its address.
 CONNECT_TIMEOUT = 10.0
-_LOST_WORKER = ("the Dask worker analysing this photo stopped unexpectedly; run skinscan again to retry it "
-                "(with --jobs 1 on one computer if it happens again)")
+#: The reason stored for a photo whose Dask worker died on it (every time it was tried).
+LOST_WORKER = ("the Dask worker analysing this photo stopped unexpectedly; run skinscan again to retry it "
+               "(with --jobs 1 on one computer if it happens again)")
 
 
 def check_scheduler(scheduler) -> None:
@@ -84,25 +90,36 @@ def check_scheduler(scheduler) -> None:
 
 
 class BatchPlugin(WorkerPlugin):
-    """One batch's state on a Dask worker: a landmarker, the references and a scratch folder.
+    """One batch's state on a Dask worker: a :class:`~skinscan.worker.Worker` (landmarker, references).
 
     Registered under a name unique to the batch, so batches sharing a cluster never see each
     other's references or landmarker. :meth:`setup` runs on every worker of the cluster, also on
     one that joins or is restarted during the batch; :meth:`teardown` runs when the batch ends.
+    The worker's heap is left as Dask keeps it: a Dask worker is a shared process whose memory
+    Dask watches, and its tasks run on threads, where keeping freed memory helps little.
 
     Parameters
     ----------
-    initargs : tuple
-        ``(references, out_dir, model_path, overlays)`` as for :func:`skinscan.batch._init_worker`;
-        ``out_dir`` is the client's and is not used on the worker.
+    references : dict
+        The subjects' reference analyses (:func:`skinscan.worker.find_references`).
+    model_path : path, optional
+        The face landmarker model; it must exist on every worker (default: the shipped one).
+    overlays : bool
+        Make each photo's images; they travel back in the outcome's ``files``.
+    analyse : callable
+        What analyses a photo (:func:`~skinscan.analysis.analyse_photo`); pickled to the workers.
     pipeline_version : str
         The client's pipeline version; a worker running another skinscan refuses to start.
     """
 
-    def __init__(self, initargs: tuple, pipeline_version: str = PIPELINE_VERSION):
-        self.initargs = tuple(initargs)
+    def __init__(self, references: dict, *, model_path=None, overlays: bool = True,
+                 analyse: AnalyseFn = analyse_photo, pipeline_version: str = PIPELINE_VERSION):
+        self.references = references
+        self.model_path = model_path
+        self.overlays = overlays
+        self.analyse_fn = analyse
         self.pipeline_version = pipeline_version
-        self.state: dict | None = None
+        self.worker: Worker | None = None
 
     def setup(self, worker) -> None:
         """Create the worker's landmarker."""
@@ -110,21 +127,20 @@ class BatchPlugin(WorkerPlugin):
             raise SkinscanError(f"this Dask worker runs skinscan pipeline {PIPELINE_VERSION}, the batch "
                                 f"{self.pipeline_version}; install the same skinscan on every worker")
         self._busy, self._running = threading.Condition(), 0
-        references, out_dir, model_path, overlays = self.initargs
-        state: dict = {"return_files": True}  # the client writes every file
-        _single_threaded()  # the cluster's parallelism is its workers, as with --jobs
-        _init_worker(references, out_dir, model_path, overlays, state=state)
-        self.state = state
+        single_threaded()  # the cluster's parallelism is its workers, as with --jobs
+        # The client writes every file: its output folder need not be reachable from here.
+        self.worker = Worker(self.references, out_dir=".", overlays=self.overlays, model_path=self.model_path,
+                             analyse=self.analyse_fn, return_files=True)
 
-    def analyse(self, entry: PhotoEntry, content_hash: str) -> dict:
-        """Analyse one photo on this worker; its images come back as bytes under ``"files"``."""
+    def analyse(self, entry: PhotoEntry, content_hash: str) -> Outcome:
+        """Analyse one photo on this worker; its images come back as bytes in the outcome's ``files``."""
         with self._busy:
-            state = self.state  # teardown clears it at once, then waits for this photo to finish
-            if state is None:
+            worker = self.worker  # teardown clears it at once, then waits for this photo to finish
+            if worker is None:
                 raise RuntimeError("this worker's skinscan batch has ended")
             self._running += 1
         try:
-            return _analyse_entry(entry, content_hash, state=state)
+            return worker.analyse(entry, content_hash)
         finally:
             with self._busy:
                 self._running -= 1
@@ -132,23 +148,121 @@ class BatchPlugin(WorkerPlugin):
 
     async def teardown(self, worker) -> None:
         """Close the landmarker once the tasks still running (a cancelled batch's) are done."""
-        if self.state is not None:
+        if self.worker is not None:
             await asyncio.to_thread(self._close)
 
     def _close(self) -> None:
         with self._busy:
-            state, self.state = self.state, None
+            worker, self.worker = self.worker, None
             self._busy.wait_for(lambda: self._running == 0)
-        state["landmarker"].close()
+        worker.close()
 
     def __getstate__(self) -> dict:  # only the arguments travel, never a worker's state
-        return {"initargs": self.initargs, "pipeline_version": self.pipeline_version, "state": None}
+        return {"references": self.references, "model_path": self.model_path, "overlays": self.overlays,
+                "analyse_fn": self.analyse_fn, "pipeline_version": self.pipeline_version, "worker": None}
 
 
-def _analyse_task(entry: PhotoEntry, content_hash: str, plugin_name: str) -> dict:
+class DaskExecutor:
+    """Analyses a batch's photos on a Dask cluster.
+
+    The client (this process) finds the subjects' references, then registers a :class:`BatchPlugin`
+    on every worker. At most two photos per worker thread are handed out at a time. A photo whose
+    worker died (on it, or every time it was retried) is the skipped outcome :data:`LOST_WORKER`,
+    to be retried; the others are analysed by the remaining or restarted workers. Closing cancels
+    the photos handed out and closes whatever this executor started (the batch's worker plugin, a
+    client, a local cluster).
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        ``"tcp://HOST:PORT"``: connect to that scheduler (within :data:`CONNECT_TIMEOUT` seconds);
+        ``"local"``: start a local cluster of ``jobs`` single-threaded worker processes, closed at
+        the end; a ``Client``: use it, and leave it open.
+    jobs : int
+        Workers of the ``"local"`` cluster; otherwise unused (the cluster's threads set the pace).
+    analyse : callable
+        What analyses a photo (:func:`~skinscan.analysis.analyse_photo`); pickled to the workers.
+
+    Raises
+    ------
+    SkinscanError
+        At once, if ``scheduler`` cannot be used (:func:`check_scheduler`); when the batch starts,
+        if the scheduler cannot be reached or a worker cannot set up (e.g. ``model_path`` missing
+        there, another skinscan version); during the batch, if the connection to the scheduler
+        is lost.
+    """
+
+    def __init__(self, scheduler="local", jobs: int = 1, *, analyse: AnalyseFn = analyse_photo):
+        check_scheduler(scheduler)
+        self.scheduler = scheduler
+        self.jobs = jobs
+        self._analyse = analyse
+        self._client = self._cluster = self._plugin_name = self._done = None
+        self._running: dict = {}
+
+    def plugin(self, work: BatchWork, references: dict) -> BatchPlugin:
+        """The worker plugin this executor registers for the batch ``work``, with its ``references``."""
+        return BatchPlugin(references, model_path=work.model_path, overlays=work.overlays, analyse=self._analyse)
+
+    def start(self, work: BatchWork) -> None:
+        """Find the references here, connect, and set every worker up for the batch."""
+        from .landmarks import FaceLandmarker
+
+        with FaceLandmarker(work.model_path) as lm:
+            refs = find_references(work.disc, work.hashes, work.subjects, landmarker=lm, analyse=self._analyse)
+        self._client, self._cluster = _connect(self.scheduler, self.jobs)
+        self._plugin_name = f"skinscan-batch-{uuid.uuid4().hex}"
+        try:
+            self._client.register_plugin(self.plugin(work, refs), name=self._plugin_name)
+        except Exception as e:  # noqa: BLE001 (whatever a worker raised setting up, said in one line)
+            why = e.reason if isinstance(e, SkinscanError) else f"{type(e).__name__}: {e}"
+            raise SkinscanError(f"a Dask worker could not start skinscan: {' '.join(why.split())}") from None
+        # client.loop: this client need not be the default one.
+        self._done = distributed.as_completed(loop=self._client.loop)
+
+    def capacity(self) -> int:
+        """Two photos per worker thread of the cluster as it is now (workers come and go)."""
+        try:
+            return 2 * max(sum(self._client.nthreads().values()), 1)
+        except OSError:  # CommClosedError and the like: the scheduler is gone
+            raise _lost(self._client) from None
+
+    def submit(self, entry: PhotoEntry, content_hash: str) -> None:
+        """Hand one photo out to the cluster."""
+        fut = self._client.submit(_analyse_task, entry, content_hash, self._plugin_name, pure=False)
+        self._running[fut] = (entry, content_hash)
+        self._done.add(fut)
+
+    def next_outcome(self) -> Outcome:
+        """The next photo done; a lost scheduler stops the batch, a lost worker costs its photo."""
+        fut = next(self._done)
+        entry, content_hash = self._running.pop(fut)
+        try:
+            return fut.result()
+        except Exception as exc:  # noqa: BLE001 (whatever a task raised is its photo's outcome)
+            if self._client.status != "running":  # not the photo's fault: the whole cluster is out of reach
+                raise _lost(self._client) from None
+            # Otherwise e.g. a result that cannot be sent back, or a worker that could not set up.
+            lost = isinstance(exc, (distributed.KilledWorker, distributed.comm.CommClosedError))
+            return Outcome.skipped(entry, content_hash, LOST_WORKER if lost else internal_error_reason(exc),
+                                   retry=True)
+
+    def close(self, *, cancel: bool) -> None:
+        """Cancel what is still handed out, end the batch on the workers, close what this executor started."""
+        client, self._client, self._done = self._client, None, None
+        if client is None:
+            return
+        try:
+            _close(client, self._plugin_name, self._running, own_client=client is not self.scheduler,
+                   cluster=self._cluster)
+        finally:
+            self._cluster, self._running = None, {}
+
+
+def _analyse_task(entry: PhotoEntry, content_hash: str, plugin_name: str) -> Outcome:
     """A Dask task: one photo, analysed with the batch's plugin on the worker that runs it."""
     plugin = distributed.get_worker().plugins.get(plugin_name)
-    if plugin is None or plugin.state is None:
+    if plugin is None or plugin.worker is None:
         raise RuntimeError("skinscan could not start on this Dask worker; see the worker's log")
     return plugin.analyse(entry, content_hash)
 
@@ -188,106 +302,10 @@ def _workers_ignore_ctrl_c():
         signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
-def _write_overlays(out_dir: Path, res: dict) -> dict:
-    """Write a result's images into ``out_dir``; one that cannot be written (a full disk) stops the
-    batch, as it does with local processes."""
-    write_files(out_dir, res.pop("files", {}) or {})
-    return res
-
-
-def run_dask(store: ResultStore, todo: list[PhotoEntry], hashes: dict, initargs: tuple, result: BatchResult,
-             bar: Progress, scheduler, jobs: int = 1) -> None:
-    """Analyse ``todo`` on a Dask cluster, storing each result as it arrives.
-
-    The counterpart of :func:`skinscan.batch._run_pool`: at most two photos per worker thread
-    are handed out at a time, each after checking that no other skinscan writing the same store
-    has stored it meanwhile. A photo whose worker died (on it, or every time it was retried) is
-    stored as to be retried; the others are analysed by the remaining or restarted workers. An
-    interrupt or error cancels the photos handed out, and whatever this function started (the
-    batch's worker plugin, a client, a local cluster) is closed.
-
-    Parameters
-    ----------
-    store : ResultStore
-        The batch's store; results are written from this (the client's) process only.
-    todo : list of PhotoEntry
-        The photos to analyse; workers read them from these paths.
-    hashes : dict
-        Content hash of each photo path.
-    initargs : tuple
-        ``(references, out_dir, model_path, overlays)`` as for :func:`skinscan.batch._init_worker`.
-        The overlays are written into ``out_dir`` here; a ``model_path`` must exist on every worker.
-    result : BatchResult
-        Counts and failures, updated in place.
-    bar : Progress
-        Stepped once per photo.
-    scheduler : str or distributed.Client
-        ``"tcp://HOST:PORT"``: connect to that scheduler (within :data:`CONNECT_TIMEOUT` seconds);
-        ``"local"``: start a local cluster of ``jobs`` single-threaded worker processes, closed at
-        the end; a ``Client``: use it, and leave it open.
-    jobs : int
-        Workers of the ``"local"`` cluster; otherwise unused (the cluster's threads set the pace).
-
-    Raises
-    ------
-    SkinscanError
-        The scheduler cannot be reached, a worker cannot set up (e.g. ``model_path`` missing
-        there, another skinscan version), or the connection to the scheduler is lost.
-    """
-    check_scheduler(scheduler)
-    out_dir = Path(initargs[1])
-    client, cluster = _connect(scheduler, jobs)
-    name = f"skinscan-batch-{uuid.uuid4().hex}"
-    running: dict = {}
-    try:
-        try:
-            client.register_plugin(BatchPlugin(initargs, PIPELINE_VERSION), name=name)
-        except Exception as e:
-            why = e.reason if isinstance(e, SkinscanError) else f"{type(e).__name__}: {e}"
-            raise SkinscanError(f"a Dask worker could not start skinscan: {' '.join(why.split())}") from None
-        queue = iter(todo)
-        done = distributed.as_completed(loop=client.loop)  # client.loop: ours need not be the default client
-
-        def hand_out() -> None:
-            try:
-                limit = 2 * max(sum(client.nthreads().values()), 1)
-            except OSError:  # CommClosedError and the like: the scheduler is gone
-                raise _lost(client) from None
-            while len(running) < limit:
-                e = next(queue, None)
-                if e is None:
-                    return
-                if store.is_done(hashes[e.path], PIPELINE_VERSION, e.subject, e.session, path=e.path):
-                    result.n_cached += 1  # another skinscan writing this store got there first
-                    bar.step(e.path.name)
-                else:
-                    fut = client.submit(_analyse_task, e, hashes[e.path], name, pure=False)
-                    running[fut] = e
-                    done.add(fut)
-
-        hand_out()
-        for fut in done:
-            e = running.pop(fut)
-            try:
-                res = fut.result()
-            except Exception as exc:
-                if client.status != "running":  # not the photo's fault: the whole cluster is out of reach
-                    raise _lost(client) from None
-                lost = isinstance(exc, (distributed.KilledWorker, distributed.comm.CommClosedError))
-                # otherwise e.g. a result that cannot be sent back, or a worker that could not set up
-                res = {"entry": e, "content_hash": hashes[e.path], "status": "skipped", "retry": True,
-                       "error": _LOST_WORKER if lost else _internal_error_reason(exc)}
-            _record(store, _write_overlays(out_dir, res), result)
-            bar.step(e.path.name)
-            hand_out()
-    finally:
-        _close(client, name, running, own_client=client is not scheduler, cluster=cluster)
-
-
 def _lost(client) -> SkinscanError:
     try:
         where = f" at {client.scheduler.address}"
-    except Exception:
+    except Exception:  # noqa: BLE001 (the address is a nicety of the message)
         where = ""
     return SkinscanError(f"lost the connection to the Dask scheduler{where}; the photos stored so far are kept: "
                          "run skinscan again to continue")
@@ -299,7 +317,7 @@ def _close(client, plugin_name: str, running: dict, *, own_client: bool, cluster
         if running:
             client.cancel(list(running))
         client.unregister_worker_plugin(plugin_name)
-    except Exception:  # a lost scheduler: nothing left to tidy there, and the real error is on its way
+    except Exception:  # noqa: BLE001, S110 (a lost scheduler: nothing left to tidy there, and the real error is on its way)
         pass
     finally:
         if own_client:

@@ -212,7 +212,7 @@ def _write(out: Path, manifest: dict) -> None:
 
 def before_after(out: Path, photos, summary, subject: str) -> dict | None:
     """Baseline and latest photo of a subject in the canonical frame, with redness and texture change
-    maps, from the files the analysis left in ``canonical/`` (:func:`skinscan.batch.overlay_files`);
+    maps, from the files the analysis left in ``canonical/`` (:func:`skinscan.worker.overlay_files`);
     None when the subject has a single session, or its photos' files are not there (analysed with no
     overlays)."""
     sessions = summary[summary["subject"] == subject].sort_values("session_index")["session"].unique()

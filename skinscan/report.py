@@ -787,7 +787,7 @@ def time_report(summary: pd.DataFrame, photos: pd.DataFrame, *, repeats: int = 3
 
     Examples
     --------
-    A table for a benchmark, from the tables ``skinscan.batch.write_outputs`` builds::
+    A table for a benchmark, from the tables ``skinscan.outputs.write_outputs`` builds::
 
         t = time_report(summary, photos, subject="astronaut", treatments=days, recovery=curve,
                         recovery_hours=hours, before_after=before_after)

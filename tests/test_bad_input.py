@@ -357,33 +357,32 @@ def test_quiet_before_and_after_the_command_parse_alike():
     assert args.debug is True and args.model == "n.task"
 
 
-def test_an_unexpected_error_costs_one_photo_and_is_retried(tmp_path, monkeypatch):
+def test_an_unexpected_error_costs_one_photo_and_is_retried(tmp_path):
     """A bug met on one photo (here injected: the real pipeline has none we know) becomes that photo's
     skipped row with an 'internal error ... please report' reason; the batch goes on, and the next
     run analyses the photo again."""
-    import skinscan.batch as batch
+    from skinscan.analysis import analyse_photo
+    from skinscan.batch import run_batch
+    from skinscan.executors import SerialExecutor
 
     session = tmp_path / "photos" / "anna" / SESSION
     session.mkdir(parents=True)
     rgb, exif = _face(360)
     Image.fromarray(rgb).save(session / "a.jpg", exif=exif)
     Image.fromarray(rgb[:, ::-1]).save(session / "b.jpg", exif=exif)
-    real = batch.analyse_photo
 
     def buggy(source, **kw):
         if Path(source).name == "b.jpg":
             raise ZeroDivisionError("float division by zero\nin a kernel")
-        return real(source, **kw)
+        return analyse_photo(source, **kw)
 
-    monkeypatch.setattr(batch, "analyse_photo", buggy)
-    res = batch.run_batch(tmp_path / "photos", tmp_path / "out", progress=False)
+    res = run_batch(tmp_path / "photos", tmp_path / "out", executor=SerialExecutor(analyse=buggy), progress=False)
     assert res.n_analysed == 1 and len(res.failures) == 1
     path, reason = res.failures[0]
     assert Path(path).name == "b.jpg"
     assert reason == "internal error (ZeroDivisionError): float division by zero in a kernel — please report"
 
-    monkeypatch.setattr(batch, "analyse_photo", real)
-    res = batch.run_batch(tmp_path / "photos", tmp_path / "out", progress=False)
+    res = run_batch(tmp_path / "photos", tmp_path / "out", progress=False)
     assert (res.n_cached, res.n_analysed, res.failures) == (1, 1, [])
     with open(tmp_path / "out" / "photos.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -312,23 +312,26 @@ def test_a_store_locked_too_long_is_one_clear_line(six, tmp_path):
     assert "another skinscan process is writing the same store; wait for it to finish or use another --out" in lines[0]
 
 
+# Faults are injected through the executor: its ``analyse`` is what analyses a photo in the workers
+# (forked, so a function of this script reaches them). The batch runs in a fresh process, as a user's.
 _CRASHING_WORKER = r"""
 import json, os, sys
 from pathlib import Path
 
-import skinscan.batch as batch
+from skinscan.analysis import analyse_photo
+from skinscan.batch import run_batch
+from skinscan.executors import PoolExecutor
 
-parent, real = os.getpid(), batch.analyse_photo
+parent = os.getpid()
 
 
 def crash_in_worker(source, **kw):  # a worker dying on one photo, as a crash in native code would
     if os.getpid() != parent and Path(source).name == sys.argv[1]:
         os._exit(3)
-    return real(source, **kw)
+    return analyse_photo(source, **kw)
 
 
-batch.analyse_photo = crash_in_worker  # the workers are forked: they inherit it
-res = batch.run_batch(sys.argv[3:], sys.argv[2], jobs=2, progress=False)
+res = run_batch(sys.argv[3:], sys.argv[2], executor=PoolExecutor(2, analyse=crash_in_worker), progress=False)
 print(json.dumps({"analysed": res.n_analysed, "failures": res.failures}))
 """
 
@@ -336,15 +339,20 @@ print(json.dumps({"analysed": res.n_analysed, "failures": res.failures}))
 _REFERENCES_WORKER_DIES = r"""
 import json, os, sys
 
-import skinscan.batch as batch
+from skinscan.analysis import analyse_photo
+from skinscan.batch import run_batch
+from skinscan.executors import PoolExecutor
+
+parent = os.getpid()
 
 
-def die(*args):  # the worker finding the references dies, as a crash in native code would
-    os._exit(3)
+def die_finding_references(source, **kw):  # the worker finding the references dies, as a crash in native code would
+    if os.getpid() != parent and kw.get("metrics") is False:  # only the references are analysed without metrics
+        os._exit(3)
+    return analyse_photo(source, **kw)
 
 
-batch._references_in_worker = die  # the workers are forked: they inherit it
-res = batch.run_batch(sys.argv[2], sys.argv[1], jobs=2, progress=False)
+res = run_batch(sys.argv[2], sys.argv[1], executor=PoolExecutor(2, analyse=die_finding_references), progress=False)
 print(json.dumps({"analysed": res.n_analysed, "failures": res.failures}))
 """
 

@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster, WorkerPlugin, get_task_stream
+from distributed import Client, LocalCluster, get_task_stream
 from PIL import Image
 
-import skinscan.distributed
+from skinscan.analysis import analyse_photo
 from skinscan.batch import STORE_NAME, run_batch
+from skinscan.distributed import LOST_WORKER, DaskExecutor
 from skinscan.errors import SkinscanError
 from skinscan.store import ResultStore
 
@@ -163,16 +164,16 @@ def test_rerun_on_the_cluster_analyses_nothing(both, photos, client):
 
 
 def test_an_interrupt_cancels_the_photos_handed_out_and_ends_the_batch_on_the_workers(photos, client, cluster,
-                                                                                       tmp_path, monkeypatch):
+                                                                                       tmp_path):
     calls = []
 
-    def interrupted(store, res, result):
-        calls.append(res)
-        raise KeyboardInterrupt
+    class Interrupted(DaskExecutor):  # Ctrl-C as the first photo comes back
+        def next_outcome(self):
+            calls.append(super().next_outcome())
+            raise KeyboardInterrupt
 
-    monkeypatch.setattr(skinscan.distributed, "_record", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_batch(photos, tmp_path / "out", scheduler=client, progress=False)
+        run_batch(photos, tmp_path / "out", executor=Interrupted(client), progress=False)
     assert len(calls) == 1
     assert skinscan_plugins(client) == {w: [] for w in client.run(os.getpid)}
     assert client.status == "running"  # the caller's client stays open
@@ -183,39 +184,33 @@ def test_an_interrupt_cancels_the_photos_handed_out_and_ends_the_batch_on_the_wo
         time.sleep(0.05)
 
 
-def test_a_worker_that_cannot_set_up_stops_the_batch_in_one_line(photos, client, tmp_path, monkeypatch):
+def test_a_worker_that_cannot_set_up_stops_the_batch_in_one_line(photos, client, tmp_path):
     # As a worker with another skinscan installed would: it refuses the batch, which stops before any photo.
-    monkeypatch.setattr(skinscan.distributed, "PIPELINE_VERSION", "0.0-other")
+    class OtherVersion(DaskExecutor):
+        def plugin(self, work, references):
+            plugin = super().plugin(work, references)
+            plugin.pipeline_version = "0.0-other"
+            return plugin
+
     with pytest.raises(SkinscanError, match=r"^a Dask worker could not start skinscan: this Dask worker runs skinscan "
                                             r"pipeline \S+, the batch 0.0-other; install the same skinscan on every "
                                             r"worker$"):
-        run_batch(photos, tmp_path / "out", scheduler=client, progress=False)
+        run_batch(photos, tmp_path / "out", executor=OtherVersion(client), progress=False)
     assert skinscan_plugins(client) == {w: [] for w in client.run(os.getpid)}
     assert stored(tmp_path / "out") == {}
 
 
-class CrashOn(WorkerPlugin):
-    """Make the worker process die, as a crash in native code would, when it analyses the photo named ``victim``."""
+class CrashOn:
+    """What analyses a photo on the workers: dies, as a crash in native code would, on the photo named
+    ``victim`` (in a worker, never in the client, which finds the references)."""
 
     def __init__(self, victim: str):
-        self.victim = victim
+        self.victim, self.client_pid = victim, os.getpid()
 
-    def setup(self, worker):
-        import skinscan.batch as batch
-
-        real, victim = batch.analyse_photo, self.victim
-
-        def crash(source, **kw):
-            if Path(source).name == victim:
-                os._exit(3)
-            return real(source, **kw)
-
-        self.real, batch.analyse_photo = real, crash
-
-    def teardown(self, worker):
-        import skinscan.batch as batch
-
-        batch.analyse_photo = self.real
+    def __call__(self, source, **kw):
+        if Path(source).name == self.victim and os.getpid() != self.client_pid:
+            os._exit(3)
+        return analyse_photo(source, **kw)
 
 
 @pytest.mark.filterwarnings("ignore:Port 8787 is already in use")  # the module's cluster has it
@@ -225,13 +220,13 @@ def test_a_worker_that_dies_costs_its_photos_not_the_batch(photos, tmp_path):
     victim = sorted(photos.glob("2026-02-06/*.jpg"))[0].name
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster, set_as_default=False) as client:
-        client.register_plugin(CrashOn(victim), name="crash-on")
-        res = run_batch(photos, tmp_path / "out", scheduler=client, progress=False)
+        crashing = DaskExecutor(client, analyse=CrashOn(victim))
+        res = run_batch(photos, tmp_path / "out", executor=crashing, progress=False)
         assert len(client.run(os.getpid)) == 2  # restarted
     failed = {Path(p).name: reason for p, reason in res.failures}
     assert failed.pop("grey.jpg") == NO_FACE
     assert victim in failed and res.n_analysed + len(failed) == 4
-    assert set(failed.values()) == {skinscan.distributed._LOST_WORKER}
+    assert set(failed.values()) == {LOST_WORKER}
     rows = stored(tmp_path / "out")
     assert all(rows[name][0] == "skipped" and rows[name][2].startswith("retry:") for name in failed)
     again = run_batch(photos, tmp_path / "out", jobs=1, progress=False)  # retried by the next run

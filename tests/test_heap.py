@@ -10,8 +10,10 @@ import os
 import platform
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from PIL import Image
 
 pytestmark = pytest.mark.skipif(platform.system() != "Linux" or platform.libc_ver()[0] != "glibc",
                                 reason="the heap is tuned on glibc only")
@@ -52,9 +54,10 @@ else:
 PAGES = 64 * 2**20 // 4096
 
 
-def _run(mode):
-    env = {**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0"}
-    r = subprocess.run([sys.executable, "-c", _SCRIPT, mode], capture_output=True, text=True, env=env, timeout=120)
+def _run(mode, *, script=_SCRIPT, args=(), env=None, timeout=120):
+    env = {**os.environ, "NUMPY_MADVISE_HUGEPAGE": "0", **(env or {})}
+    r = subprocess.run([sys.executable, "-c", script, mode, *map(str, args)], capture_output=True, text=True, env=env,
+                       timeout=timeout)
     assert r.returncode == 0, r.stderr
     return json.loads(r.stdout.strip().splitlines()[-1])
 
@@ -87,3 +90,32 @@ def test_an_inner_block_does_not_end_an_outer_one():
     res = _run("nested")
     assert res["ok"] is True
     assert all(f < 0.02 * PAGES for f in res["faults"][1:]), res
+
+
+_BATCH_SCRIPT = _SCRIPT[:_SCRIPT.index("mode = sys.argv[1]")] + r"""
+from skinscan.batch import run_batch
+
+before = faults(2, 4)
+res = run_batch(sys.argv[2], sys.argv[3], jobs=1, progress=False)
+print(json.dumps({"analysed": res.n_analysed, "before": before, "after": faults(2, 4), "after_64": faults(64)}))
+"""
+
+
+@pytest.mark.slow
+def test_a_batch_run_from_python_leaves_the_callers_heap_as_it_was(tmp_path):
+    """run_batch(jobs=1) in a notebook's interpreter: the heap is not tuned around it (only processes
+    skinscan owns are: pool workers, the command). The caller's own setting here, 2 MB arrays mapped
+    afresh (a 1 MB mmap threshold), holds after the batch; a tuned heap would have served them from
+    itself (a 32 MB threshold) or kept every array (no mmap)."""
+    src = sorted((Path(__file__).resolve().parents[1] / "sample_images" / "astronaut" / "2026-01-05").glob("*.jpg"))[0]
+    im = Image.open(src)
+    photo = tmp_path / "photos" / "anna" / "2026-01-05" / src.name
+    photo.parent.mkdir(parents=True)
+    im.resize((round(im.size[0] * 0.15), round(im.size[1] * 0.15)), Image.LANCZOS).save(photo, exif=im.info["exif"])
+    res = _run("batch", script=_BATCH_SCRIPT, args=(tmp_path / "photos", tmp_path / "out"),
+               env={"MALLOC_MMAP_THRESHOLD_": str(2**20)}, timeout=300)
+    assert res["analysed"] == 1
+    pages_2mb = 2 * 2**20 // 4096
+    assert all(f >= 0.9 * pages_2mb for f in res["before"]), res
+    assert all(f >= 0.9 * pages_2mb for f in res["after"]), res
+    assert all(f >= 0.95 * PAGES for f in res["after_64"]), res
