@@ -19,6 +19,7 @@ import numpy as np
 
 from ._filters import mask_box, shrink
 from .color import lightness
+from .landmark_ids import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE
 from .landmarks import FaceLandmarks
 
 __all__ = [
@@ -43,7 +44,8 @@ REGION_NAMES = ("face", "forehead", "cheek_left", "cheek_right", "nose", "chin",
 # Region polygons: landmark ids of the MediaPipe 468-point face mesh, in drawing order around
 # each outline. They were chosen on a rendering of the canonical mesh with its ids and checked
 # on photos. Each left list is the mirror image of the right one (the canonical mesh is exactly
-# symmetric), so the two sides always have the same extent.
+# symmetric), so the two sides always have the same extent. The features cut out of them (eyes,
+# brows, lips) are the mesh's own anatomy, named in :mod:`skinscan.landmark_ids`.
 # --------------------------------------------------------------------------------------------
 
 #: The mesh's upper edge (temple to temple over the forehead) with how far, as a fraction of
@@ -109,12 +111,11 @@ PRECEDENCE = ("periorbital_right", "periorbital_left", "nose", "perioral", "chin
 #: (lid margins), the brows, the outer lip line, and the sub-nasal band between the nose's lower
 #: edge and the perioral region's upper edge (both nostrils and the columella).
 EXCLUSION_POLYGONS = MappingProxyType({
-    "eye_right": (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
-    "eye_left": (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
-    "brow_right": (70, 63, 105, 66, 107, 55, 65, 52, 53, 46),
-    "brow_left": (300, 293, 334, 296, 336, 285, 295, 282, 283, 276),
-    "lips": (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91,
-             146),
+    "eye_right": RIGHT_EYE,
+    "eye_left": LEFT_EYE,
+    "brow_right": RIGHT_BROW,
+    "brow_left": LEFT_BROW,
+    "lips": LIPS,
     "nostrils": (64, 219, 218, 79, 237, 44, 1, 274, 457, 309, 438, 439, 294, 327, 326, 2, 97, 98),
 })
 
