@@ -22,9 +22,8 @@ from .geometry import Scale, estimate_scale
 from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
 from .metrics import compute_metrics
-from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_reference,
-                      reference_checks)
-from .light import ABSOLUTE_COLOUR, choose_light
+from .light import ABSOLUTE_COLOUR, LightReference, choose_light, light_reference
+from .quality import QualityCheck, QualityThresholds, assess_quality, reference_checks
 from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 from .uncertainty import measurement_se
 
@@ -74,7 +73,7 @@ class PhotoAnalysis:
     canonical_residual_mm : float
         RMS departure of the landmarks from the canonical face after a similarity fit.
     gains : ndarray, shape (3,)
-        Linear per-channel gains that normalise the photo's light (see ``quality.light_gains``).
+        Linear per-channel gains that normalise the photo's light (see :func:`skinscan.light.choose_light`).
     light_source : str
         What the light was normalised on: ``"chart"`` (a ColorChecker), ``"sclera"``,
         ``"background"`` or ``"none"`` (no reference trustworthy: the absolute colour metrics are

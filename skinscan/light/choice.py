@@ -20,7 +20,8 @@ import numpy as np
 from ..color import rgb_to_lab, unmix_chromophores
 from .references import SCLERA_TARGET, LightReference
 
-__all__ = ["MAX_A_STAR_SE", "ABSOLUTE_COLOUR", "UNKNOWN_EXPOSURE_EV", "LightChoice", "choose_light", "reference_uncertainty", "colour_se"]
+__all__ = ["ABSOLUTE_COLOUR", "MAX_A_STAR_SE", "UNKNOWN_EXPOSURE_EV", "LightChoice", "choose_light", "colour_se",
+           "reference_uncertainty"]
 
 #: A reference is trusted when its own uncertainty moves the skin's a* by at most this (CIELAB units):
 #: the protocol's target for the photo-to-photo SD of a* (0.5).
