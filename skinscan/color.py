@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 __all__ = ["srgb_to_linear", "linear_to_srgb", "linear_to_srgb8", "rgb_to_lab", "luminance", "lightness", "as_float01",
-           "HAEMOGLOBIN_OD", "MELANIN_OD", "optical_density", "unmix_chromophores"]
+           "HAEMOGLOBIN_OD", "MELANIN_OD", "CHROMOPHORE_UNMIXING", "optical_density", "unmix_chromophores"]
 
 # sRGB (IEC 61966-2-1) primaries, D65 white.
 _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
@@ -114,7 +114,12 @@ def _lut3() -> np.ndarray:
 #: Tsumura et al. (2003) extract from skin photos by independent component analysis.
 HAEMOGLOBIN_OD = np.array([0.08, 0.80, 0.45], dtype=np.float32)
 MELANIN_OD = np.array([0.45, 0.70, 1.00], dtype=np.float32)
-_UNMIX = np.linalg.inv(np.stack([HAEMOGLOBIN_OD, MELANIN_OD, np.ones(3, np.float32)], axis=1)).astype(np.float32)
+#: The 3x3 matrix taking a pixel's optical densities (R, G, B) to its (haemoglobin, melanin, grey
+#: shading) densities: the inverse of the columns HAEMOGLOBIN_OD, MELANIN_OD, (1, 1, 1) (see
+#: :func:`unmix_chromophores`). A row of it alone gives one density, e.g. ``[2:3]`` the shading.
+CHROMOPHORE_UNMIXING = np.linalg.inv(np.stack([HAEMOGLOBIN_OD, MELANIN_OD, np.ones(3, np.float32)],
+                                              axis=1)).astype(np.float32)
+CHROMOPHORE_UNMIXING.flags.writeable = False
 
 
 def optical_density(lin: np.ndarray, *, floor: float = 1e-4) -> np.ndarray:
@@ -144,4 +149,4 @@ def unmix_chromophores(lin: np.ndarray) -> np.ndarray:
     .. [1] Tsumura N. et al. (2003) Image-based skin color and texture analysis/synthesis by
        extracting hemoglobin and melanin information in the skin. ACM TOG 22(3):770–779.
     """
-    return optical_density(lin) @ _UNMIX.T
+    return optical_density(lin) @ CHROMOPHORE_UNMIXING.T

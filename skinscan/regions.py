@@ -19,7 +19,14 @@ import numpy as np
 
 from ._filters import mask_box, shrink
 from .color import lightness
-from .landmark_ids import LEFT_BROW, LEFT_EYE, LIPS, RIGHT_BROW, RIGHT_EYE
+from .inputs import (
+    as_float_rgb,
+    check_image_shape,
+    check_length_mm,
+    check_rgb,
+    check_scale,
+)
+from .landmark_ids import LEFT_BROW, LEFT_EYE, LIPS, N_MESH, RIGHT_BROW, RIGHT_EYE
 from .landmarks import FaceLandmarks
 
 __all__ = [
@@ -141,63 +148,16 @@ _CHIN_ID, _FOREHEAD_ID = 152, 10
 
 
 # --------------------------------------------------------------------------------------------
-# Checks at the door
+# Landmarks at the door (images, scales and lengths are checked by skinscan.inputs)
 # --------------------------------------------------------------------------------------------
-
-def _check_mm_per_px(mm_per_px) -> float:
-    try:
-        value = float(mm_per_px)
-    except (TypeError, ValueError):
-        raise TypeError(f"mm_per_px must be a positive number, got {mm_per_px!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"mm_per_px must be a positive finite number, got {mm_per_px!r}")
-    return value
-
-
-def _check_length_mm(value, name: str) -> float:
-    try:
-        length = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number of millimetres, got {value!r}") from None
-    if not (np.isfinite(length) and length >= 0):
-        raise ValueError(f"{name} must be a finite length >= 0 mm, got {value!r}")
-    return length
-
 
 def _check_points(points) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 468:
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < N_MESH:
         raise ValueError(f"expected landmark points of shape (468 or 478, 2), got {pts.shape}")
-    if not np.all(np.isfinite(pts[:468])):
+    if not np.all(np.isfinite(pts[:N_MESH])):
         raise ValueError("landmark points contain NaN or inf")
     return pts
-
-
-def _check_shape(image_shape) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in tuple(image_shape)[:2])
-    except (TypeError, ValueError):
-        raise TypeError(f"image_shape must be (height, width), got {image_shape!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image_shape must be positive (height, width), got {image_shape!r}")
-    return h, w
-
-
-def _check_rgb(rgb) -> np.ndarray:
-    arr = np.asarray(rgb)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {arr.shape}")
-    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(f"expected an RGB uint8 or float array in [0, 1], got {arr.dtype}")
-    return arr
-
-
-def _as_float_rgb(rgb) -> np.ndarray:
-    """RGB as float32 in [0, 1]: uint8 is scaled, floats are taken as already in [0, 1]."""
-    arr = _check_rgb(rgb)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) * np.float32(1 / 255)
-    return arr.astype(np.float32, copy=False)
 
 
 def _disk(radius_px: int) -> np.ndarray:
@@ -331,11 +291,11 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
     >>> int(keep.sum()), bool(keep[10:12].any())
     (1520, False)
     """
-    arr = _check_rgb(rgb)
+    arr = check_rgb(rgb)
     cand = np.asarray(candidate_mask, dtype=bool)
     if cand.shape != arr.shape[:2]:
         raise ValueError(f"candidate_mask shape {cand.shape} does not match the image {arr.shape[:2]}")
-    scale = None if mm_per_px is None else _check_mm_per_px(mm_per_px)
+    scale = None if mm_per_px is None else check_scale(mm_per_px)
     out = np.zeros(cand.shape, dtype=bool)
     # Work in the candidate's bounding box only (a face is a fraction of a 12 MP photo).
     box = mask_box(cand, 1 if scale is None else int(np.ceil(0.3 / scale)) + 1)
@@ -353,7 +313,7 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
         scale = scale * bw / size[0]
     else:
         f, c = 1.0, full_c
-    sub = _as_float_rgb(sub_in)
+    sub = as_float_rgb(sub_in)
     if arr.dtype != np.uint8:  # floats may hold NaN/inf or stray outside [0, 1]
         c = c & np.isfinite(sub).all(axis=2)
         sub = np.clip(np.nan_to_num(sub), 0.0, 1.0)
@@ -412,7 +372,7 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
                              (box[..., 2] >= 250).view(np.uint8))
             keep &= n_clip < 2
         else:
-            keep &= (_as_float_rgb(box) > 249.5 / 255).sum(axis=2) < 2
+            keep &= (as_float_rgb(box) > 249.5 / 255).sum(axis=2) < 2
     out[y0:y1, x0:x1] = keep
     return out
 
@@ -464,10 +424,10 @@ def polygon_masks(points, image_shape, *, mm_per_px: float, forehead_extension_m
         ``face`` is their union. Only the face's bounding box is rasterised.
     """
     pts = _check_points(points)
-    h, w = _check_shape(image_shape)
-    scale = _check_mm_per_px(mm_per_px)
-    extension_mm = _check_length_mm(forehead_extension_mm, "forehead_extension_mm")
-    margin_px = _check_length_mm(exclusion_margin_mm, "exclusion_margin_mm") / scale
+    h, w = check_image_shape(image_shape)
+    scale = check_scale(mm_per_px)
+    extension_mm = check_length_mm(forehead_extension_mm, "forehead_extension_mm")
+    margin_px = check_length_mm(exclusion_margin_mm, "exclusion_margin_mm") / scale
     outlines = _region_outlines(pts, scale, extension_mm)
 
     # Rasterise only the bounding box of the outlines (a 12 MP photo's face is a fraction of it).
@@ -539,7 +499,7 @@ def region_masks(landmarks: FaceLandmarks, *, mm_per_px: float, rgb=None, forehe
     >>> sorted(masks) == sorted(REGION_NAMES)                        # doctest: +SKIP
     True
     """
-    shape = _check_shape(landmarks.image_shape)
+    shape = check_image_shape(landmarks.image_shape)
     masks = polygon_masks(landmarks.points, shape, mm_per_px=mm_per_px,
                           forehead_extension_mm=forehead_extension_mm, exclusion_margin_mm=exclusion_margin_mm)
     if rgb is not None and apply_skin_mask:
@@ -616,11 +576,11 @@ def draw_regions(rgb, masks, *, alpha: float = 0.4) -> np.ndarray:
     ndarray of uint8, shape (H, W, 3)
         A new image; the input is not modified.
     """
-    arr = _check_rgb(rgb)
+    arr = check_rgb(rgb)
     if arr.dtype == np.uint8:
         out = arr.copy()
     else:
-        out = (np.clip(np.nan_to_num(_as_float_rgb(arr)), 0, 1) * 255 + 0.5).astype(np.uint8)
+        out = (np.clip(np.nan_to_num(as_float_rgb(arr)), 0, 1) * 255 + 0.5).astype(np.uint8)
     alpha = float(np.clip(alpha, 0.0, 1.0))
     h, w = out.shape[:2]
     names = [n for n in REGION_NAMES if n in masks and n in REGION_COLORS]

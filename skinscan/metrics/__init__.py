@@ -11,11 +11,13 @@ import cv2
 import numpy as np
 
 from .._filters import mask_box, shrink
-from ._common import MetricResult, SkinImage, blob_mask
+from .blobs import blob_mask
 from .pigmentation import PIGMENT_KEYS, ita_degrees, pigmentation_metrics
 from .pores import PORE_KEYS, pore_metrics
 from .redness import REDNESS_KEYS, redness
+from .results import MetricResult
 from .scars import SCAR_KEYS, scar_metrics
+from .skinimage import SkinImage
 from .texture import TEXTURE_KEYS, roughness
 from .wrinkles import WRINKLE_KEYS, wrinkle_metrics
 

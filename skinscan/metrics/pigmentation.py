@@ -5,9 +5,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import blur_to
-from ._common import (MaskArg, MetricResult, SkinImage, as_masks, check_scale, detections, fill_clipped,
-                      masked_blur, resize_mask, resize_masks, skin_image)
+from .._filters import blur_to, masked_blur
+from ..inputs import MaskArg, as_masks, check_scale
+from .results import MetricResult, detections
+from .skinimage import SkinImage, fill_clipped, resize_mask, resize_masks, skin_image
 
 __all__ = ["pigmentation_metrics", "PIGMENT_KEYS", "SPOT_DIAMETER_MM", "ita_degrees"]
 

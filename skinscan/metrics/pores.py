@@ -39,7 +39,10 @@ import cv2
 import numpy as np
 
 from .._filters import mask_box
-from ._common import MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detections, skin_image
+from ..inputs import MaskArg, as_masks, check_scale
+from .blobs import blobs_per_region
+from .results import MetricResult, detections
+from .skinimage import skin_image
 
 __all__ = ["pore_metrics", "detect_pores", "band_pass", "candidates", "round_dips", "scale_select", "noise_sd_od",
            "dog_noise_gain", "PORE_KEYS", "DETECTOR"]

@@ -6,8 +6,10 @@ import cv2
 import numpy as np
 
 from .._filters import blur_to, reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, detections,
-                      resize_masks, skin_image, work_scale)
+from ..inputs import MaskArg, as_masks, check_scale
+from .blobs import blobs_per_region, detect_dark_blobs
+from .results import MetricResult, detections
+from .skinimage import resize_masks, skin_image, work_scale
 
 __all__ = ["scar_metrics", "SCAR_KEYS", "SCAR_DIAMETER_MM"]
 

@@ -7,8 +7,10 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .._filters import mask_box, reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, detections, resize_mask, resize_masks,
-                      robust_sigma, skin_image, work_scale)
+from ..inputs import MaskArg, as_masks, check_scale
+from .results import MetricResult, detections
+from .skinimage import resize_mask, resize_masks, skin_image, work_scale
+from .stats import robust_sigma
 
 __all__ = ["wrinkle_metrics", "WRINKLE_KEYS", "LINE_WIDTH_MM"]
 
