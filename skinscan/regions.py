@@ -301,47 +301,82 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
     box = mask_box(cand, 1 if scale is None else int(np.ceil(0.3 / scale)) + 1)
     if box is None:
         return out
-    y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
-    full_c = cand[y0:y1, x0:x1]
-    sub_in = arr[y0:y1, x0:x1]
-    f = 1.0 if scale is None or work_px_per_mm is None else min(1.0, work_px_per_mm * scale)
+    cand_box, rgb_box = cand[box], arr[box]
+    sub, c, f, scale_w = _classification_copy(rgb_box, cand_box, scale, work_px_per_mm)
+    planes = _lab_planes(sub)
+    reference = _skin_reference(planes, sub, c, k_sigma)
+    if reference is None:
+        return out
+    med, sig = reference
+    keep = c & ~_not_skin(planes, sub, med, sig, k_sigma=k_sigma, mm_per_px=scale_w)
+    if f < 1.0:
+        keep = _full_resolution_tests(keep, rgb_box, cand_box, med, sig, k_sigma=k_sigma, mm_per_px=scale_w * f)
+    out[box] = keep
+    return out
+
+
+def _classification_copy(rgb_box: np.ndarray, cand_box: np.ndarray, mm_per_px: float | None,
+                         work_px_per_mm: float | None) -> tuple[np.ndarray, np.ndarray, float, float | None]:
+    """What :func:`skin_mask` classifies: the box's pixels as float RGB in [0, 1] and its candidate,
+    reduced to ``work_px_per_mm`` when the photo is finer by more than 1.25x, non-finite pixels out
+    of the candidate; and that copy's reduction factor and scale (mm per px, or None)."""
+    f = 1.0 if mm_per_px is None or work_px_per_mm is None else min(1.0, work_px_per_mm * mm_per_px)
+    sub_in, c, scale = rgb_box, cand_box, mm_per_px
     if f < 0.8:
-        bh, bw = full_c.shape
-        size = (max(int(round(bw * f)), 1), max(int(round(bh * f)), 1))
-        sub_in = shrink(sub_in, size)
-        c = cv2.resize(full_c.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
-        scale = scale * bw / size[0]
+        bh, bw = cand_box.shape
+        size = (max(round(bw * f), 1), max(round(bh * f), 1))
+        sub_in = shrink(rgb_box, size)
+        c = cv2.resize(cand_box.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+        scale = mm_per_px * bw / size[0]
     else:
-        f, c = 1.0, full_c
+        f = 1.0
     sub = as_float_rgb(sub_in)
-    if arr.dtype != np.uint8:  # floats may hold NaN/inf or stray outside [0, 1]
+    if rgb_box.dtype != np.uint8:  # floats may hold NaN/inf or stray outside [0, 1]
         c = c & np.isfinite(sub).all(axis=2)
         sub = np.clip(np.nan_to_num(sub), 0.0, 1.0)
+    return sub, c, f, scale
+
+
+def _lab_planes(sub: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(L*, a*, b*, hue in degrees, chroma) planes of float RGB, OpenCV's CIELAB (D65)."""
     lab = cv2.cvtColor(np.ascontiguousarray(sub), cv2.COLOR_RGB2Lab)
     light, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     chroma = np.hypot(a, b)
     hue = np.arctan2(b, a)
     hue *= np.float32(180 / np.pi)
+    return light, a, b, hue, chroma
 
-    idx = np.flatnonzero(c)
+
+def _skin_reference(planes: tuple[np.ndarray, ...], sub: np.ndarray, cand: np.ndarray,
+                    k_sigma: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The subject's skin colour: robust median and sigma of L*, a*, b*, hue over the candidate, the
+    second time over the pixels the first pass kept (None for an empty candidate)."""
+    idx = np.flatnonzero(cand)
     if idx.size == 0:
-        return out
+        return None
     idx = idx[:: max(1, idx.size // 50_000)]  # the median of 50 k pixels is within 0.6% of a sigma
-    flat = [v.reshape(-1)[idx] for v in (light, a, b, hue, chroma)]
+    flat = [v.reshape(-1)[idx] for v in planes]
     sample = np.stack(flat[:4], axis=1).astype(np.float64)
     med, sig = _robust_stats(sample)
     kept = ~np.logical_or.reduce(_classify(*flat, sub.reshape(-1, 3)[idx], med, sig, k_sigma))
     if kept.sum() >= 50:
         med, sig = _robust_stats(sample[kept])
+    return med, sig
 
-    dark, glare, off_hue, soft = _classify(light, a, b, hue, chroma, sub, med, sig, k_sigma)
+
+def _not_skin(planes: tuple[np.ndarray, ...], sub: np.ndarray, med: np.ndarray, sig: np.ndarray, *,
+              k_sigma: float, mm_per_px: float | None) -> np.ndarray:
+    """Pixels that are not the skin of :func:`_skin_reference`: dark, glare, off-hue, and dull or
+    hair-coloured in masses; with a scale, glare blobs with their halo and dark pixels with their rim."""
+    light = planes[0]
+    dark, glare, off_hue, soft = _classify(*planes, sub, med, sig, k_sigma)
     # Brown or blond hair and cast shadow come in masses (fringe, hairline, beard shadow); a
     # majority vote over ~0.3 mm keeps those and lets go of the scattered pixels that noise
     # pushes over the line inside a brown spot.
-    size = 3 if scale is None else int(np.clip(2 * round(0.15 / scale) + 1, 3, 7))
+    size = 3 if mm_per_px is None else int(np.clip(2 * round(0.15 / mm_per_px) + 1, 3, 7))
     soft = cv2.medianBlur(soft.view(np.uint8) * np.uint8(255), size) > 127
-    if scale is not None:
-        r_glare, r_dark = int(round(0.3 / scale)), int(round(0.1 / scale))
+    if mm_per_px is not None:
+        r_glare, r_dark = round(0.3 / mm_per_px), round(0.1 / mm_per_px)
         if r_glare >= 1:
             # Halo only around glare blobs: an opening first, so that scattered clipped pixels
             # (noise on bright skin) are dropped alone instead of punching discs into the mask.
@@ -352,29 +387,30 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
             m_l, s_l = float(med[0]), float(sig[0])
             rim = cv2.dilate(dark.view(np.uint8), _disk(r_dark)).view(bool)
             dark |= rim & (light < m_l - max(2.0 * s_l, 0.15 * m_l))
-    keep = c & ~(dark | glare | off_hue | soft)
-    if f < 1.0:
-        # Thin dark hairs and clipped specks vanish in the reduced copy: both are tested again at
-        # full resolution, on L* (from luminance alone) and on the 8-bit values.
-        keep = cv2.resize(keep.view(np.uint8), (full_c.shape[1], full_c.shape[0]),
-                          interpolation=cv2.INTER_NEAREST).view(bool) & full_c
-        box = arr[y0:y1, x0:x1]
-        light_full = lightness(box if arr.dtype == np.uint8 else np.clip(np.nan_to_num(box), 0, 1))
-        m_l, s_l = float(med[0]), float(sig[0])
-        dark_full = light_full < m_l - max(k_sigma * s_l, 0.30 * m_l)
-        r_dark = int(round(0.1 / (scale * f)))
-        if r_dark >= 1:
-            rim = cv2.dilate(dark_full.view(np.uint8), _disk(r_dark)).view(bool)
-            dark_full |= rim & (light_full < m_l - max(2.0 * s_l, 0.15 * m_l))
-        keep &= ~dark_full
-        if arr.dtype == np.uint8:  # pixels clipped in two channels or more, which averaging would hide
-            n_clip = cv2.add(cv2.add((box[..., 0] >= 250).view(np.uint8), (box[..., 1] >= 250).view(np.uint8)),
-                             (box[..., 2] >= 250).view(np.uint8))
-            keep &= n_clip < 2
-        else:
-            keep &= (as_float_rgb(box) > 249.5 / 255).sum(axis=2) < 2
-    out[y0:y1, x0:x1] = keep
-    return out
+    return dark | glare | off_hue | soft
+
+
+def _full_resolution_tests(keep: np.ndarray, rgb_box: np.ndarray, cand_box: np.ndarray, med: np.ndarray,
+                           sig: np.ndarray, *, k_sigma: float, mm_per_px: float) -> np.ndarray:
+    """A mask classified on a reduced copy, enlarged back, less what vanished in the copy: thin dark
+    hairs (on L* from luminance alone, with their rims) and pixels clipped in two channels or more."""
+    keep = cv2.resize(keep.view(np.uint8), (cand_box.shape[1], cand_box.shape[0]),
+                      interpolation=cv2.INTER_NEAREST).view(bool) & cand_box
+    light_full = lightness(rgb_box if rgb_box.dtype == np.uint8 else np.clip(np.nan_to_num(rgb_box), 0, 1))
+    m_l, s_l = float(med[0]), float(sig[0])
+    dark_full = light_full < m_l - max(k_sigma * s_l, 0.30 * m_l)
+    r_dark = round(0.1 / mm_per_px)
+    if r_dark >= 1:
+        rim = cv2.dilate(dark_full.view(np.uint8), _disk(r_dark)).view(bool)
+        dark_full |= rim & (light_full < m_l - max(2.0 * s_l, 0.15 * m_l))
+    keep &= ~dark_full
+    if rgb_box.dtype == np.uint8:  # pixels clipped in two channels or more, which averaging would hide
+        n_clip = cv2.add(cv2.add((rgb_box[..., 0] >= 250).view(np.uint8), (rgb_box[..., 1] >= 250).view(np.uint8)),
+                         (rgb_box[..., 2] >= 250).view(np.uint8))
+        keep &= n_clip < 2
+    else:
+        keep &= (as_float_rgb(rgb_box) > 249.5 / 255).sum(axis=2) < 2
+    return keep
 
 
 # --------------------------------------------------------------------------------------------
