@@ -131,7 +131,18 @@ class PhotoAnalysis:
     detections: dict = field(default_factory=lambda: _detection_columns([]))
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
-        """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels."""
+        """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels.
+
+        Parameters
+        ----------
+        points : array-like, shape (N, 2)
+            (x, y) in ``rgb``'s pixels.
+
+        Returns
+        -------
+        ndarray of float64, shape (N, 2)
+            (x, y) in the photo's pixels, upright by its EXIF orientation (before ``rotation_deg``).
+        """
         inv = cv2.invertAffineTransform(np.asarray(self.photo_to_crop, dtype=np.float64))
         return np.asarray(points, dtype=np.float64) @ inv[:, :2].T + inv[:, 2]
 
@@ -146,8 +157,17 @@ class PhotoAnalysis:
         return [q.name for q in self.quality if q.blocking and not q.passed]
 
     def overlay(self, px_per_mm: float | None = 5.0) -> np.ndarray:
-        """The face crop with its regions drawn (see :func:`skinscan.regions.draw_regions`), at
-        ``px_per_mm`` (reduced, never enlarged; None: the crop's own resolution)."""
+        """The face crop with its regions drawn (see :func:`skinscan.regions.draw_regions`).
+
+        Parameters
+        ----------
+        px_per_mm : float or None
+            Resolution of the drawing (reduced, never enlarged; None: the crop's own).
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w, 3)
+        """
         from .regions import draw_regions
 
         f = 1.0 if px_per_mm is None else min(1.0, px_per_mm * self.scale.mm_per_px)
@@ -161,7 +181,19 @@ class PhotoAnalysis:
         return draw_regions(small, masks)
 
     def canonical(self, px_per_mm: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
-        """The face crop warped into the canonical frame: (rgb, valid mask)."""
+        """The face crop warped into the canonical frame.
+
+        Parameters
+        ----------
+        px_per_mm : float
+            Resolution of the canonical frame.
+
+        Returns
+        -------
+        rgb : ndarray of uint8, shape (H, W, 3)
+        valid : ndarray of bool, shape (H, W)
+            Where the frame holds the face.
+        """
         return warp_to_canonical(self.rgb, self.face, mm_per_px=self.scale.mm_per_px,
                                  frame=canonical_frame(px_per_mm))
 

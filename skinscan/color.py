@@ -19,14 +19,35 @@ _LUT = None
 
 
 def as_float01(rgb: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 in [0, 1]; float input is passed through as float32."""
+    """uint8 -> float32 in [0, 1]; float input is passed through as float32.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        uint8, or float in [0, 1].
+
+    Returns
+    -------
+    ndarray of float32, same shape
+    """
     if rgb.dtype == np.uint8:
         return rgb.astype(np.float32) * np.float32(1 / 255)
     return np.asarray(rgb, dtype=np.float32)
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """Decode sRGB to linear light, float32 in [0, 1]. uint8 input uses an exact lookup table."""
+    """Decode sRGB to linear light, float32 in [0, 1]. uint8 input uses an exact lookup table.
+
+    Parameters
+    ----------
+    rgb : ndarray
+        sRGB values, uint8 or float in [0, 1] (any shape: an image, a list of colours, one channel).
+
+    Returns
+    -------
+    ndarray of float32, same shape
+        Linear light (IEC 61966-2-1).
+    """
     global _LUT
     rgb = np.asarray(rgb)
     if rgb.dtype == np.uint8:
@@ -39,13 +60,33 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
 
 
 def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
-    """Encode linear light to sRGB float32 in [0, 1] (clipped)."""
+    """Encode linear light to sRGB float32 in [0, 1] (clipped).
+
+    Parameters
+    ----------
+    lin : ndarray
+        Linear light, any shape.
+
+    Returns
+    -------
+    ndarray of float32, same shape
+    """
     v = np.clip(np.asarray(lin, dtype=np.float32), 0, 1)
     return np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
 def linear_to_srgb8(lin: np.ndarray) -> np.ndarray:
-    """Encode linear light to sRGB uint8 (clipped, rounded): the exact inverse of the uint8 decoding table."""
+    """Encode linear light to sRGB uint8 (clipped, rounded): the exact inverse of the uint8 decoding table.
+
+    Parameters
+    ----------
+    lin : ndarray
+        Linear light, any shape.
+
+    Returns
+    -------
+    ndarray of uint8, same shape
+    """
     return (linear_to_srgb(lin) * 255 + 0.5).astype(np.uint8)
 
 
@@ -54,6 +95,18 @@ def rgb_to_lab(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
     Computed in float32 from linearised sRGB; unlike OpenCV's 8-bit Lab, L* is in [0, 100] and
     a*, b* are unscaled, so values can be compared with published ones.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        sRGB (uint8 or float in [0, 1]), or linear RGB.
+    linear : bool
+        ``rgb`` is linear light already.
+
+    Returns
+    -------
+    ndarray of float32, shape (..., 3)
+        L* in [0, 100], a*, b*.
     """
     lin = np.asarray(rgb, dtype=np.float32) if linear else srgb_to_linear(rgb)
     shape = lin.shape
@@ -77,6 +130,17 @@ def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
     An (H, W, 3) image goes through OpenCV in two passes (8-bit input through the sRGB lookup
     table); any other (..., 3) array through numpy.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        sRGB (uint8 or float in [0, 1]), or linear RGB.
+    linear : bool
+        ``rgb`` is linear light already.
+
+    Returns
+    -------
+    ndarray of float32, shape (...)
     """
     arr = np.asarray(rgb)
     if arr.ndim == 3 and arr.shape[0] > 1 and arr.shape[1] > 1:
@@ -90,7 +154,20 @@ def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
 
 def lightness(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
-    """CIELAB L* (D65) from luminance alone: the L* of :func:`rgb_to_lab` without a* and b*."""
+    """CIELAB L* (D65) from luminance alone: the L* of :func:`rgb_to_lab` without a* and b*.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        sRGB (uint8 or float in [0, 1]), or linear RGB.
+    linear : bool
+        ``rgb`` is linear light already.
+
+    Returns
+    -------
+    ndarray of float32, shape (...)
+        L* in [0, 100].
+    """
     y = luminance(rgb, linear=linear)
     eps, kappa = 216 / 24389, 24389 / 27
     light = 116 * cv2.pow(np.maximum(y, np.float32(eps)), 1 / 3) - 16
@@ -123,7 +200,19 @@ CHROMOPHORE_UNMIXING.flags.writeable = False
 
 
 def optical_density(lin: np.ndarray, *, floor: float = 1e-4) -> np.ndarray:
-    """OD = −log10(reflectance) per channel from linear RGB."""
+    """OD = −log10(reflectance) per channel from linear RGB.
+
+    Parameters
+    ----------
+    lin : ndarray
+        Linear light (reflectance), any shape.
+    floor : float
+        Reflectance below this reads as this (black would be an infinite density).
+
+    Returns
+    -------
+    ndarray of float32, same shape
+    """
     return -np.log10(np.maximum(np.asarray(lin, dtype=np.float32), np.float32(floor)))
 
 

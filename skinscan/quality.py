@@ -99,6 +99,20 @@ def sharpness(gray: np.ndarray, mask: np.ndarray, *, mm_per_px: float) -> float:
     The fine octave starts at 0.1 mm, or at 0.7 px when the photo does not resolve 0.1 mm; the
     coarse octave starts four times wider. Computed on log luminance (so independent of
     exposure). Defocus and motion blur remove the fine band first, so the ratio falls with blur.
+
+    Parameters
+    ----------
+    gray : ndarray, shape (H, W)
+        Linear luminance.
+    mask : ndarray of bool, shape (H, W)
+        The skin.
+    mm_per_px : float
+        The scale.
+
+    Returns
+    -------
+    float
+        The ratio of the two bands' RMS (sharp samples 0.73-0.77); NaN on under 100 skin pixels.
     """
     g = cv2.log(np.asarray(gray, dtype=np.float32) + np.float32(1e-3))
     s0 = max(0.1 / mm_per_px, 0.7)  # sigma in px
@@ -212,6 +226,21 @@ def reference_checks(rgb: np.ndarray, face: FaceLandmarks, light: LightReference
 
     Separate from the photo's own checks so that a batch can run those (and the metrics) while
     the reference is still being analysed.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        The photo (read only to find its light references when ``light`` is None).
+    face : FaceLandmarks
+    light : LightReference or None
+        The photo's light references.
+    reference_face, reference_light : optional
+        The reference photo's.
+    thresholds : QualityThresholds
+
+    Returns
+    -------
+    list of QualityCheck
     """
     t = thresholds
     checks: list[QualityCheck] = []

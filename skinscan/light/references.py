@@ -47,9 +47,19 @@ class LightReference:
     eyes_closed: bool = False
 
     def gains_to(self, other: LightReference, *, use: str = "sclera") -> np.ndarray:
-        """Per-channel linear gains that map this photo's light onto ``other``'s (NaN if unknown).
+        """Per-channel linear gains that map this photo's light onto ``other``'s.
 
-        ``use`` is ``"sclera"``, ``"background"`` or ``"chart"``.
+        Parameters
+        ----------
+        other : LightReference
+            The light to map onto.
+        use : {"sclera", "background", "chart"}
+            The reference compared.
+
+        Returns
+        -------
+        ndarray of float64, shape (3,)
+            NaN where either photo's reference is unknown.
         """
         a = np.asarray(getattr(self, f"{use}_rgb"), dtype=np.float64)
         b = np.asarray(getattr(other, f"{use}_rgb"), dtype=np.float64)
