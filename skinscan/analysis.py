@@ -1,4 +1,4 @@
-"""One photo end to end: load, face, scale (mm), regions, light, quality, metrics, reference; returns a result record."""
+"""One photo end to end: load, face, scale (mm), regions, light, quality, metrics, reference; a result record."""
 
 from __future__ import annotations
 

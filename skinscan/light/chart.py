@@ -1,4 +1,4 @@
-"""A 24-patch ColorChecker in the frame: found, and its neutral patches read in linear light (the best light reference)."""
+"""A 24-patch ColorChecker in the frame, found and its neutral patches read in linear light: the best reference."""
 
 from __future__ import annotations
 

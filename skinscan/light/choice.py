@@ -1,14 +1,14 @@
 """Which light reference a photo's colour is normalised on, and how far to trust it.
 
 The references, best first: a ColorChecker in the frame, the whites of the eyes (the sclera), the
-photo's background (its colour cast only). Each carries its own uncertainty (:func:`reference_uncertainty`): how well the chart's
-neutrals fit, how far the two eyes' scleras disagree (a squint's lashes and lid shadow, glare), how
-far the background's four sides disagree. :func:`choose_light` takes the first reference whose
-uncertainty, carried through the colour conversion of this photo's own skin (:func:`colour_se`),
-moves a* by at most :data:`MAX_A_STAR_SE`; where none does, the absolute colour metrics are not
-measured (NaN, with the reason) rather than reported from a light nobody knows. The relative
-colour metrics (red area, spots, melanin index, tone evenness) compare skin with skin in the same
-photo and are measured whatever the light.
+photo's background (its colour cast only). Each carries its own uncertainty
+(:func:`reference_uncertainty`): how well the chart's neutrals fit, how far the two eyes' scleras
+disagree (a squint's lashes and lid shadow, glare), how far the background's four sides disagree.
+:func:`choose_light` takes the first reference whose uncertainty, carried through the colour
+conversion of this photo's own skin (:func:`colour_se`), moves a* by at most :data:`MAX_A_STAR_SE`;
+where none does, the absolute colour metrics are not measured (NaN, with the reason) rather than
+reported from a light nobody knows. The relative colour metrics (red area, spots, melanin index,
+tone evenness) compare skin with skin in the same photo and are measured whatever the light.
 """
 
 from __future__ import annotations

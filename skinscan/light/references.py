@@ -1,4 +1,4 @@
-"""The light references of a photo that are not skin, read in linear light: the whites of the eyes, the background, a ColorChecker."""
+"""A photo's light references that are not skin, in linear light: the eyes' whites, the background, a ColorChecker."""
 
 from __future__ import annotations
 
@@ -119,7 +119,8 @@ def sclera_masks(rgb: np.ndarray, face: FaceLandmarks) -> tuple[np.ndarray, np.n
         m = _poly_mask((h, w), face.points[eye])
         c = face.points[iris[0]]
         r = 0.6 * d
-        box = (slice(max(int(c[1] - 3 * d), 0), int(c[1] + 3 * d) + 1), slice(max(int(c[0] - 4 * d), 0), int(c[0] + 4 * d) + 1))
+        box = (slice(max(int(c[1] - 3 * d), 0), int(c[1] + 3 * d) + 1),
+               slice(max(int(c[0] - 4 * d), 0), int(c[0] + 4 * d) + 1))
         sub = m[box] & (((xx[:, box[1]] - c[0]) ** 2 + (yy[box[0]] - c[1]) ** 2) > r * r)
         eye = np.zeros((h, w), dtype=bool)
         if sub.sum() >= 4:

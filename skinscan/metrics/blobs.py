@@ -477,7 +477,8 @@ def strongest_nearby(x: np.ndarray, y: np.ndarray, radius: np.ndarray, strength:
     for a in range(0, n, chunk):
         b = slice(a, min(a + chunk, n))
         near = np.hypot(x[b, None] - x[None], y[b, None] - y[None]) < np.maximum(radius[b, None], radius[None])
-        stronger = (strength[None] > strength[b, None]) | ((strength[None] == strength[b, None]) & (idx[None] < idx[b, None]))
+        tie = (strength[None] == strength[b, None]) & (idx[None] < idx[b, None])
+        stronger = (strength[None] > strength[b, None]) | tie
         keep[b] = ~(near & stronger).any(axis=1)
     return keep
 

@@ -123,8 +123,8 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     # A spot lies wholly on skin: a component touching the mask's edge is the dark thing beside
     # the skin (hair, brows, a nostril's shadow) showing through the mask's coarse rim. The rim is
     # 0.25 mm wide at any resolution (one working pixel; one pixel at full resolution would be a
-    # third as wide, and which spots touch it would depend on the resolution), and pinholes in the mask (a dark pixel of noise) are not its edge: they
-    # are closed first, over the same 0.25 mm.
+    # third as wide, and which spots touch it would depend on the resolution), and pinholes in the
+    # mask (a dark pixel of noise) are not its edge: they are closed first, over the same 0.25 mm.
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(int(round(0.25 / mm_w)), 1) + 1,) * 2)
     closed = cv2.morphologyEx(union.view(np.uint8), cv2.MORPH_CLOSE, disc)
     rim = union & ~cv2.erode(closed, disc).view(bool)
