@@ -6,7 +6,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["blur", "blur_to", "wide_blur", "shrink", "shrink_matrix", "mask_box"]
+__all__ = ["blur", "blur_to", "wide_blur", "masked_blur", "shrink", "shrink_matrix", "mask_box"]
 
 
 def blur(img: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -90,6 +90,15 @@ def blur_to(img: np.ndarray, sigma_px: float, *, prior_var_px: float = 0.0, min_
     a reduction's box, an interpolation, see :func:`reduce_with_blur`), to a total blur of
     ``sigma_px``; the blur applied is at least ``min_sigma_px``."""
     return blur(img, max(float(np.sqrt(max(sigma_px ** 2 - prior_var_px, 0.0))), min_sigma_px))
+
+
+def masked_blur(img: np.ndarray, mask: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of ``img`` using only pixels under ``mask`` (normalised convolution); 0 where
+    no masked pixel is near."""
+    m = mask.astype(np.float32)
+    num = blur(img * m, sigma_px)
+    den = blur(m, sigma_px)
+    return np.where(den > 1e-3, num / np.maximum(den, 1e-3), 0).astype(np.float32)
 
 
 def wide_blur(img: np.ndarray, sigma_px: float, *, px_per_sigma: float = 4.0) -> np.ndarray:

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from ._filters import shrink, shrink_matrix
+from .landmark_ids import FACE_OVAL, N_MESH
 from .landmarks import FaceLandmarks
 from .model import canonical_mesh
 
@@ -22,12 +23,10 @@ __all__ = [
     "warp_to_canonical",
     "warp_piecewise",
     "stable_landmarks",
+    "rasterise_triangles",
+    "triangle_affines",
 ]
 
-# Face-oval ring of the canonical mesh (MediaPipe FACE_OVAL order); the canonical frame extends the
-# mesh outwards from it so the forehead up to the hairline has a place in the frame.
-_OVAL = np.array([10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-                  152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109])
 
 
 def stable_landmarks() -> tuple[np.ndarray, np.ndarray]:
@@ -280,27 +279,43 @@ class CanonicalFrame:
 
 
 def _ring_triangles(n_mesh: int) -> np.ndarray:
-    k = len(_OVAL)
+    """Triangles joining the face oval to an outer ring of as many points (ring point i is vertex
+    ``n_mesh + i``): the canonical frame extends the mesh outwards from the oval so that the
+    forehead up to the hairline has a place in it."""
+    k = len(FACE_OVAL)
     ring = n_mesh + np.arange(k)
-    a, b = _OVAL, np.roll(_OVAL, -1)
+    a, b = FACE_OVAL, np.roll(FACE_OVAL, -1)
     ra, rb = ring, np.roll(ring, -1)
     return np.concatenate([np.stack([a, b, rb], 1), np.stack([a, rb, ra], 1)]).astype(np.int32)
 
 
 def _extend_ring(points: np.ndarray, extension: float | np.ndarray) -> np.ndarray:
     """Points of the outer ring: each face-oval point pushed outwards from the oval's centroid."""
-    oval = points[_OVAL]
+    oval = points[FACE_OVAL]
     c = oval.mean(axis=0)
     d = oval - c
     d /= np.linalg.norm(d, axis=1, keepdims=True)
     return oval + d * np.asarray(extension).reshape(-1, 1)
 
 
-def _rasterise_triangles(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def rasterise_triangles(vertices: np.ndarray, triangles: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """Label image: the index of the triangle covering each pixel, -1 elsewhere.
 
     One fill per triangle (a loop over mesh faces, not pixels), drawn in order so later
     triangles win on shared edges; 8 bits of sub-pixel precision.
+
+    Parameters
+    ----------
+    vertices : ndarray, shape (V, 2)
+        Vertex (x, y) in pixels of the label image.
+    triangles : ndarray of int, shape (T, 3)
+        Vertex indices of each triangle.
+    shape : (int, int)
+        (height, width) of the label image.
+
+    Returns
+    -------
+    ndarray of int32, shape ``shape``
     """
     index = np.full(shape, -1, dtype=np.int32)
     pts = np.round(vertices[triangles] * 256).astype(np.int32)
@@ -331,14 +346,27 @@ def canonical_frame(px_per_mm: float = 4.0, *, extension_mm: float = 18.0, margi
     size = allv.max(axis=0) + margin_mm - origin
     verts = (allv - origin) * px_per_mm
     shape = (int(np.ceil(size[1] * px_per_mm)), int(np.ceil(size[0] * px_per_mm)))
-    tris = np.vstack([mesh.triangles, _ring_triangles(468)])
-    index = _rasterise_triangles(verts, tris, shape)
+    tris = np.vstack([mesh.triangles, _ring_triangles(N_MESH)])
+    index = rasterise_triangles(verts, tris, shape)
     index.setflags(write=False)  # shared by every warp into this frame (and marks it for _covered_pixels)
     return CanonicalFrame(px_per_mm, extension_mm, shape, verts, tris, index)
 
 
-def _triangle_affines(src_v: np.ndarray, dst_v: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Per-triangle 2x3 affines mapping destination positions to source positions, shape (T, 2, 3)."""
+def triangle_affines(src_v: np.ndarray, dst_v: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Per-triangle affine maps from destination positions to source positions.
+
+    Parameters
+    ----------
+    src_v, dst_v : ndarray, shape (V, 2)
+        Vertex (x, y) in the source and the destination image, pixels.
+    triangles : ndarray of int, shape (T, 3)
+        Vertex indices of each triangle.
+
+    Returns
+    -------
+    ndarray, shape (T, 2, 3)
+        One 2x3 affine per triangle (zero for a degenerate destination triangle).
+    """
     d = np.concatenate([dst_v[triangles], np.ones((len(triangles), 3, 1))], axis=2)  # (T, 3, 3)
     s = src_v[triangles]  # (T, 3, 2)
     # Solve d @ A^T = s for each triangle; degenerate triangles get a least-squares answer.
@@ -347,6 +375,10 @@ def _triangle_affines(src_v: np.ndarray, dst_v: np.ndarray, triangles: np.ndarra
     a = np.zeros((len(triangles), 3, 2))
     a[ok] = np.linalg.solve(d[ok], s[ok])
     return np.transpose(a, (0, 2, 1))
+
+
+# The names the phantom imports (skinscan.phantom), until it imports the public ones.
+_rasterise_triangles, _triangle_affines = rasterise_triangles, triangle_affines
 
 
 def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np.ndarray, triangles: np.ndarray,
@@ -376,10 +408,10 @@ def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np
     src_v = np.asarray(src_vertices, dtype=np.float64)
     dst_v = np.asarray(dst_vertices, dtype=np.float64)
     if triangle_index is None:
-        triangle_index = _rasterise_triangles(dst_v, triangles, tuple(dst_shape))
+        triangle_index = rasterise_triangles(dst_v, triangles, tuple(dst_shape))
     elif triangle_index.shape != tuple(dst_shape):
         raise ValueError(f"triangle_index is {triangle_index.shape}, the output is {tuple(dst_shape)}")
-    aff = _triangle_affines(src_v, dst_v, triangles)
+    aff = triangle_affines(src_v, dst_v, triangles)
     # Visibility: a triangle facing the camera keeps the sign of its area from dst to src.
     def _signed_area(v):
         p = v[triangles]
@@ -430,7 +462,7 @@ def _covered_pixels(triangle_index: np.ndarray):
 
 def photo_vertices(face: FaceLandmarks, frame: CanonicalFrame, *, mm_per_px: float) -> np.ndarray:
     """The frame's vertices located in a photo: the 468 mesh landmarks plus the outer ring."""
-    pts = face.points[:468]
+    pts = face.points[:N_MESH]
     ring = _extend_ring(pts, frame.extension_mm / mm_per_px)
     return np.vstack([pts, ring])
 
@@ -478,8 +510,8 @@ def canonical_fit_residual_mm(face: FaceLandmarks, *, mm_per_px: float) -> float
     (pose, expression, build) departs from the canonical one.
     """
     frame = canonical_frame()
-    src = face.points[:468] * mm_per_px
-    dst = frame.vertices[:468] / frame.px_per_mm
+    src = face.points[:N_MESH] * mm_per_px
+    dst = frame.vertices[:N_MESH] / frame.px_per_mm
     m, _ = fit_similarity(src, dst, robust=False)
     r = np.linalg.norm(src @ m[:, :2].T + m[:, 2] - dst, axis=1)
     return float(np.sqrt(np.mean(r ** 2)))

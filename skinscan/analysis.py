@@ -1,8 +1,9 @@
-"""One photo end to end: load, find the face, calibrate, regions, quality, canonical frame; returns a result record."""
+"""One photo end to end: load, face, scale (mm), regions, light, quality, metrics, reference; a result record."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import time
 from contextlib import contextmanager
@@ -22,9 +23,8 @@ from .geometry import Scale, estimate_scale
 from .io import Photo, load_photo
 from .landmarks import FaceLandmarker, FaceLandmarks, shared_landmarker
 from .metrics import Measurements, compute_metrics
-from .quality import (LightReference, QualityCheck, QualityThresholds, assess_quality, light_reference,
-                      reference_checks)
-from .light import ABSOLUTE_COLOUR, choose_light
+from .light import ABSOLUTE_COLOUR, LightChoice, LightReference, choose_light, light_reference
+from .quality import QualityCheck, QualityThresholds, assess_quality, reference_checks
 from .regions import REGION_NAMES, SKIN_PX_PER_MM, region_masks
 from .uncertainty import measurement_se
 
@@ -74,7 +74,7 @@ class PhotoAnalysis:
     canonical_residual_mm : float
         RMS departure of the landmarks from the canonical face after a similarity fit.
     gains : ndarray, shape (3,)
-        Linear per-channel gains that normalise the photo's light (see ``quality.light_gains``).
+        Linear per-channel gains that normalise the photo's light (see :func:`skinscan.light.choose_light`).
     light_source : str
         What the light was normalised on: ``"chart"`` (a ColorChecker), ``"sclera"``,
         ``"background"`` or ``"none"`` (no reference trustworthy: the absolute colour metrics are
@@ -131,7 +131,18 @@ class PhotoAnalysis:
     detections: dict = field(default_factory=lambda: _detection_columns([]))
 
     def to_photo(self, points: np.ndarray) -> np.ndarray:
-        """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels."""
+        """(x, y) points in ``rgb``'s pixels mapped back to the photo's pixels.
+
+        Parameters
+        ----------
+        points : array-like, shape (N, 2)
+            (x, y) in ``rgb``'s pixels.
+
+        Returns
+        -------
+        ndarray of float64, shape (N, 2)
+            (x, y) in the photo's pixels, upright by its EXIF orientation (before ``rotation_deg``).
+        """
         inv = cv2.invertAffineTransform(np.asarray(self.photo_to_crop, dtype=np.float64))
         return np.asarray(points, dtype=np.float64) @ inv[:, :2].T + inv[:, 2]
 
@@ -146,8 +157,17 @@ class PhotoAnalysis:
         return [q.name for q in self.quality if q.blocking and not q.passed]
 
     def overlay(self, px_per_mm: float | None = 5.0) -> np.ndarray:
-        """The face crop with its regions drawn (see :func:`skinscan.regions.draw_regions`), at
-        ``px_per_mm`` (reduced, never enlarged; None: the crop's own resolution)."""
+        """The face crop with its regions drawn (see :func:`skinscan.regions.draw_regions`).
+
+        Parameters
+        ----------
+        px_per_mm : float or None
+            Resolution of the drawing (reduced, never enlarged; None: the crop's own).
+
+        Returns
+        -------
+        ndarray of uint8, shape (h, w, 3)
+        """
         from .regions import draw_regions
 
         f = 1.0 if px_per_mm is None else min(1.0, px_per_mm * self.scale.mm_per_px)
@@ -161,7 +181,19 @@ class PhotoAnalysis:
         return draw_regions(small, masks)
 
     def canonical(self, px_per_mm: float = 4.0) -> tuple[np.ndarray, np.ndarray]:
-        """The face crop warped into the canonical frame: (rgb, valid mask)."""
+        """The face crop warped into the canonical frame.
+
+        Parameters
+        ----------
+        px_per_mm : float
+            Resolution of the canonical frame.
+
+        Returns
+        -------
+        rgb : ndarray of uint8, shape (H, W, 3)
+        valid : ndarray of bool, shape (H, W)
+            Where the frame holds the face.
+        """
         return warp_to_canonical(self.rgb, self.face, mm_per_px=self.scale.mm_per_px,
                                  frame=canonical_frame(px_per_mm))
 
@@ -246,6 +278,10 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
         Filled with the seconds spent in each stage (decode, landmarks, calibration, regions,
         quality, alignment, and one entry per metric family).
 
+    Returns
+    -------
+    PhotoAnalysis
+
     Raises
     ------
     ImageLoadError, NoFaceError, FaceTooSmallError, CalibrationError
@@ -266,62 +302,118 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     """
     clock = _Clock(timings)
     with clock("decode"):
-        if isinstance(source, np.ndarray):
-            import hashlib
-
-            rgb = np.ascontiguousarray(source)
-            photo = Photo(rgb=rgb, path=None, capture_time=None, orientation=1, source_mode="RGB", format="array",
-                          icc_converted=False, n_frames=1, exif_has_gps=False,
-                          content_hash=hashlib.sha256(rgb.tobytes()).hexdigest())
-        elif isinstance(source, Photo):
-            photo = source
-        else:
-            photo = load_photo(source)
+        photo = _as_photo(source)
     lm = landmarker or shared_landmarker()
     with clock("landmarks"):
         upright_shape = photo.rgb.shape[:2]
         photo, face_full, rotation_deg = _find_face(photo, lm)
     with clock("calibration"):
-        x0, _, x1, _ = face_full.bbox
-        if x1 - x0 < MIN_FACE_WIDTH_PX:
-            raise FaceTooSmallError(f"the face is {x1 - x0:.0f} px wide; at least {MIN_FACE_WIDTH_PX} px are needed "
-                                    "(take the photo closer)", photo.path)
-        scale_full = estimate_scale(face_full)
-        y0c, y1c, x0c, x1c = _face_crop(face_full, photo.rgb.shape[:2], mm_per_px=scale_full.mm_per_px)
-        rgb = photo.rgb[y0c:y1c, x0c:x1c]
-        to_crop = np.array([[1.0, 0, -x0c], [0, 1.0, -y0c]])
-        f = 1.0 if max_px_per_mm is None else max_px_per_mm * scale_full.mm_per_px
-        if f < 0.999:
-            rgb, to_crop, scale = _reduce(rgb, to_crop, scale_full, max_px_per_mm)
-        else:
-            rgb, scale = np.ascontiguousarray(rgb), scale_full
-        face = face_full.transformed(to_crop, image_shape=rgb.shape[:2])
+        crop = _calibrated_crop(photo, face_full, max_px_per_mm)
     with clock("regions"):
         # Exposure is judged on all the skin the regions cover, before the skin mask drops glare.
         # Skin colour is classified on 0.2 mm pixels at every resolution: classified on the crop's
         # own pixels, noise scatters the shaded rim of the face in and out of the mask (2.7% of
         # the mask on the benchmark photo, moving the erythema index by 2.8%).
-        masks, candidate = region_masks(face, mm_per_px=scale.mm_per_px, rgb=rgb, return_candidate=True,
-                                        skin_px_per_mm=SKIN_PX_PER_MM)
-        area_px = {k: int(np.count_nonzero(masks[k])) for k in REGION_NAMES}
-        region_area_mm2 = {k: v * scale.mm_per_px ** 2 for k, v in area_px.items()}
-    with clock("quality"):
-        # A chart and the background lie outside the face crop: they are read in the whole photo;
-        # the sclera in the crop, at the working resolution.
-        light = light_reference(photo.rgb, face_full, sclera_in=(rgb, face))
-        quality = assess_quality(
-            rgb, face, scale, masks["face"], exposure_mask=candidate, light=light,
-            thresholds=thresholds, photo_px_per_mm=scale_full.px_per_mm,
-        )
-        choice = choose_light(light, _skin_colour(rgb, masks["face"]))
-        gains, light_source = choice.gains, choice.source
-        if rotation_deg:
-            quality.append(QualityCheck(
-                "rotation", float(rotation_deg), 0.0, "<=", "deg", False,
-                f"no face upright: analysed turned {rotation_deg} deg clockwise (a sideways photo without an "
-                "orientation tag)", blocking=False))
+        masks, candidate = region_masks(crop.face, mm_per_px=crop.scale.mm_per_px, rgb=crop.rgb,
+                                        return_candidate=True, skin_px_per_mm=SKIN_PX_PER_MM)
+        region_area_mm2 = {k: int(np.count_nonzero(masks[k])) * crop.scale.mm_per_px ** 2 for k in REGION_NAMES}
+    with clock("quality"):  # the light references are timed with the checks that read them
+        light, choice = _light(photo, face_full, crop, masks["face"])
+        quality = _own_checks(crop, masks["face"], candidate, light, thresholds, rotation_deg)
+    measured = _measure(crop.rgb, masks, crop.scale, choice, metrics=metrics, keep_maps=keep_maps,
+                        full_resolution=full_resolution, families=families, timings=timings)
+    with clock("alignment"):
+        reference = reference() if callable(reference) else reference
+        quality += _reference_checks(crop, light, reference, thresholds)
+        alignment = _alignment(crop, reference)
+        residual = canonical_fit_residual_mm(crop.face, mm_per_px=crop.scale.mm_per_px)
+    photo_to_crop = crop.to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]])
+    detections = _in_photo(measured.detections, masks, photo_to_crop)
+    return PhotoAnalysis(
+        path=photo.path, content_hash=photo.content_hash, capture_time=photo.capture_time,
+        image_shape=photo.rgb.shape[:2], crop_box=crop.box, rgb=crop.rgb, face=crop.face, scale=crop.scale,
+        masks=masks, region_area_mm2=region_area_mm2, light=light, quality=quality, alignment=alignment,
+        canonical_residual_mm=residual, gains=choice.gains, light_source=choice.source, metrics=measured.values,
+        metric_notes=measured.notes,
+        uncertainty=measurement_se(measured.values, detections, region_area_mm2, colour_se=choice.colour_se),
+        light_reason=choice.reason, maps=measured.maps if keep_maps else {}, photo_px_per_mm=crop.photo_px_per_mm,
+        photo_to_crop=photo_to_crop, rotation_deg=rotation_deg, detections=detections,
+    )
+
+
+def _as_photo(source: str | os.PathLike | Photo | np.ndarray) -> Photo:
+    """A photo file loaded, a :class:`~skinscan.io.Photo` as it is, an RGB array as a photo without a file."""
+    if isinstance(source, Photo):
+        return source
+    if not isinstance(source, np.ndarray):
+        return load_photo(source)
+    rgb = np.ascontiguousarray(source)
+    return Photo(rgb=rgb, path=None, capture_time=None, orientation=1, source_mode="RGB", format="array",
+                 icc_converted=False, n_frames=1, exif_has_gps=False,
+                 content_hash=hashlib.sha256(rgb.tobytes()).hexdigest())
+
+
+@dataclass(frozen=True)
+class _Crop:
+    """The face crop the analysis works on, at its working resolution."""
+
+    rgb: np.ndarray  # (h, w, 3) uint8
+    face: FaceLandmarks  # in rgb's pixels
+    scale: Scale  # of rgb
+    photo_px_per_mm: float  # the photo's own resolution at the face
+    box: tuple[int, int, int, int]  # (y0, y1, x0, x1) in the photo as analysed
+    to_crop: np.ndarray  # (2, 3): the photo's pixels to rgb's
+
+
+def _calibrated_crop(photo: Photo, face_full: FaceLandmarks, max_px_per_mm: float | None) -> _Crop:
+    """The face's millimetre scale, and the face cropped with a margin and reduced to ``max_px_per_mm``."""
+    x0, _, x1, _ = face_full.bbox
+    if x1 - x0 < MIN_FACE_WIDTH_PX:
+        raise FaceTooSmallError(f"the face is {x1 - x0:.0f} px wide; at least {MIN_FACE_WIDTH_PX} px are needed "
+                                "(take the photo closer)", photo.path)
+    scale_full = estimate_scale(face_full)
+    y0c, y1c, x0c, x1c = _face_crop(face_full, photo.rgb.shape[:2], mm_per_px=scale_full.mm_per_px)
+    rgb = photo.rgb[y0c:y1c, x0c:x1c]
+    to_crop = np.array([[1.0, 0, -x0c], [0, 1.0, -y0c]])
+    f = 1.0 if max_px_per_mm is None else max_px_per_mm * scale_full.mm_per_px
+    if f < 0.999:
+        rgb, to_crop, scale = _reduce(rgb, to_crop, scale_full, max_px_per_mm)
+    else:
+        rgb, scale = np.ascontiguousarray(rgb), scale_full
+    face = face_full.transformed(to_crop, image_shape=rgb.shape[:2])
+    return _Crop(rgb, face, scale, scale_full.px_per_mm, (y0c, y1c, x0c, x1c), to_crop)
+
+
+def _light(photo: Photo, face_full: FaceLandmarks, crop: _Crop, skin: np.ndarray) -> tuple[LightReference, LightChoice]:
+    """The photo's light references and the normalisation chosen for its skin's colour.
+
+    A chart and the background lie outside the face crop: they are read in the whole photo; the
+    sclera in the crop, at the working resolution.
+    """
+    light = light_reference(photo.rgb, face_full, sclera_in=(crop.rgb, crop.face))
+    return light, choose_light(light, _skin_colour(crop.rgb, skin))
+
+
+def _own_checks(crop: _Crop, skin: np.ndarray, candidate: np.ndarray, light: LightReference,
+                thresholds: QualityThresholds, rotation_deg: int) -> list[QualityCheck]:
+    """The photo's own quality checks (not against a reference), and a warning for a photo turned to find its face."""
+    quality = assess_quality(crop.rgb, crop.face, crop.scale, skin, exposure_mask=candidate, light=light,
+                             thresholds=thresholds, photo_px_per_mm=crop.photo_px_per_mm)
+    if rotation_deg:
+        quality.append(QualityCheck(
+            "rotation", float(rotation_deg), 0.0, "<=", "deg", False,
+            f"no face upright: analysed turned {rotation_deg} deg clockwise (a sideways photo without an "
+            "orientation tag)", blocking=False))
+    return quality
+
+
+def _measure(rgb: np.ndarray, masks: dict[str, np.ndarray], scale: Scale, choice: LightChoice, *, metrics: bool,
+             keep_maps: bool | tuple, full_resolution: bool, families, timings: dict | None) -> Measurements:
+    """The metrics of every region (nothing with ``metrics=False``), the absolute colour NaN when no
+    light reference was trusted."""
     measured = Measurements()
     if metrics:
+        gains = choice.gains
         measured = compute_metrics(rgb, masks, mm_per_px=scale.mm_per_px, gains=gains, timings=timings,
                                    maps_shape=rgb.shape[:2] if keep_maps else None,
                                    keep_maps=None if keep_maps is True or not keep_maps else tuple(keep_maps),
@@ -331,46 +423,24 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
                 region.update({k: float("nan") for k in ABSOLUTE_COLOUR if k in region})
             measured.notes["colour"] = (f"a*, erythema index and ITA not measured: {choice.reason}; put a colour "
                                         "chart in the frame or keep the eyes open")
-    alignment = None
-    with clock("alignment"):
-        if callable(reference):
-            reference = reference()
-        if reference is not None:
-            quality += reference_checks(rgb, face, light, reference_face=reference.face,
-                                        reference_light=reference.light, thresholds=thresholds)
-            alignment = align_to_reference(face, reference.face, reference_mm_per_px=reference.scale.mm_per_px,
-                                           image=rgb, reference_image=reference.rgb,
-                                           reference_mask=reference.masks["face"])
-        residual = canonical_fit_residual_mm(face, mm_per_px=scale.mm_per_px)
-    photo_to_crop = to_crop @ np.vstack([_turn(rotation_deg, upright_shape), [0, 0, 1]])
-    detections = _in_photo(measured.detections, masks, photo_to_crop)
-    return PhotoAnalysis(
-        path=photo.path,
-        content_hash=photo.content_hash,
-        capture_time=photo.capture_time,
-        image_shape=photo.rgb.shape[:2],
-        crop_box=(y0c, y1c, x0c, x1c),
-        rgb=rgb,
-        face=face,
-        scale=scale,
-        masks=masks,
-        region_area_mm2=region_area_mm2,
-        light=light,
-        quality=quality,
-        alignment=alignment,
-        canonical_residual_mm=residual,
-        gains=gains,
-        light_source=light_source,
-        metrics=measured.values,
-        metric_notes=measured.notes,
-        uncertainty=measurement_se(measured.values, detections, region_area_mm2, colour_se=choice.colour_se),
-        light_reason=choice.reason,
-        maps=measured.maps if keep_maps else {},
-        photo_px_per_mm=scale_full.px_per_mm,
-        photo_to_crop=photo_to_crop,
-        rotation_deg=rotation_deg,
-        detections=detections,
-    )
+    return measured
+
+
+def _reference_checks(crop: _Crop, light: LightReference, reference: PhotoAnalysis | None,
+                      thresholds: QualityThresholds) -> list[QualityCheck]:
+    """The checks against the series' reference photo (none without one)."""
+    if reference is None:
+        return []
+    return reference_checks(crop.rgb, crop.face, light, reference_face=reference.face,
+                            reference_light=reference.light, thresholds=thresholds)
+
+
+def _alignment(crop: _Crop, reference: PhotoAnalysis | None) -> Alignment | None:
+    """The similarity taking the crop onto the reference photo's crop (None without a reference)."""
+    if reference is None:
+        return None
+    return align_to_reference(crop.face, reference.face, reference_mm_per_px=reference.scale.mm_per_px,
+                              image=crop.rgb, reference_image=reference.rgb, reference_mask=reference.masks["face"])
 
 
 #: Columns of :attr:`PhotoAnalysis.detections`, in order.

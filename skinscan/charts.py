@@ -85,16 +85,33 @@ def _draw_trend(ax, rows: pd.DataFrame, *, use_dates: bool, treatments=(), compa
         return handles
     x = cd.x_values(rows, use_dates)
     y = cd.floats(rows, "value")
-    spread = cd.floats(rows, "spread")
-    labels = cd.labels_of(rows)
-    base, mdc = cd.baseline(rows)
+    handles.update(_draw_baseline(ax, rows))
+    handles.update(_draw_values(ax, x, y, cd.floats(rows, "spread"), cd.labels_of(rows), compact=compact))
+    if not np.isfinite(y).any():
+        _no_data(ax, "no valid value")
+    if use_dates:
+        handles.update(_draw_dates(ax, x, treatments, compact=compact))
+    else:
+        _draw_sessions(ax, x, compact=compact)
+    return handles
 
+
+def _draw_baseline(ax, rows: pd.DataFrame) -> dict:
+    """The baseline as a dashed line, with the band of one MDC around it (what a change must leave)."""
+    handles = {}
+    base, mdc = cd.baseline(rows)
     if np.isfinite(base) and np.isfinite(mdc) and mdc > 0:
         handles["MDC band around baseline"] = ax.axhspan(base - mdc, base + mdc, color=cd.BAND_COLOUR, alpha=0.25,
                                                           linewidth=0, zorder=0, gid="mdc_band")
     if np.isfinite(base):
         ax.axhline(base, color=cd.BAND_COLOUR, linewidth=0.8, linestyle="--", zorder=0.5, gid="baseline_line")
+    return handles
 
+
+def _draw_values(ax, x: np.ndarray, y: np.ndarray, spread: np.ndarray, labels: np.ndarray, *, compact: bool) -> dict:
+    """The sessions' values: the trend line (dotted across a session without a value, marked n/a),
+    their spread over photos as error bars, and a point per session coloured by its label."""
+    handles = {}
     ax.plot(x, y, color=cd.LINE_COLOUR, linewidth=1.4, zorder=2, gid="trend")
     finite = np.isfinite(y)
     if not finite.all() and finite.sum() >= 2:
@@ -119,39 +136,41 @@ def _draw_trend(ax, rows: pd.DataFrame, *, use_dates: bool, treatments=(), compa
         colour = LABEL_COLOURS.get(lab, cd.OTHER_COLOUR)
         handles[lab or "unlabelled"] = ax.scatter(x[sel], y[sel], s=22 if compact else 42, color=colour,
                                                   edgecolors="white", linewidths=0.8, zorder=3, gid=f"points:{lab}")
-    if not np.isfinite(y).any():
-        _no_data(ax, "no valid value")
-
-    if use_dates:
-        drawn = False
-        for t in treatments:
-            tx = cd.to_datetime64(t)
-            if tx is None:
-                continue
-            vl = ax.axvline(tx, color=cd.TREATMENT_COLOUR, linewidth=0.9, linestyle=":", zorder=1, gid="treatment")
-            if not drawn:
-                handles["treatment"] = vl
-                drawn = True
-        sessions = np.unique(x)
-        if len(sessions) <= (4 if compact else 8):
-            # Few sessions: tick each session's own date rather than month starts between them.
-            ax.set_xticks(sessions)
-            ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if not compact else "%d %b"))
-        else:
-            locator = mdates.AutoDateLocator(minticks=2, maxticks=4 if compact else 7)
-            ax.xaxis.set_major_locator(locator)
-            ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-        lo, hi = x.min(), x.max()
-        pad = max((hi - lo) * 0.08, np.timedelta64(3, "D"))
-        ax.set_xlim(lo - pad, hi + pad)
-    else:
-        idx = x[np.isfinite(x)]
-        if idx.size:
-            ax.set_xticks(np.unique(idx))
-            ax.set_xlim(idx.min() - 0.5, idx.max() + 0.5)
-        if not compact:
-            ax.set_xlabel("session (0 = baseline)", fontsize=8)
     return handles
+
+
+def _draw_dates(ax, x: np.ndarray, treatments, *, compact: bool) -> dict:
+    """A time axis: the treatments as dotted lines, ticks on each session's date when there are few."""
+    handles = {}
+    for t in treatments:
+        tx = cd.to_datetime64(t)
+        if tx is None:
+            continue
+        vl = ax.axvline(tx, color=cd.TREATMENT_COLOUR, linewidth=0.9, linestyle=":", zorder=1, gid="treatment")
+        handles.setdefault("treatment", vl)
+    sessions = np.unique(x)
+    if len(sessions) <= (4 if compact else 8):
+        # Few sessions: tick each session's own date rather than month starts between them.
+        ax.set_xticks(sessions)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%d %b\n%Y" if not compact else "%d %b"))
+    else:
+        locator = mdates.AutoDateLocator(minticks=2, maxticks=4 if compact else 7)
+        ax.xaxis.set_major_locator(locator)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    lo, hi = x.min(), x.max()
+    pad = max((hi - lo) * 0.08, np.timedelta64(3, "D"))
+    ax.set_xlim(lo - pad, hi + pad)
+    return handles
+
+
+def _draw_sessions(ax, x: np.ndarray, *, compact: bool) -> None:
+    """A session-number axis (0 = baseline), when the photos have no dates."""
+    idx = x[np.isfinite(x)]
+    if idx.size:
+        ax.set_xticks(np.unique(idx))
+        ax.set_xlim(idx.min() - 0.5, idx.max() + 0.5)
+    if not compact:
+        ax.set_xlabel("session (0 = baseline)", fontsize=8)
 
 
 def _style_axes(ax, compact: bool = False):

@@ -155,6 +155,13 @@ def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> Non
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``skinscan`` command line: global options, and one subcommand per task.
+
+    Returns
+    -------
+    argparse.ArgumentParser
+        Each subcommand sets ``func``, the function that runs it on the parsed arguments.
+    """
     p = argparse.ArgumentParser(prog="skinscan", description="Measure facial skin change across microneedling "
                                 "sessions from ordinary photos, locally, in millimetres.",
                                 epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -165,28 +172,38 @@ def build_parser() -> argparse.ArgumentParser:
     shared = argparse.ArgumentParser(add_help=False)
     _global_options(shared, on_command=True)
     sub = p.add_subparsers(dest="command", required=True)
+    _add_analyse(sub, shared)
+    _add_outputs(sub, shared)
+    _add_demo(sub, shared)
+    _add_validate(sub, shared)
+    _add_benchmark(sub, shared)
+    return p
 
-    def common(sp, *, photos: bool):
-        sp.add_argument("--out", default="out", help="output folder (default: out)")
-        sp.add_argument("--formats", default=("png",), type=_formats,
-                        help="chart formats, comma-separated: png,svg,pdf (default: png)")
-        sp.add_argument("--include-flagged", action="store_true",
-                        help="keep photos that failed a blocking quality check in the trends")
-        sp.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
-                        help="how long to wait for another skinscan writing the same --out (default: 30)")
-        if photos:
-            sp.add_argument("--jobs", type=int, default=_cpus(),
-                            help=f"worker processes, one photo each (default: the {_cpus()} CPUs available)")
-            sp.add_argument("--executor", choices=("local", "dask"), default=None,
-                            help="where photos are analysed: local processes (default) or a Dask cluster; "
-                                 "dask without --scheduler starts a local one of --jobs workers")
-            sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                            help="analyse on the Dask cluster of this scheduler (tcp://HOST:PORT); workers "
-                                 "must see the photos under the same paths. Needs skinscan[distributed]")
-            sp.add_argument("--allow-file-time", action="store_true",
-                            help="date photos without EXIF capture time by their file time")
-            sp.add_argument("--no-report", action="store_true", help="analyse only; no charts or reports")
 
+def _output_options(sp: argparse.ArgumentParser, *, photos: bool) -> None:
+    """The options of the commands that write an output folder; with ``photos``, of those that analyse photos."""
+    sp.add_argument("--out", default="out", help="output folder (default: out)")
+    sp.add_argument("--formats", default=("png",), type=_formats,
+                    help="chart formats, comma-separated: png,svg,pdf (default: png)")
+    sp.add_argument("--include-flagged", action="store_true",
+                    help="keep photos that failed a blocking quality check in the trends")
+    sp.add_argument("--wait", type=float, default=30.0, metavar="SECONDS",
+                    help="how long to wait for another skinscan writing the same --out (default: 30)")
+    if photos:
+        sp.add_argument("--jobs", type=int, default=_cpus(),
+                        help=f"worker processes, one photo each (default: the {_cpus()} CPUs available)")
+        sp.add_argument("--executor", choices=("local", "dask"), default=None,
+                        help="where photos are analysed: local processes (default) or a Dask cluster; "
+                             "dask without --scheduler starts a local one of --jobs workers")
+        sp.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="analyse on the Dask cluster of this scheduler (tcp://HOST:PORT); workers "
+                             "must see the photos under the same paths. Needs skinscan[distributed]")
+        sp.add_argument("--allow-file-time", action="store_true",
+                        help="date photos without EXIF capture time by their file time")
+        sp.add_argument("--no-report", action="store_true", help="analyse only; no charts or reports")
+
+
+def _add_analyse(sub, shared: argparse.ArgumentParser) -> None:
     a = sub.add_parser("analyse", aliases=["analyze"], parents=[shared],
                        help="analyse photo folders into tables, charts and reports",
                        epilog="example: skinscan analyse photos/ --out out/ --jobs 2\n"
@@ -195,24 +212,33 @@ def build_parser() -> argparse.ArgumentParser:
                               "(2026-03-14, '2026-03-14 after') or session-N; or flat folders grouped by EXIF day.",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     a.add_argument("paths", nargs="+", metavar="PATH", help="photo files or folders")
-    common(a, photos=True)
+    _output_options(a, photos=True)
     a.set_defaults(func=cmd_analyse)
+
+
+def _add_outputs(sub, shared: argparse.ArgumentParser) -> None:
     for name, what in (("chart", "trend charts"), ("report", "one HTML report per subject")):
         c = sub.add_parser(name, parents=[shared], help=f"write {what} from an analysed output folder",
                            epilog=f"example: skinscan {name} --out out/ --photos photos/",
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        common(c, photos=False)
+        _output_options(c, photos=False)
         c.add_argument("--photos", nargs="*", default=None, metavar="PATH",
                        help="the photo folders, to read their sessions.csv treatment days afresh (default: as "
                             "stored when the photos were analysed)")
         c.add_argument("--force", action="store_true", help="rewrite every output, changed or not")
         c.set_defaults(func=cmd_outputs)
+
+
+def _add_demo(sub, shared: argparse.ArgumentParser) -> None:
     d = sub.add_parser("demo", parents=[shared],
                        help="analyse the bundled sample series into out/ and write its report",
                        epilog="example: skinscan demo --out out/")
     d.add_argument("--samples", default="sample_images", help="sample folder (default: sample_images)")
-    common(d, photos=True)
+    _output_options(d, photos=True)
     d.set_defaults(func=cmd_demo)
+
+
+def _add_validate(sub, shared: argparse.ArgumentParser) -> None:
     v = sub.add_parser("validate", parents=[shared], help="run the phantom protocol and print the validation table",
                        epilog="example: skinscan validate --draws 8 --out out/",
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -222,6 +248,9 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default=None, help="also write validation.md and validation.json here")
     v.set_defaults(func=cmd_validate)
+
+
+def _add_benchmark(sub, shared: argparse.ArgumentParser) -> None:
     b = sub.add_parser("benchmark", parents=[shared],
                        help="measure speed and memory on phone-sized photos and print the targets",
                        epilog="example: skinscan benchmark --out out/benchmark\n"
@@ -244,7 +273,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-series", action="store_true",
                    help="leave out the sample series run (the report's time and the re-run's)")
     b.set_defaults(func=cmd_benchmark)
-    return p
 
 
 def _text(value) -> str:

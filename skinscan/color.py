@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 __all__ = ["srgb_to_linear", "linear_to_srgb", "linear_to_srgb8", "rgb_to_lab", "luminance", "lightness", "as_float01",
-           "HAEMOGLOBIN_OD", "MELANIN_OD", "optical_density", "unmix_chromophores"]
+           "HAEMOGLOBIN_OD", "MELANIN_OD", "CHROMOPHORE_UNMIXING", "optical_density", "unmix_chromophores"]
 
 # sRGB (IEC 61966-2-1) primaries, D65 white.
 _RGB_TO_XYZ = np.array([[0.4124564, 0.3575761, 0.1804375],
@@ -19,14 +19,35 @@ _LUT = None
 
 
 def as_float01(rgb: np.ndarray) -> np.ndarray:
-    """uint8 -> float32 in [0, 1]; float input is passed through as float32."""
+    """uint8 -> float32 in [0, 1]; float input is passed through as float32.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        uint8, or float in [0, 1].
+
+    Returns
+    -------
+    ndarray of float32, same shape
+    """
     if rgb.dtype == np.uint8:
         return rgb.astype(np.float32) * np.float32(1 / 255)
     return np.asarray(rgb, dtype=np.float32)
 
 
 def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
-    """Decode sRGB to linear light, float32 in [0, 1]. uint8 input uses an exact lookup table."""
+    """Decode sRGB to linear light, float32 in [0, 1]. uint8 input uses an exact lookup table.
+
+    Parameters
+    ----------
+    rgb : ndarray
+        sRGB values, uint8 or float in [0, 1] (any shape: an image, a list of colours, one channel).
+
+    Returns
+    -------
+    ndarray of float32, same shape
+        Linear light (IEC 61966-2-1).
+    """
     global _LUT
     rgb = np.asarray(rgb)
     if rgb.dtype == np.uint8:
@@ -39,13 +60,33 @@ def srgb_to_linear(rgb: np.ndarray) -> np.ndarray:
 
 
 def linear_to_srgb(lin: np.ndarray) -> np.ndarray:
-    """Encode linear light to sRGB float32 in [0, 1] (clipped)."""
+    """Encode linear light to sRGB float32 in [0, 1] (clipped).
+
+    Parameters
+    ----------
+    lin : ndarray
+        Linear light, any shape.
+
+    Returns
+    -------
+    ndarray of float32, same shape
+    """
     v = np.clip(np.asarray(lin, dtype=np.float32), 0, 1)
     return np.where(v <= 0.0031308, v * 12.92, 1.055 * v ** (1 / 2.4) - 0.055).astype(np.float32)
 
 
 def linear_to_srgb8(lin: np.ndarray) -> np.ndarray:
-    """Encode linear light to sRGB uint8 (clipped, rounded): the exact inverse of the uint8 decoding table."""
+    """Encode linear light to sRGB uint8 (clipped, rounded): the exact inverse of the uint8 decoding table.
+
+    Parameters
+    ----------
+    lin : ndarray
+        Linear light, any shape.
+
+    Returns
+    -------
+    ndarray of uint8, same shape
+    """
     return (linear_to_srgb(lin) * 255 + 0.5).astype(np.uint8)
 
 
@@ -54,6 +95,18 @@ def rgb_to_lab(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
     Computed in float32 from linearised sRGB; unlike OpenCV's 8-bit Lab, L* is in [0, 100] and
     a*, b* are unscaled, so values can be compared with published ones.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        sRGB (uint8 or float in [0, 1]), or linear RGB.
+    linear : bool
+        ``rgb`` is linear light already.
+
+    Returns
+    -------
+    ndarray of float32, shape (..., 3)
+        L* in [0, 100], a*, b*.
     """
     lin = np.asarray(rgb, dtype=np.float32) if linear else srgb_to_linear(rgb)
     shape = lin.shape
@@ -77,6 +130,17 @@ def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
     An (H, W, 3) image goes through OpenCV in two passes (8-bit input through the sRGB lookup
     table); any other (..., 3) array through numpy.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        sRGB (uint8 or float in [0, 1]), or linear RGB.
+    linear : bool
+        ``rgb`` is linear light already.
+
+    Returns
+    -------
+    ndarray of float32, shape (...)
     """
     arr = np.asarray(rgb)
     if arr.ndim == 3 and arr.shape[0] > 1 and arr.shape[1] > 1:
@@ -90,7 +154,20 @@ def luminance(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
 
 
 def lightness(rgb: np.ndarray, *, linear: bool = False) -> np.ndarray:
-    """CIELAB L* (D65) from luminance alone: the L* of :func:`rgb_to_lab` without a* and b*."""
+    """CIELAB L* (D65) from luminance alone: the L* of :func:`rgb_to_lab` without a* and b*.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (..., 3)
+        sRGB (uint8 or float in [0, 1]), or linear RGB.
+    linear : bool
+        ``rgb`` is linear light already.
+
+    Returns
+    -------
+    ndarray of float32, shape (...)
+        L* in [0, 100].
+    """
     y = luminance(rgb, linear=linear)
     eps, kappa = 216 / 24389, 24389 / 27
     light = 116 * cv2.pow(np.maximum(y, np.float32(eps)), 1 / 3) - 16
@@ -114,11 +191,28 @@ def _lut3() -> np.ndarray:
 #: Tsumura et al. (2003) extract from skin photos by independent component analysis.
 HAEMOGLOBIN_OD = np.array([0.08, 0.80, 0.45], dtype=np.float32)
 MELANIN_OD = np.array([0.45, 0.70, 1.00], dtype=np.float32)
-_UNMIX = np.linalg.inv(np.stack([HAEMOGLOBIN_OD, MELANIN_OD, np.ones(3, np.float32)], axis=1)).astype(np.float32)
+#: The 3x3 matrix taking a pixel's optical densities (R, G, B) to its (haemoglobin, melanin, grey
+#: shading) densities: the inverse of the columns HAEMOGLOBIN_OD, MELANIN_OD, (1, 1, 1) (see
+#: :func:`unmix_chromophores`). A row of it alone gives one density, e.g. ``[2:3]`` the shading.
+CHROMOPHORE_UNMIXING = np.linalg.inv(np.stack([HAEMOGLOBIN_OD, MELANIN_OD, np.ones(3, np.float32)],
+                                              axis=1)).astype(np.float32)
+CHROMOPHORE_UNMIXING.flags.writeable = False
 
 
 def optical_density(lin: np.ndarray, *, floor: float = 1e-4) -> np.ndarray:
-    """OD = −log10(reflectance) per channel from linear RGB."""
+    """OD = −log10(reflectance) per channel from linear RGB.
+
+    Parameters
+    ----------
+    lin : ndarray
+        Linear light (reflectance), any shape.
+    floor : float
+        Reflectance below this reads as this (black would be an infinite density).
+
+    Returns
+    -------
+    ndarray of float32, same shape
+    """
     return -np.log10(np.maximum(np.asarray(lin, dtype=np.float32), np.float32(floor)))
 
 
@@ -144,4 +238,4 @@ def unmix_chromophores(lin: np.ndarray) -> np.ndarray:
     .. [1] Tsumura N. et al. (2003) Image-based skin color and texture analysis/synthesis by
        extracting hemoglobin and melanin information in the skin. ACM TOG 22(3):770–779.
     """
-    return optical_density(lin) @ _UNMIX.T
+    return optical_density(lin) @ CHROMOPHORE_UNMIXING.T

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import CalibrationError
-from .landmarks import LEFT_IRIS, RIGHT_IRIS, FaceLandmarks
+from .landmark_ids import EYE_CORNERS, LEFT_IRIS, RIGHT_IRIS
+from .landmarks import FaceLandmarks
 
 __all__ = ["IRIS_DIAMETER_MM", "IRIS_SD_MM", "IPD_MM", "IPD_RANGE_MM", "EYE_CORNERS_MM", "EYE_CORNERS_SD_MM",
            "EYES_CLOSED_BLINK", "Scale", "estimate_scale", "iris_diameters_px", "eyes_closed"]
@@ -26,8 +27,6 @@ EYE_CORNERS_SD_MM = 3.5
 #: Eyes count as closed when a blink blendshape reaches this (open eyes score under 0.1 on the
 #: sample series, the closed eyes of the real close-up 0.66-0.71).
 EYES_CLOSED_BLINK = 0.5
-#: Outer eye corners in MediaPipe's mesh (subject's right, left).
-_EYE_CORNERS = (33, 263)
 
 
 @dataclass(frozen=True)
@@ -177,7 +176,7 @@ def _iris_scale(face: FaceLandmarks, iris_diameter_mm: float) -> Scale:
 def _corner_scale(face: FaceLandmarks, reason: str) -> Scale:
     """The scale from the outer eye corners (see :func:`estimate_scale`)."""
     cos_yaw = max(np.cos(np.radians(face.yaw_deg)), 0.5)
-    corners_px = float(np.linalg.norm(face.points[_EYE_CORNERS[0]] - face.points[_EYE_CORNERS[1]])) / cos_yaw
+    corners_px = float(np.linalg.norm(face.points[EYE_CORNERS[0]] - face.points[EYE_CORNERS[1]])) / cos_yaw
     if not np.isfinite(corners_px) or corners_px < 40.0:
         raise CalibrationError(f"the eyes are {corners_px:.0f} px apart, too small to set a millimetre scale "
                                "(the face is too small in the frame)")

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .errors import NoFaceError, SkinscanError
+from .landmark_ids import LEFT_IRIS, N_LANDMARKS, RIGHT_IRIS
 from .model import verify_model
 
 __all__ = [
@@ -27,11 +28,6 @@ __all__ = [
     "LEFT_IRIS",
 ]
 
-N_LANDMARKS = 478
-# Iris points: centre first, then four on the limbus. "Right" and "left" are the subject's own:
-# the right iris is on the image left of an unmirrored frontal photo.
-RIGHT_IRIS = np.array([468, 469, 470, 471, 472])
-LEFT_IRIS = np.array([473, 474, 475, 476, 477])
 #: Photos are searched for faces at this longest side at most (see :meth:`FaceLandmarker.detect`).
 DETECT_MAX_SIDE = 1920
 #: MediaPipe's mesh model sees the face at 256 x 256 px.

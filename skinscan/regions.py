@@ -19,6 +19,14 @@ import numpy as np
 
 from ._filters import mask_box, shrink
 from .color import lightness
+from .inputs import (
+    as_float_rgb,
+    check_image_shape,
+    check_length_mm,
+    check_rgb,
+    check_scale,
+)
+from .landmark_ids import LEFT_BROW, LEFT_EYE, LIPS, N_MESH, RIGHT_BROW, RIGHT_EYE
 from .landmarks import FaceLandmarks
 
 __all__ = [
@@ -43,7 +51,8 @@ REGION_NAMES = ("face", "forehead", "cheek_left", "cheek_right", "nose", "chin",
 # Region polygons: landmark ids of the MediaPipe 468-point face mesh, in drawing order around
 # each outline. They were chosen on a rendering of the canonical mesh with its ids and checked
 # on photos. Each left list is the mirror image of the right one (the canonical mesh is exactly
-# symmetric), so the two sides always have the same extent.
+# symmetric), so the two sides always have the same extent. The features cut out of them (eyes,
+# brows, lips) are the mesh's own anatomy, named in :mod:`skinscan.landmark_ids`.
 # --------------------------------------------------------------------------------------------
 
 #: The mesh's upper edge (temple to temple over the forehead) with how far, as a fraction of
@@ -109,12 +118,11 @@ PRECEDENCE = ("periorbital_right", "periorbital_left", "nose", "perioral", "chin
 #: (lid margins), the brows, the outer lip line, and the sub-nasal band between the nose's lower
 #: edge and the perioral region's upper edge (both nostrils and the columella).
 EXCLUSION_POLYGONS = MappingProxyType({
-    "eye_right": (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7),
-    "eye_left": (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249),
-    "brow_right": (70, 63, 105, 66, 107, 55, 65, 52, 53, 46),
-    "brow_left": (300, 293, 334, 296, 336, 285, 295, 282, 283, 276),
-    "lips": (61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91,
-             146),
+    "eye_right": RIGHT_EYE,
+    "eye_left": LEFT_EYE,
+    "brow_right": RIGHT_BROW,
+    "brow_left": LEFT_BROW,
+    "lips": LIPS,
     "nostrils": (64, 219, 218, 79, 237, 44, 1, 274, 457, 309, 438, 439, 294, 327, 326, 2, 97, 98),
 })
 
@@ -140,63 +148,16 @@ _CHIN_ID, _FOREHEAD_ID = 152, 10
 
 
 # --------------------------------------------------------------------------------------------
-# Checks at the door
+# Landmarks at the door (images, scales and lengths are checked by skinscan.inputs)
 # --------------------------------------------------------------------------------------------
-
-def _check_mm_per_px(mm_per_px) -> float:
-    try:
-        value = float(mm_per_px)
-    except (TypeError, ValueError):
-        raise TypeError(f"mm_per_px must be a positive number, got {mm_per_px!r}") from None
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"mm_per_px must be a positive finite number, got {mm_per_px!r}")
-    return value
-
-
-def _check_length_mm(value, name: str) -> float:
-    try:
-        length = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a number of millimetres, got {value!r}") from None
-    if not (np.isfinite(length) and length >= 0):
-        raise ValueError(f"{name} must be a finite length >= 0 mm, got {value!r}")
-    return length
-
 
 def _check_points(points) -> np.ndarray:
     pts = np.asarray(points, dtype=np.float64)
-    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < 468:
+    if pts.ndim != 2 or pts.shape[1] != 2 or pts.shape[0] < N_MESH:
         raise ValueError(f"expected landmark points of shape (468 or 478, 2), got {pts.shape}")
-    if not np.all(np.isfinite(pts[:468])):
+    if not np.all(np.isfinite(pts[:N_MESH])):
         raise ValueError("landmark points contain NaN or inf")
     return pts
-
-
-def _check_shape(image_shape) -> tuple[int, int]:
-    try:
-        h, w = (int(v) for v in tuple(image_shape)[:2])
-    except (TypeError, ValueError):
-        raise TypeError(f"image_shape must be (height, width), got {image_shape!r}") from None
-    if h <= 0 or w <= 0:
-        raise ValueError(f"image_shape must be positive (height, width), got {image_shape!r}")
-    return h, w
-
-
-def _check_rgb(rgb) -> np.ndarray:
-    arr = np.asarray(rgb)
-    if arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"expected an RGB image of shape (H, W, 3), got {arr.shape}")
-    if arr.dtype != np.uint8 and not np.issubdtype(arr.dtype, np.floating):
-        raise TypeError(f"expected an RGB uint8 or float array in [0, 1], got {arr.dtype}")
-    return arr
-
-
-def _as_float_rgb(rgb) -> np.ndarray:
-    """RGB as float32 in [0, 1]: uint8 is scaled, floats are taken as already in [0, 1]."""
-    arr = _check_rgb(rgb)
-    if arr.dtype == np.uint8:
-        return arr.astype(np.float32) * np.float32(1 / 255)
-    return arr.astype(np.float32, copy=False)
 
 
 def _disk(radius_px: int) -> np.ndarray:
@@ -330,57 +291,92 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
     >>> int(keep.sum()), bool(keep[10:12].any())
     (1520, False)
     """
-    arr = _check_rgb(rgb)
+    arr = check_rgb(rgb)
     cand = np.asarray(candidate_mask, dtype=bool)
     if cand.shape != arr.shape[:2]:
         raise ValueError(f"candidate_mask shape {cand.shape} does not match the image {arr.shape[:2]}")
-    scale = None if mm_per_px is None else _check_mm_per_px(mm_per_px)
+    scale = None if mm_per_px is None else check_scale(mm_per_px)
     out = np.zeros(cand.shape, dtype=bool)
     # Work in the candidate's bounding box only (a face is a fraction of a 12 MP photo).
     box = mask_box(cand, 1 if scale is None else int(np.ceil(0.3 / scale)) + 1)
     if box is None:
         return out
-    y0, y1, x0, x1 = box[0].start, box[0].stop, box[1].start, box[1].stop
-    full_c = cand[y0:y1, x0:x1]
-    sub_in = arr[y0:y1, x0:x1]
-    f = 1.0 if scale is None or work_px_per_mm is None else min(1.0, work_px_per_mm * scale)
+    cand_box, rgb_box = cand[box], arr[box]
+    sub, c, f, scale_w = _classification_copy(rgb_box, cand_box, scale, work_px_per_mm)
+    planes = _lab_planes(sub)
+    reference = _skin_reference(planes, sub, c, k_sigma)
+    if reference is None:
+        return out
+    med, sig = reference
+    keep = c & ~_not_skin(planes, sub, med, sig, k_sigma=k_sigma, mm_per_px=scale_w)
+    if f < 1.0:
+        keep = _full_resolution_tests(keep, rgb_box, cand_box, med, sig, k_sigma=k_sigma, mm_per_px=scale_w * f)
+    out[box] = keep
+    return out
+
+
+def _classification_copy(rgb_box: np.ndarray, cand_box: np.ndarray, mm_per_px: float | None,
+                         work_px_per_mm: float | None) -> tuple[np.ndarray, np.ndarray, float, float | None]:
+    """What :func:`skin_mask` classifies: the box's pixels as float RGB in [0, 1] and its candidate,
+    reduced to ``work_px_per_mm`` when the photo is finer by more than 1.25x, non-finite pixels out
+    of the candidate; and that copy's reduction factor and scale (mm per px, or None)."""
+    f = 1.0 if mm_per_px is None or work_px_per_mm is None else min(1.0, work_px_per_mm * mm_per_px)
+    sub_in, c, scale = rgb_box, cand_box, mm_per_px
     if f < 0.8:
-        bh, bw = full_c.shape
-        size = (max(int(round(bw * f)), 1), max(int(round(bh * f)), 1))
-        sub_in = shrink(sub_in, size)
-        c = cv2.resize(full_c.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
-        scale = scale * bw / size[0]
+        bh, bw = cand_box.shape
+        size = (max(round(bw * f), 1), max(round(bh * f), 1))
+        sub_in = shrink(rgb_box, size)
+        c = cv2.resize(cand_box.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).view(bool)
+        scale = mm_per_px * bw / size[0]
     else:
-        f, c = 1.0, full_c
-    sub = _as_float_rgb(sub_in)
-    if arr.dtype != np.uint8:  # floats may hold NaN/inf or stray outside [0, 1]
+        f = 1.0
+    sub = as_float_rgb(sub_in)
+    if rgb_box.dtype != np.uint8:  # floats may hold NaN/inf or stray outside [0, 1]
         c = c & np.isfinite(sub).all(axis=2)
         sub = np.clip(np.nan_to_num(sub), 0.0, 1.0)
+    return sub, c, f, scale
+
+
+def _lab_planes(sub: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(L*, a*, b*, hue in degrees, chroma) planes of float RGB, OpenCV's CIELAB (D65)."""
     lab = cv2.cvtColor(np.ascontiguousarray(sub), cv2.COLOR_RGB2Lab)
     light, a, b = lab[..., 0], lab[..., 1], lab[..., 2]
     chroma = np.hypot(a, b)
     hue = np.arctan2(b, a)
     hue *= np.float32(180 / np.pi)
+    return light, a, b, hue, chroma
 
-    idx = np.flatnonzero(c)
+
+def _skin_reference(planes: tuple[np.ndarray, ...], sub: np.ndarray, cand: np.ndarray,
+                    k_sigma: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """The subject's skin colour: robust median and sigma of L*, a*, b*, hue over the candidate, the
+    second time over the pixels the first pass kept (None for an empty candidate)."""
+    idx = np.flatnonzero(cand)
     if idx.size == 0:
-        return out
+        return None
     idx = idx[:: max(1, idx.size // 50_000)]  # the median of 50 k pixels is within 0.6% of a sigma
-    flat = [v.reshape(-1)[idx] for v in (light, a, b, hue, chroma)]
+    flat = [v.reshape(-1)[idx] for v in planes]
     sample = np.stack(flat[:4], axis=1).astype(np.float64)
     med, sig = _robust_stats(sample)
     kept = ~np.logical_or.reduce(_classify(*flat, sub.reshape(-1, 3)[idx], med, sig, k_sigma))
     if kept.sum() >= 50:
         med, sig = _robust_stats(sample[kept])
+    return med, sig
 
-    dark, glare, off_hue, soft = _classify(light, a, b, hue, chroma, sub, med, sig, k_sigma)
+
+def _not_skin(planes: tuple[np.ndarray, ...], sub: np.ndarray, med: np.ndarray, sig: np.ndarray, *,
+              k_sigma: float, mm_per_px: float | None) -> np.ndarray:
+    """Pixels that are not the skin of :func:`_skin_reference`: dark, glare, off-hue, and dull or
+    hair-coloured in masses; with a scale, glare blobs with their halo and dark pixels with their rim."""
+    light = planes[0]
+    dark, glare, off_hue, soft = _classify(*planes, sub, med, sig, k_sigma)
     # Brown or blond hair and cast shadow come in masses (fringe, hairline, beard shadow); a
     # majority vote over ~0.3 mm keeps those and lets go of the scattered pixels that noise
     # pushes over the line inside a brown spot.
-    size = 3 if scale is None else int(np.clip(2 * round(0.15 / scale) + 1, 3, 7))
+    size = 3 if mm_per_px is None else int(np.clip(2 * round(0.15 / mm_per_px) + 1, 3, 7))
     soft = cv2.medianBlur(soft.view(np.uint8) * np.uint8(255), size) > 127
-    if scale is not None:
-        r_glare, r_dark = int(round(0.3 / scale)), int(round(0.1 / scale))
+    if mm_per_px is not None:
+        r_glare, r_dark = round(0.3 / mm_per_px), round(0.1 / mm_per_px)
         if r_glare >= 1:
             # Halo only around glare blobs: an opening first, so that scattered clipped pixels
             # (noise on bright skin) are dropped alone instead of punching discs into the mask.
@@ -391,29 +387,30 @@ def skin_mask(rgb, candidate_mask, *, mm_per_px: float | None = None, k_sigma: f
             m_l, s_l = float(med[0]), float(sig[0])
             rim = cv2.dilate(dark.view(np.uint8), _disk(r_dark)).view(bool)
             dark |= rim & (light < m_l - max(2.0 * s_l, 0.15 * m_l))
-    keep = c & ~(dark | glare | off_hue | soft)
-    if f < 1.0:
-        # Thin dark hairs and clipped specks vanish in the reduced copy: both are tested again at
-        # full resolution, on L* (from luminance alone) and on the 8-bit values.
-        keep = cv2.resize(keep.view(np.uint8), (full_c.shape[1], full_c.shape[0]),
-                          interpolation=cv2.INTER_NEAREST).view(bool) & full_c
-        box = arr[y0:y1, x0:x1]
-        light_full = lightness(box if arr.dtype == np.uint8 else np.clip(np.nan_to_num(box), 0, 1))
-        m_l, s_l = float(med[0]), float(sig[0])
-        dark_full = light_full < m_l - max(k_sigma * s_l, 0.30 * m_l)
-        r_dark = int(round(0.1 / (scale * f)))
-        if r_dark >= 1:
-            rim = cv2.dilate(dark_full.view(np.uint8), _disk(r_dark)).view(bool)
-            dark_full |= rim & (light_full < m_l - max(2.0 * s_l, 0.15 * m_l))
-        keep &= ~dark_full
-        if arr.dtype == np.uint8:  # pixels clipped in two channels or more, which averaging would hide
-            n_clip = cv2.add(cv2.add((box[..., 0] >= 250).view(np.uint8), (box[..., 1] >= 250).view(np.uint8)),
-                             (box[..., 2] >= 250).view(np.uint8))
-            keep &= n_clip < 2
-        else:
-            keep &= (_as_float_rgb(box) > 249.5 / 255).sum(axis=2) < 2
-    out[y0:y1, x0:x1] = keep
-    return out
+    return dark | glare | off_hue | soft
+
+
+def _full_resolution_tests(keep: np.ndarray, rgb_box: np.ndarray, cand_box: np.ndarray, med: np.ndarray,
+                           sig: np.ndarray, *, k_sigma: float, mm_per_px: float) -> np.ndarray:
+    """A mask classified on a reduced copy, enlarged back, less what vanished in the copy: thin dark
+    hairs (on L* from luminance alone, with their rims) and pixels clipped in two channels or more."""
+    keep = cv2.resize(keep.view(np.uint8), (cand_box.shape[1], cand_box.shape[0]),
+                      interpolation=cv2.INTER_NEAREST).view(bool) & cand_box
+    light_full = lightness(rgb_box if rgb_box.dtype == np.uint8 else np.clip(np.nan_to_num(rgb_box), 0, 1))
+    m_l, s_l = float(med[0]), float(sig[0])
+    dark_full = light_full < m_l - max(k_sigma * s_l, 0.30 * m_l)
+    r_dark = round(0.1 / mm_per_px)
+    if r_dark >= 1:
+        rim = cv2.dilate(dark_full.view(np.uint8), _disk(r_dark)).view(bool)
+        dark_full |= rim & (light_full < m_l - max(2.0 * s_l, 0.15 * m_l))
+    keep &= ~dark_full
+    if rgb_box.dtype == np.uint8:  # pixels clipped in two channels or more, which averaging would hide
+        n_clip = cv2.add(cv2.add((rgb_box[..., 0] >= 250).view(np.uint8), (rgb_box[..., 1] >= 250).view(np.uint8)),
+                         (rgb_box[..., 2] >= 250).view(np.uint8))
+        keep &= n_clip < 2
+    else:
+        keep &= (as_float_rgb(rgb_box) > 249.5 / 255).sum(axis=2) < 2
+    return keep
 
 
 # --------------------------------------------------------------------------------------------
@@ -463,10 +460,10 @@ def polygon_masks(points, image_shape, *, mm_per_px: float, forehead_extension_m
         ``face`` is their union. Only the face's bounding box is rasterised.
     """
     pts = _check_points(points)
-    h, w = _check_shape(image_shape)
-    scale = _check_mm_per_px(mm_per_px)
-    extension_mm = _check_length_mm(forehead_extension_mm, "forehead_extension_mm")
-    margin_px = _check_length_mm(exclusion_margin_mm, "exclusion_margin_mm") / scale
+    h, w = check_image_shape(image_shape)
+    scale = check_scale(mm_per_px)
+    extension_mm = check_length_mm(forehead_extension_mm, "forehead_extension_mm")
+    margin_px = check_length_mm(exclusion_margin_mm, "exclusion_margin_mm") / scale
     outlines = _region_outlines(pts, scale, extension_mm)
 
     # Rasterise only the bounding box of the outlines (a 12 MP photo's face is a fraction of it).
@@ -538,7 +535,7 @@ def region_masks(landmarks: FaceLandmarks, *, mm_per_px: float, rgb=None, forehe
     >>> sorted(masks) == sorted(REGION_NAMES)                        # doctest: +SKIP
     True
     """
-    shape = _check_shape(landmarks.image_shape)
+    shape = check_image_shape(landmarks.image_shape)
     masks = polygon_masks(landmarks.points, shape, mm_per_px=mm_per_px,
                           forehead_extension_mm=forehead_extension_mm, exclusion_margin_mm=exclusion_margin_mm)
     if rgb is not None and apply_skin_mask:
@@ -615,11 +612,11 @@ def draw_regions(rgb, masks, *, alpha: float = 0.4) -> np.ndarray:
     ndarray of uint8, shape (H, W, 3)
         A new image; the input is not modified.
     """
-    arr = _check_rgb(rgb)
+    arr = check_rgb(rgb)
     if arr.dtype == np.uint8:
         out = arr.copy()
     else:
-        out = (np.clip(np.nan_to_num(_as_float_rgb(arr)), 0, 1) * 255 + 0.5).astype(np.uint8)
+        out = (np.clip(np.nan_to_num(as_float_rgb(arr)), 0, 1) * 255 + 0.5).astype(np.uint8)
     alpha = float(np.clip(alpha, 0.0, 1.0))
     h, w = out.shape[:2]
     names = [n for n in REGION_NAMES if n in masks and n in REGION_COLORS]

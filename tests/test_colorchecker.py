@@ -6,8 +6,7 @@ import pytest
 
 from skinscan import analyse_photo, phantom
 from skinscan.color import linear_to_srgb8, srgb_to_linear
-from skinscan.light import choose_light
-from skinscan.quality import LightReference, detect_colorchecker
+from skinscan.light import LightReference, choose_light, detect_colorchecker
 
 # Two lighting nuisances (white balance gains, exposure in EV), both applied in linear light.
 NUISANCE_A = (np.array([1.12, 1.0, 0.88]), -0.3)

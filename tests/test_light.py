@@ -7,8 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skinscan.light import MAX_A_STAR_SE, choose_light, colour_se, reference_uncertainty
-from skinscan.quality import LightReference
+from skinscan.light import (
+    MAX_A_STAR_SE,
+    LightReference,
+    choose_light,
+    colour_se,
+    reference_uncertainty,
+)
 
 SKIN = np.array([0.35, 0.22, 0.17])  # a light skin's linear RGB
 NAN3 = (np.nan,) * 3

@@ -299,7 +299,7 @@ def test_bad_arguments_are_clear_errors(skin):
         redness(base, mask, mm_per_px=0)
     with pytest.raises(ValueError, match="shape"):
         roughness(base, mask[:10], mm_per_px=MM)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="RGB"):
         redness(base[..., 0], mask, mm_per_px=MM)
 
 

@@ -4,9 +4,8 @@ import pytest
 
 from skinscan import phantom
 from skinscan.geometry import estimate_scale
-from skinscan.light import choose_light
-from skinscan.quality import (QualityThresholds, assess_quality, light_reference, sclera_mask,
-                              sharpness)
+from skinscan.light import choose_light, light_reference, sclera_mask
+from skinscan.quality import QualityThresholds, assess_quality, sharpness
 
 
 @pytest.fixture(scope="module")

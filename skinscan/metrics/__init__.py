@@ -14,12 +14,14 @@ import cv2
 import numpy as np
 
 from .._filters import mask_box, shrink
-from ._common import MetricResult, SkinImage, blob_mask
+from .blobs import blob_mask
 from .pigmentation import ita_degrees, pigmentation_metrics
 from .pores import pore_metrics
 from .redness import redness
 from .registry import FAMILIES, METRIC_UNITS, METRICS, Family, Metric, family, metric
+from .results import MetricResult
 from .scars import scar_metrics
+from .skinimage import SkinImage
 from .texture import roughness
 from .wrinkles import wrinkle_metrics
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .._filters import blur_to
-from ._common import (MaskArg, MetricResult, SkinImage, as_masks, check_scale, detections, fill_clipped,
-                      masked_blur, resize_mask, resize_masks, skin_image)
+from .._filters import blur_to, masked_blur
+from ..inputs import MaskArg, as_masks, check_scale
 from .registry import family
+from .results import MetricResult, detections
+from .skinimage import SkinImage, fill_clipped, resize_mask, resize_masks, skin_image
 
 __all__ = ["pigmentation_metrics", "SPOT_DIAMETER_MM", "ita_degrees"]
 
@@ -120,9 +121,9 @@ def pigmentation_metrics(rgb, mask: MaskArg, *, mm_per_px: float, spot_threshold
     keep &= _elongation(lab, n) <= max_elongation
     # A spot lies wholly on skin: a component touching the mask's edge is the dark thing beside
     # the skin (hair, brows, a nostril's shadow) showing through the mask's coarse rim. The rim is
-    # 0.25 mm wide at any resolution (one working pixel; it was one pixel at full resolution too,
-    # a third as wide), and pinholes in the mask (a dark pixel of noise) are not its edge: they
-    # are closed first, over the same 0.25 mm.
+    # 0.25 mm wide at any resolution (one working pixel; one pixel at full resolution would be a
+    # third as wide, and which spots touch it would depend on the resolution), and pinholes in the
+    # mask (a dark pixel of noise) are not its edge: they are closed first, over the same 0.25 mm.
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * max(int(round(0.25 / mm_w)), 1) + 1,) * 2)
     closed = cv2.morphologyEx(union.view(np.uint8), cv2.MORPH_CLOSE, disc)
     rim = union & ~cv2.erode(closed, disc).view(bool)

@@ -3,7 +3,7 @@
 Every threshold is a physical quantity: an optical-density (OD) contrast, a size in millimetres,
 and a noise floor measured on the photo itself at a scale finer than pores. None is relative to
 the skin's own relief: on skin full of pores the pores *are* that relief, and a threshold of a few
-robust SDs of it (skinscan 0.3.8) rose with the pores it should count and lost most of them.
+robust SDs of it rises with the pores it should count and loses most of them.
 
 The detector, stage by stage (each a whole-image OpenCV filter or an array operation on the
 candidates):
@@ -39,7 +39,10 @@ import cv2
 import numpy as np
 
 from .._filters import mask_box
-from ._common import MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detections, skin_image
+from ..inputs import MaskArg, as_masks, check_scale
+from .blobs import blobs_per_region
+from .results import MetricResult, detections
+from .skinimage import skin_image
 
 __all__ = ["pore_metrics", "detect_pores", "band_pass", "candidates", "round_dips", "scale_select", "noise_sd_od",
            "dog_noise_gain", "DETECTOR"]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, fill_clipped, masked_blur, region_means,
-                      resize_masks, skin_image)
+from .._filters import masked_blur
+from ..inputs import MaskArg, as_masks, check_scale
+from .results import MetricResult
+from .skinimage import fill_clipped, resize_masks, skin_image
+from .stats import region_means
 
 __all__ = ["redness"]
 

@@ -6,8 +6,10 @@ import cv2
 import numpy as np
 
 from .._filters import blur_to, reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, blobs_per_region, check_scale, detect_dark_blobs, detections,
-                      resize_masks, skin_image, work_scale)
+from ..inputs import MaskArg, as_masks, check_scale
+from .blobs import blobs_per_region, detect_dark_blobs
+from .results import MetricResult, detections
+from .skinimage import resize_masks, skin_image, work_scale
 
 __all__ = ["scar_metrics", "SCAR_DIAMETER_MM"]
 
@@ -104,15 +106,16 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     mm_w = mm_per_px * w / shape[1]
     f = mm_per_px / mm_w
     # Denoise first: the erosion would otherwise pick noise minima and leave line remnants.
-    # The reduction's own blur counts towards the denoising: without that, the working copy was
-    # 0.17 mm blurred against 0.15 at full resolution, its small scars answered 2-3% weaker, and
-    # 5.5% fewer scars crossed the threshold (12 photos at 12.4 px/mm). 0.17 mm is what the
-    # working copy had and was validated with (at 0.15 grown pores read as scars: 30% cross-talk).
+    # The reduction's own blur counts towards the denoising, so that a working copy and a photo at
+    # its own resolution are blurred alike: a working copy blurred 0.17 mm against 0.15 at full
+    # resolution answers 2-3% weaker on small scars, and 5.5% fewer scars cross the threshold
+    # (12 photos at 12.4 px/mm). 0.17 mm is the blur the detector was validated with (at 0.15,
+    # grown pores read as scars: 30% cross-talk).
     if preblur_mm > 0:
         shade = blur_to(shade, preblur_mm / mm_w, prior_var_px=var)
     # Opening of the darkness (bright = dark skin) removes bright features narrower than the disc,
     # the same disc in mm at every resolution (a digital disc of 3-7 px is 0.36-0.58 mm, and the
-    # scar area moved by 10-20% with it).
+    # scar area moves by 10-20% with it).
     dark = _open_disc(shade, (open_mm or diameter_mm[0]) / mm_w)
     union = np.logical_or.reduce(list(masks.values()))
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 7)

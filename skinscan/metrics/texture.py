@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._filters import wide_blur
-from ._common import MaskArg, MetricResult, as_masks, blur, check_scale, robust_sigma, skin_image
+from .._filters import blur, wide_blur
+from ..inputs import MaskArg, as_masks, check_scale
+from .results import MetricResult
+from .skinimage import skin_image
+from .stats import robust_sigma
 
 __all__ = ["roughness", "TEXTURE_BAND_MM"]
 

@@ -7,15 +7,18 @@ import numpy as np
 from skimage.morphology import skeletonize
 
 from .._filters import mask_box, reduce_with_blur
-from ._common import (MaskArg, MetricResult, as_masks, check_scale, detections, resize_mask, resize_masks,
-                      robust_sigma, skin_image, work_scale)
+from ..inputs import MaskArg, as_masks, check_scale
+from .results import MetricResult, detections
+from .skinimage import resize_mask, resize_masks, skin_image, work_scale
+from .stats import robust_sigma
 
 __all__ = ["wrinkle_metrics", "LINE_WIDTH_MM"]
 
 LINE_WIDTH_MM = (0.1, 0.5)
-#: The finest Gaussian scale of the ridge filter, mm, at any resolution (it was 0.7 px: 0.058 mm
-#: at 12 px/mm, 0.117 at 6). Its response peaks at 1.5 cycles/mm, well inside what a 6 px/mm
-#: photo holds (up to 3), and a 0.1 mm line still reads at ~2/3 of its best-scale response.
+#: The finest Gaussian scale of the ridge filter, mm, the same at any resolution (a scale in pixels,
+#: such as 0.7 px, is 0.058 mm at 12 px/mm and 0.117 at 6: another filter at each). Its response
+#: peaks at 1.5 cycles/mm, well inside what a 6 px/mm photo holds (up to 3), and a 0.1 mm line
+#: still reads at ~2/3 of its best-scale response.
 MIN_SCALE_MM = 0.15
 #: The coarsest grid lines are detected on, px/mm (a coarser working image is interpolated up to
 #: it): there the finest scale is 1.5 px, and the sampled peak of a line's response is within ~15%
@@ -76,8 +79,8 @@ def _keep_lines(skel: np.ndarray, ys: np.ndarray, xs: np.ndarray, seg_len: np.nd
     spur of the thinning, or a link in a mesh of texture ridges); what is left is kept where its
     8-connected piece (junctions included) is at least ``min_length_mm`` long. Two lines that
     cross, or a line that a texture ridge touches, are then judged line by line, not as one
-    tortuous network: whether two features touch depends on the sampling, and the whole network
-    used to be kept or dropped with it.
+    tortuous network: whether two features touch depends on the sampling, and a network judged
+    whole would be kept or dropped with it.
     """
     nb = cv2.filter2D(skel.view(np.uint8), -1, _RING, borderType=cv2.BORDER_CONSTANT)[ys, xs]
     junction = nb >= 3

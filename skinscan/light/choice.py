@@ -1,16 +1,14 @@
-"""Normalising a photo's light on a reference that is not skin, and knowing how far to trust it.
+"""Which light reference a photo's colour is normalised on, and how far to trust it.
 
-Absolute colour (CIELAB a*, the erythema index, ITA°) needs the photo's white balance and exposure
-undone; skinscan never judges light on the skin it measures. The references, best first: a
-ColorChecker in the frame, the whites of the eyes (the sclera), the photo's background (its colour
-cast only). Each carries its own uncertainty (:func:`reference_uncertainty`): how well the chart's
-neutrals fit, how far the two eyes' scleras disagree (a squint's lashes and lid shadow, glare), how
-far the background's four sides disagree. :func:`choose_light` takes the first reference whose
-uncertainty, carried through the colour conversion of this photo's own skin (:func:`colour_se`),
-moves a* by at most :data:`MAX_A_STAR_SE`; where none does, the absolute colour metrics are not
-measured (NaN, with the reason) rather than reported from a light nobody knows. The relative
-colour metrics (red area, spots, melanin index, tone evenness) compare skin with skin in the same
-photo and are measured whatever the light.
+The references, best first: a ColorChecker in the frame, the whites of the eyes (the sclera), the
+photo's background (its colour cast only). Each carries its own uncertainty
+(:func:`reference_uncertainty`): how well the chart's neutrals fit, how far the two eyes' scleras
+disagree (a squint's lashes and lid shadow, glare), how far the background's four sides disagree.
+:func:`choose_light` takes the first reference whose uncertainty, carried through the colour
+conversion of this photo's own skin (:func:`colour_se`), moves a* by at most :data:`MAX_A_STAR_SE`;
+where none does, the absolute colour metrics are not measured (NaN, with the reason) rather than
+reported from a light nobody knows. The relative colour metrics (red area, spots, melanin index,
+tone evenness) compare skin with skin in the same photo and are measured whatever the light.
 """
 
 from __future__ import annotations
@@ -19,10 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .color import rgb_to_lab, unmix_chromophores
-from .quality import SCLERA_TARGET, LightReference
+from ..color import rgb_to_lab, unmix_chromophores
+from .references import SCLERA_TARGET, LightReference
 
-__all__ = ["MAX_A_STAR_SE", "ABSOLUTE_COLOUR", "LightChoice", "choose_light", "reference_uncertainty", "colour_se"]
+__all__ = ["ABSOLUTE_COLOUR", "MAX_A_STAR_SE", "UNKNOWN_EXPOSURE_EV", "LightChoice", "choose_light", "colour_se",
+           "reference_uncertainty"]
 
 #: A reference is trusted when its own uncertainty moves the skin's a* by at most this (CIELAB units):
 #: the protocol's target for the photo-to-photo SD of a* (0.5).
@@ -77,6 +76,19 @@ def reference_uncertainty(light: LightReference, source: str) -> tuple[np.ndarra
       the mean of two;
     - background: the SD of its four sides' colour casts over sqrt(4); the exposure, which it
       does not measure, is unknown by :data:`UNKNOWN_EXPOSURE_EV`.
+
+    Parameters
+    ----------
+    light : LightReference
+        The photo's references.
+    source : str
+        ``"chart"``, ``"sclera"`` or ``"background"``.
+
+    Returns
+    -------
+    (gains, uncertainty) or None
+        Linear per-channel gains, shape (3,), and the relative SDs (exposure, red/green,
+        blue/green), shape (3,); None when the reference was not read well enough to use.
     """
     if source == "chart":
         chart = np.asarray(light.chart_rgb, dtype=np.float64)
@@ -107,9 +119,25 @@ def reference_uncertainty(light: LightReference, source: str) -> tuple[np.ndarra
 
 
 def colour_se(skin_lin: np.ndarray, gains: np.ndarray, uncertainty: np.ndarray) -> dict[str, float]:
-    """Standard errors of a*, the erythema index and ITA° of the skin colour ``skin_lin`` (linear RGB)
-    normalised by ``gains`` whose uncertainty is ``(exposure, red/green, blue/green)`` relative SDs:
-    each moved by its SD, the three effects added in quadrature (a first-order propagation)."""
+    """Standard errors that a light reference's own uncertainty gives the absolute colour of a skin colour.
+
+    Each of the three uncertainties moves the gains by its SD; the effects on a*, the erythema
+    index and ITA° are added in quadrature (a first-order propagation).
+
+    Parameters
+    ----------
+    skin_lin : array-like, shape (3,)
+        The skin colour in linear RGB, before the gains.
+    gains : array-like, shape (3,)
+        The linear per-channel gains that normalise the light.
+    uncertainty : array-like, shape (3,)
+        Relative SDs of the gains' exposure, red/green and blue/green balance (NaN counts as 0).
+
+    Returns
+    -------
+    dict of str to float
+        ``a_star`` (CIELAB units), ``erythema_index`` (a.u.) and ``ita_deg`` (degrees).
+    """
     skin = np.asarray(skin_lin, dtype=np.float64).reshape(3)
     gains, u = np.asarray(gains, dtype=np.float64), np.nan_to_num(np.asarray(uncertainty, dtype=np.float64))
     base = _colour(skin * gains)
@@ -136,9 +164,15 @@ def choose_light(light: LightReference, skin_lin: np.ndarray) -> LightChoice:
     Parameters
     ----------
     light : LightReference
-        The photo's references (:func:`skinscan.quality.light_reference`).
+        The photo's references (:func:`skinscan.light.light_reference`).
     skin_lin : array-like, shape (3,)
         The photo's typical skin colour, linear RGB before any gains (e.g. the face's median).
+
+    Returns
+    -------
+    LightChoice
+        The gains (ones when no reference is trusted), their source and uncertainty, the standard
+        errors they leave on the absolute colour, and why earlier references were passed over.
     """
     passed = []
     for source in ("chart", "sclera", "background"):
