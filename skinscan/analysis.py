@@ -296,9 +296,12 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
 
     Examples
     --------
-    >>> import skinscan                                              # doctest: +SKIP
-    >>> a = skinscan.analyse_photo("sample_images/astronaut/2026-01-05/photo_1.jpg")  # doctest: +SKIP
-    >>> round(a.scale.px_per_mm, 1), a.failed_checks                 # doctest: +SKIP
+    >>> import skinscan
+    >>> a = skinscan.analyse_photo("sample_images/astronaut/2026-01-05/IMG_20260105_100412.jpg")
+    >>> round(a.scale.px_per_mm, 1), a.failed_checks     # a smile: expressions move skin
+    (12.3, ['expression'])
+    >>> round(a.metrics["face"]["pore_density"])          # per cm²
+    143
     """
     clock = _Clock(timings)
     with clock("decode"):

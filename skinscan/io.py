@@ -134,9 +134,9 @@ def load_photo(path: str | os.PathLike, *, max_pixels: int = 100_000_000) -> Pho
 
     Examples
     --------
-    >>> photo = load_photo("sample_images/astronaut/2026-01-05/photo_1.jpg")   # doctest: +SKIP
-    >>> photo.shape, photo.rgb.dtype                                          # doctest: +SKIP
-    ((512, 512), dtype('uint8'))
+    >>> photo = load_photo("sample_images/astronaut/2026-01-05/IMG_20260105_100412.jpg")
+    >>> photo.shape, photo.rgb.dtype
+    ((2380, 1870), dtype('uint8'))
     """
     path = Path(path)
     data = _read_bytes(path)

@@ -242,9 +242,9 @@ class FaceLandmarker:
 
     Examples
     --------
-    >>> from skinscan import FaceLandmarker, load_photo            # doctest: +SKIP
-    >>> with FaceLandmarker() as lm:                                # doctest: +SKIP
-    ...     face = lm.detect(load_photo("me.jpg").rgb)
+    >>> from skinscan import FaceLandmarker, load_photo
+    >>> with FaceLandmarker() as lm:
+    ...     face = lm.detect(load_photo("sample_images/astronaut/2026-01-05/IMG_20260105_100412.jpg").rgb)
     ...     face.points.shape
     (478, 2)
     """

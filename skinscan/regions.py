@@ -528,11 +528,12 @@ def region_masks(landmarks: FaceLandmarks, *, mm_per_px: float, rgb=None, forehe
 
     Examples
     --------
-    >>> import skimage.data                                          # doctest: +SKIP
-    >>> rgb = skimage.data.astronaut()                               # doctest: +SKIP
-    >>> face = detect_landmarks(rgb)                                 # doctest: +SKIP
-    >>> masks = region_masks(face, mm_per_px=1.5, rgb=rgb)           # doctest: +SKIP
-    >>> sorted(masks) == sorted(REGION_NAMES)                        # doctest: +SKIP
+    >>> import skimage.data
+    >>> from skinscan import detect_landmarks
+    >>> rgb = skimage.data.astronaut()
+    >>> face = detect_landmarks(rgb)
+    >>> masks = region_masks(face, mm_per_px=1.5, rgb=rgb)
+    >>> sorted(masks) == sorted(REGION_NAMES)
     True
     """
     shape = check_image_shape(landmarks.image_shape)

@@ -153,10 +153,17 @@ class ResultStore:
 
     Examples
     --------
-    >>> with ResultStore("out/skinscan.sqlite") as store:                      # doctest: +SKIP
-    ...     if not store.is_done(h, PIPELINE_VERSION, "anna", "2026-03-14"):
-    ...         store.add_photo(entry, record=a.record(), metrics=a.metrics, units=METRIC_UNITS,
-    ...                         quality=[q.as_dict() for q in a.quality], status="analysed")
+    A batch fills the store (:func:`skinscan.batch.run_batch`); its frames are the tables:
+
+    >>> import tempfile
+    >>> from skinscan import METRIC_UNITS
+    >>> from skinscan.batch import run_batch
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     result = run_batch(["sample_images/astronaut/2026-01-05"], out, progress=False, overlays=False)
+    ...     with ResultStore(f"{out}/skinscan.db") as store:
+    ...         values = store.values_frame()
+    >>> result.n_analysed, len(values["photo"].unique()), values.loc[0, "unit"] == METRIC_UNITS[values.loc[0, "metric"]]
+    (2, 2, True)
     """
 
     def __init__(self, path: str | os.PathLike, *, busy_timeout: float = 30.0):

@@ -120,8 +120,9 @@ def detect_colorchecker(rgb: np.ndarray, *, max_side: int = 640) -> ColorChecker
 
     Examples
     --------
-    >>> chart = detect_colorchecker(photo_rgb)          # doctest: +SKIP
-    >>> None if chart is None else chart.gains          # doctest: +SKIP
+    >>> from skinscan import load_photo
+    >>> print(detect_colorchecker(load_photo("sample_images/astronaut/2026-01-05/IMG_20260105_100412.jpg").rgb))   # no chart in this photo
+    None
     """
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
