@@ -27,7 +27,7 @@ from ._heap import freed_memory_kept
 
 __all__ = ["BenchmarkReport", "run_benchmark", "make_benchmark_photos", "TARGETS"]
 
-#: The targets of the performance issue, as (description, comparison, threshold).
+#: What skinscan promises of its speed and memory, as (description, comparison, threshold).
 TARGETS = {
     "analysis_over_decode_12mp": ("whole analysis of a 12 MP photo / its JPEG decode, one core", "<=", 3.0),
     "jobs2_over_jobs1": ("batch throughput --jobs 2 / --jobs 1 on 2 cores", ">=", 1.8),
@@ -94,45 +94,66 @@ class BenchmarkReport:
         for key, (desc, op, thr) in TARGETS.items():
             v = self.results.get(key, float("nan"))
             lines.append(f"| {desc} | {v:.2f} | {op} {thr:g} | {'yes' if ok[key] else '**no**'} |")
-        if self.floor:
-            fl = self.floor
-            lines += ["", f"Floor of the 12 MP analysis: the decode ({1000 * fl['decode_s']:.1f} ms), the landmarks "
-                      f"({1000 * fl['landmarks_s']:.1f} ms) and the pore detector alone on the face crop reduced to "
-                      f"its lowest resolution, {fl['pores_px_per_mm']:g} px/mm ({1000 * fl['pores_s']:.1f} ms; "
-                      f"{1000 * fl['pores_own_s']:.1f} ms at the photo's own), with no regions, quality checks, "
-                      f"alignment or other metric, nor the reduction to {fl['pores_px_per_mm']:g} px/mm itself: "
-                      f"{1000 * fl['total_s']:.0f} ms, "
-                      f"**{fl['over_decode']:.2f}x the decode**."]
-        if self.series:
-            sr = self.series
-            lines += ["", f"Sample series ({sr['n_photos']} photos, --jobs 2): fresh run {sr['fresh_s']:.1f} s "
-                      f"(analysis {sr['analysis_s']:.1f} s, outputs {sr['outputs_s']:.1f} s); one subject's charts and "
-                      f"report on one core {sr['report_s_per_subject']:.2f} s (tables {sr['tables_s']:.2f} s, series "
-                      f"{sr['series_s']:.2f} s besides); a re-run with nothing new {sr['rerun_s']:.2f} s "
-                      f"(**{sr['rerun_s'] / sr['fresh_s']:.2f} of the fresh run**)."]
-        if self.throughput:
-            runs = self.throughput_runs
-            lines += ["", "Batch throughput (photos/s, analysis + overlays + store, no report; the best of "
-                      f"{max((len(v) for v in runs.values()), default=1)} alternating runs): "
-                      + ", ".join(f"{k.replace('jobs', '--jobs ')}: {v:.2f}"
-                                  + (f" (runs: {', '.join(f'{x:.2f}' for x in runs[k])})" if len(runs.get(k, [])) > 1 else "")
-                                  for k, v in self.throughput.items())]
-        if self.memory:
-            m = self.memory
-            lines.append(f"Memory: peak {m.get('peak_rss_mb', float('nan')):.0f} MB analysing 12 MP photos; "
-                         f"{m.get('n_photos', 0)} photos in one worker: RSS {m.get('rss_start_mb', float('nan')):.0f}"
-                         f" MB after the first {m.get('warmup', 0)}, {m.get('rss_end_mb', float('nan')):.0f} MB "
-                         f"at the end")
-        if self.working_resolution:
-            n = max(r.get("n_photos", 1) for r in self.working_resolution)
-            lines += ["", f"| metric (face), mean of {n} photos | full resolution | working resolution | "
-                      "difference % | per photo: largest difference % |", "|---|---:|---:|---:|---:|"]
-            for r in self.working_resolution:
-                if r["region"] == "face":
-                    each = [abs(v) for v in r.get("per_photo_diff_pct", [r["diff_pct"]]) if np.isfinite(v)]
-                    lines.append(f"| {r['metric']} | {r['full']:.4g} | {r['working']:.4g} | {r['diff_pct']:+.2f} | "
-                                 f"{max(each) if each else float('nan'):.2f} |")
+        for part in (self._floor_text, self._series_text, self._throughput_text, self._memory_text,
+                     self._working_table):
+            lines += part()
         return "\n".join(lines)
+
+    def _floor_text(self) -> list[str]:
+        if not self.floor:
+            return []
+        fl = self.floor
+        return ["", f"Floor of the 12 MP analysis: the decode ({1000 * fl['decode_s']:.1f} ms), the landmarks "
+                f"({1000 * fl['landmarks_s']:.1f} ms) and the pore detector alone on the face crop reduced to "
+                f"its lowest resolution, {fl['pores_px_per_mm']:g} px/mm ({1000 * fl['pores_s']:.1f} ms; "
+                f"{1000 * fl['pores_own_s']:.1f} ms at the photo's own), with no regions, quality checks, "
+                f"alignment or other metric, nor the reduction to {fl['pores_px_per_mm']:g} px/mm itself: "
+                f"{1000 * fl['total_s']:.0f} ms, **{fl['over_decode']:.2f}x the decode**."]
+
+    def _series_text(self) -> list[str]:
+        if not self.series:
+            return []
+        sr = self.series
+        return ["", f"Sample series ({sr['n_photos']} photos, --jobs 2): fresh run {sr['fresh_s']:.1f} s "
+                f"(analysis {sr['analysis_s']:.1f} s, outputs {sr['outputs_s']:.1f} s); one subject's charts and "
+                f"report on one core {sr['report_s_per_subject']:.2f} s (tables {sr['tables_s']:.2f} s, series "
+                f"{sr['series_s']:.2f} s besides); a re-run with nothing new {sr['rerun_s']:.2f} s "
+                f"(**{sr['rerun_s'] / sr['fresh_s']:.2f} of the fresh run**)."]
+
+    def _throughput_text(self) -> list[str]:
+        if not self.throughput:
+            return []
+        runs = self.throughput_runs
+
+        def each(k: str, v: float) -> str:
+            more = runs.get(k, [])
+            return (f"{k.replace('jobs', '--jobs ')}: {v:.2f}"
+                    + (f" (runs: {', '.join(f'{x:.2f}' for x in more)})" if len(more) > 1 else ""))
+
+        return ["", "Batch throughput (photos/s, analysis + overlays + store, no report; the best of "
+                f"{max((len(v) for v in runs.values()), default=1)} alternating runs): "
+                + ", ".join(each(k, v) for k, v in self.throughput.items())]
+
+    def _memory_text(self) -> list[str]:
+        if not self.memory:
+            return []
+        m = self.memory
+        return [f"Memory: peak {m.get('peak_rss_mb', float('nan')):.0f} MB analysing 12 MP photos; "
+                f"{m.get('n_photos', 0)} photos in one worker: RSS {m.get('rss_start_mb', float('nan')):.0f}"
+                f" MB after the first {m.get('warmup', 0)}, {m.get('rss_end_mb', float('nan')):.0f} MB at the end"]
+
+    def _working_table(self) -> list[str]:
+        if not self.working_resolution:
+            return []
+        n = max(r.get("n_photos", 1) for r in self.working_resolution)
+        lines = ["", f"| metric (face), mean of {n} photos | full resolution | working resolution | "
+                 "difference % | per photo: largest difference % |", "|---|---:|---:|---:|---:|"]
+        for r in self.working_resolution:
+            if r["region"] == "face":
+                each = [abs(v) for v in r.get("per_photo_diff_pct", [r["diff_pct"]]) if np.isfinite(v)]
+                lines.append(f"| {r['metric']} | {r['full']:.4g} | {r['working']:.4g} | {r['diff_pct']:+.2f} | "
+                             f"{max(each) if each else float('nan'):.2f} |")
+        return lines
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -470,9 +491,7 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
         Run the sample series as a user would (``--jobs 2``, outputs), time each subject's charts
         and report on one core, and a re-run with nothing new.
     """
-    from .analysis import analyse_photo
     from .discover import discover
-    from .landmarks import FaceLandmarker
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -487,6 +506,36 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
     rep = BenchmarkReport(machine=_machine())
     photos = make_benchmark_photos(entries[0].path, out / "photos", close_ups=True)
     ref_photos = make_benchmark_photos(entries[1].path, out / "reference", close_ups=True)
+    _measure_stages(rep, photos, ref_photos, repeats, model_path, say)
+    if series:
+        say("the sample series: a fresh run, its outputs on one core, and a re-run with nothing new")
+        rep.series = _series_run(Path(samples), _fresh(out / "series"), model_path)
+        rep.results["report_s_per_subject"] = rep.series["report_s_per_subject"]
+        rep.results["rerun_over_fresh"] = rep.series["rerun_s"] / rep.series["fresh_s"]
+    if batch_photos > 0:
+        say(f"batch throughput, {batch_photos} photos of 12 MP, --jobs 1 and --jobs 2, {max(batch_runs, 1)} runs each")
+        _measure_throughput(rep, photos["12mp"], batch_photos, batch_runs, out, model_path)
+    if memory_photos > 0:
+        say(f"memory over {memory_photos} photos in one worker")
+        mem_photos = _variants(photos["12mp"], 4, _fresh(out / "memory_photos"))
+        warmup = min(20, max(memory_photos // 5, 1))
+        rep.memory = _memory(mem_photos, memory_photos, warmup, out / "memory", model_path)
+        rep.results["peak_rss_mb_12mp"] = rep.memory["peak_rss_mb"]
+        rep.results["rss_growth_mb"] = rep.memory["rss_growth_mb"]
+    if working_photos > 0:
+        chosen = entries[:working_photos]
+        say(f"working resolution vs full resolution, {len(chosen)} photos of 12 MP")
+        _measure_working_resolution(rep, photos["12mp"], chosen, out, model_path)
+    (out / "benchmark.json").write_text(rep.to_json())
+    (out / "benchmark.md").write_text(rep.table() + "\n")
+    return rep
+
+
+def _measure_stages(rep: BenchmarkReport, photos: dict, ref_photos: dict, repeats: int, model_path, say) -> None:
+    """Per-stage and whole-analysis times of each photo size on one core, and the 12 MP floor."""
+    from .analysis import analyse_photo
+    from .landmarks import FaceLandmarker
+
     undo = _one_core()
     try:
         with FaceLandmarker(model_path) as lm:
@@ -505,49 +554,39 @@ def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | o
         undo()
     rep.results["analysis_over_decode_12mp"] = rep.analysis_s["12mp"] / rep.decode_s["12mp"]
     rep.results["close20_over_12mp"] = rep.analysis_s["close20"] / rep.analysis_s["12mp"]
-    if series:
-        say("the sample series: a fresh run, its outputs on one core, and a re-run with nothing new")
-        rep.series = _series_run(Path(samples), _fresh(out / "series"), model_path)
-        rep.results["report_s_per_subject"] = rep.series["report_s_per_subject"]
-        rep.results["rerun_over_fresh"] = rep.series["rerun_s"] / rep.series["fresh_s"]
 
-    if batch_photos > 0:
-        say(f"batch throughput, {batch_photos} photos of 12 MP, --jobs 1 and --jobs 2, {max(batch_runs, 1)} runs each")
-        variants = _variants(photos["12mp"], batch_photos, _fresh(out / "variants"))
-        folder = _batch_folder(variants, _fresh(out / "batch"))
-        batch_list = sorted((folder / "subject" / "2026-01-05").glob("*.jpg"))
-        for _ in range(max(batch_runs, 1)):
-            for jobs in (1, 2):
-                rep.throughput_runs.setdefault(f"jobs{jobs}", []).append(_throughput(batch_list, jobs, out, model_path))
-        rep.throughput = {k: max(v) for k, v in rep.throughput_runs.items()}
-        rep.results["jobs2_over_jobs1"] = rep.throughput["jobs2"] / rep.throughput["jobs1"]
-    if memory_photos > 0:
-        say(f"memory over {memory_photos} photos in one worker")
-        mem_photos = _variants(photos["12mp"], 4, _fresh(out / "memory_photos"))
-        warmup = min(20, max(memory_photos // 5, 1))
-        rep.memory = _memory(mem_photos, memory_photos, warmup, out / "memory", model_path)
-        rep.results["peak_rss_mb_12mp"] = rep.memory["peak_rss_mb"]
-        rep.results["rss_growth_mb"] = rep.memory["rss_growth_mb"]
-    if working_photos > 0:
-        # Last: after fourteen analyses, half at full resolution, this process holds ~0.5 GB,
-        # and the --jobs batches above fork their workers from it (--jobs 2 / --jobs 1 measured
-        # 1.65-1.82 after them, 1.86-1.96 before, on the same code).
-        chosen = entries[:working_photos]
-        say(f"working resolution vs full resolution, {len(chosen)} photos of 12 MP")
-        work_photos = [photos["12mp"]] + [make_benchmark_photos(e.path, out / "working" / f"{i:02d}")["12mp"]
-                                          for i, e in enumerate(chosen[1:], 1)]
-        undo = _one_core()
-        try:
-            with FaceLandmarker(model_path) as lm:
-                rep.working_resolution = _working_resolution_rows(work_photos, lm)
-        finally:
-            undo()
-        diffs = [abs(r["diff_pct"]) for r in rep.working_resolution
-                 if r["region"] == "face" and np.isfinite(r["diff_pct"])]
-        rep.results["working_vs_full_max_rel_diff_pct"] = max(diffs) if diffs else float("nan")
-    (out / "benchmark.json").write_text(rep.to_json())
-    (out / "benchmark.md").write_text(rep.table() + "\n")
-    return rep
+
+def _measure_throughput(rep: BenchmarkReport, photo: Path, n: int, runs: int, out: Path, model_path) -> None:
+    """Photos per second of ``--jobs 1`` and ``--jobs 2`` batches of ``n`` variants of ``photo``,
+    alternating, the best of ``runs`` each."""
+    variants = _variants(photo, n, _fresh(out / "variants"))
+    folder = _batch_folder(variants, _fresh(out / "batch"))
+    batch_list = sorted((folder / "subject" / "2026-01-05").glob("*.jpg"))
+    for _ in range(max(runs, 1)):
+        for jobs in (1, 2):
+            rep.throughput_runs.setdefault(f"jobs{jobs}", []).append(_throughput(batch_list, jobs, out, model_path))
+    rep.throughput = {k: max(v) for k, v in rep.throughput_runs.items()}
+    rep.results["jobs2_over_jobs1"] = rep.throughput["jobs2"] / rep.throughput["jobs1"]
+
+
+def _measure_working_resolution(rep: BenchmarkReport, photo: Path, chosen: list, out: Path, model_path) -> None:
+    """The metrics at their working resolutions against full resolution on 12 MP copies of ``chosen``.
+
+    Run last: after these analyses, half at full resolution, the process holds about 0.5 GB, and
+    batch workers forked from it would start heavier than a user's.
+    """
+    from .landmarks import FaceLandmarker
+
+    work_photos = [photo] + [make_benchmark_photos(e.path, out / "working" / f"{i:02d}")["12mp"]
+                             for i, e in enumerate(chosen[1:], 1)]
+    undo = _one_core()
+    try:
+        with FaceLandmarker(model_path) as lm:
+            rep.working_resolution = _working_resolution_rows(work_photos, lm)
+    finally:
+        undo()
+    diffs = [abs(r["diff_pct"]) for r in rep.working_resolution if r["region"] == "face" and np.isfinite(r["diff_pct"])]
+    rep.results["working_vs_full_max_rel_diff_pct"] = max(diffs) if diffs else float("nan")
 
 
 def _series_run(samples: Path, out: Path, model_path) -> dict:

@@ -32,8 +32,9 @@ import numpy as np
 
 __all__ = ["NEAR_ZERO_TOLERANCE", "FloorTable", "measure_floors", "DEFAULT_STEPS"]
 
-#: Absolute tolerances of metrics whose value can be near zero (units of the metric): a* and ITA
-#: as the issue fixes them; none for the others (10% of their full-resolution value).
+#: Absolute tolerances of metrics whose value can be near zero, where 10% of it means nothing (units
+#: of the metric): 0.3 a* and 1 degree of ITA, under the 0.5 a* a trusted light reference may be off
+#: by (:data:`skinscan.light.MAX_A_STAR_SE`). The others: 10% of their full-resolution value.
 NEAR_ZERO_TOLERANCE = {"a_star": 0.3, "ita_deg": 1.0}
 #: Resolutions tried, px/mm, finest first (the photo's own comes before them).
 DEFAULT_STEPS = (12.0, 10.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
