@@ -5,7 +5,7 @@ and canonical-frame arrays); they never load photos or compute metrics. Every fu
 :class:`matplotlib.figure.Figure` directly (no pyplot state, so it is safe in worker processes) and
 returns it; :func:`save_figure` writes it without the metadata matplotlib would embed.
 These figures are for the chart files (``skinscan chart``) and notebooks; the HTML report draws
-the same charts as inline SVG (:mod:`skinscan.svg`), from the same helpers (:mod:`skinscan._chartdata`).
+the same charts as inline SVG (:mod:`skinscan.svg`), from the same helpers (:mod:`skinscan.chartdata`).
 
 Colours of change labels
 ------------------------
@@ -35,8 +35,8 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from . import _chartdata as cd
-from ._chartdata import LABEL_COLOURS, METRIC_ORDER, REGION_ORDER, metric_label, region_label
+from . import chartdata as cd
+from .chartdata import LABEL_COLOURS, METRIC_ORDER, REGION_ORDER, metric_label, region_label
 from ._write import write_bytes
 
 __all__ = ["metric_label", "region_label", "trend_chart", "region_grid", "before_after_figure", "recovery_chart",

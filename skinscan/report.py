@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from . import _chartdata as cd
+from . import chartdata as cd
 from . import svg
 from ._version import version_text
 from ._write import output_error, write_text

@@ -5,7 +5,7 @@ scales it to the width it has (a phone's or a desktop column's) and its text sta
 searchable, selectable). No matplotlib: a chart is a few dozen elements laid out here, which
 takes about a millisecond where a rendered PNG took a fifth of a second.
 
-Charts draw what :mod:`skinscan.charts` draws, from the same helpers (:mod:`skinscan._chartdata`):
+Charts draw what :mod:`skinscan.charts` draws, from the same helpers (:mod:`skinscan.chartdata`):
 session values with their SD as error bars, the baseline ± MDC band, points coloured by their
 change label, treatment days as dotted lines, and axes with tick labels and a y-axis label that
 names the unit. Data text is XML-escaped. The same input gives the same bytes: coordinates are
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from . import _chartdata as cd
+from . import chartdata as cd
 
 __all__ = ["trend_svg", "region_panels_svg", "recovery_svg", "colour_bar_svg", "nice_ticks", "Canvas"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from skinscan import phantom
-from skinscan._chartdata import METRIC_ORDER, metric_label, unit_text
+from skinscan.chartdata import METRIC_ORDER, metric_label, unit_text
 from skinscan.metrics import (
     FAMILIES,
     METRIC_UNITS,

@@ -10,7 +10,7 @@ result; adding a family is one line in :data:`FAMILIES`, its metrics, and a modu
 ``skinscan/metrics/<name>.py`` with its function.
 
 A unit has one spelling, the stored one (``results.csv``'s ``unit`` column: ``per cm2``, ``deg``);
-charts and the report show it through :func:`skinscan._chartdata.unit_text` (``per cm²``, ``°``).
+charts and the report show it through :func:`skinscan.chartdata.unit_text` (``per cm²``, ``°``).
 A metric's noise is not declared here: it comes from each photo (:mod:`skinscan.uncertainty`) and
 from a subject's repeated photos (:mod:`skinscan.series`).
 """
