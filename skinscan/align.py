@@ -68,6 +68,8 @@ def fit_similarity(src: np.ndarray, dst: np.ndarray, *, weights: np.ndarray | No
         Prior weights (default equal).
     robust : bool
         Reweight against outliers.
+    n_iter : int
+        At most this many reweighting rounds (fewer when the fit converges).
 
     Returns
     -------
@@ -208,6 +210,21 @@ def align_to_reference(face: FaceLandmarks, reference: FaceLandmarks, *, referen
     given it is refined by intensity registration over ``reference_mask`` (the reference's skin),
     which removes the landmarks' sub-millimetre jitter.
 
+    Parameters
+    ----------
+    face : FaceLandmarks
+        Landmarks of the photo to align, px.
+    reference : FaceLandmarks
+        Landmarks of the reference photo, px.
+    reference_mm_per_px : float
+        The reference photo's scale, mm/px (residuals are reported in its millimetres).
+    image : ndarray (H, W, 3) or (H, W), optional
+        The photo to align; with ``reference_image``, enables the intensity refinement.
+    reference_image : ndarray (H', W', 3) or (H', W'), optional
+        The reference photo.
+    reference_mask : ndarray of bool (H', W'), optional
+        Where the refinement compares the images (default: the whole reference photo).
+
     Returns
     -------
     Alignment
@@ -237,7 +254,24 @@ def align_to_reference(face: FaceLandmarks, reference: FaceLandmarks, *, referen
 
 def warp_to_reference(rgb: np.ndarray, alignment: Alignment, reference_shape: tuple[int, int], *,
                       interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
-    """Resample a photo into its reference photo's pixel grid."""
+    """Resample a photo into its reference photo's pixel grid.
+
+    Parameters
+    ----------
+    rgb : ndarray (H, W) or (H, W, C)
+        The photo, or any per-pixel map of it.
+    alignment : Alignment
+        Its fit from :func:`align_to_reference`.
+    reference_shape : tuple of int
+        Shape of the reference photo; its first two entries (height, width) set the output size, px.
+    interpolation : int
+        OpenCV interpolation flag (``cv2.INTER_NEAREST`` for masks and labels).
+
+    Returns
+    -------
+    ndarray
+        The photo in the reference's pixels, zero outside it.
+    """
     h, w = reference_shape[:2]
     return cv2.warpAffine(rgb, alignment.matrix, (w, h), flags=interpolation, borderMode=cv2.BORDER_CONSTANT)
 
@@ -461,7 +495,22 @@ def _covered_pixels(triangle_index: np.ndarray):
 
 
 def photo_vertices(face: FaceLandmarks, frame: CanonicalFrame, *, mm_per_px: float) -> np.ndarray:
-    """The frame's vertices located in a photo: the 468 mesh landmarks plus the outer ring."""
+    """The frame's vertices located in a photo: the 468 mesh landmarks plus the outer ring.
+
+    Parameters
+    ----------
+    face : FaceLandmarks
+        The photo's landmarks, px.
+    frame : CanonicalFrame
+        The frame whose ``extension_mm`` sets how far the outer ring reaches.
+    mm_per_px : float
+        The photo's scale, mm/px.
+
+    Returns
+    -------
+    ndarray, shape (468 + 36, 2)
+        Vertex (x, y) in photo pixels, in the order of ``frame.vertices``.
+    """
     pts = face.points[:N_MESH]
     ring = _extend_ring(pts, frame.extension_mm / mm_per_px)
     return np.vstack([pts, ring])
@@ -508,6 +557,18 @@ def canonical_fit_residual_mm(face: FaceLandmarks, *, mm_per_px: float) -> float
 
     The piecewise warp is exact at the vertices; this says how far the face's shape in the photo
     (pose, expression, build) departs from the canonical one.
+
+    Parameters
+    ----------
+    face : FaceLandmarks
+        The photo's landmarks, px.
+    mm_per_px : float
+        The photo's scale, mm/px.
+
+    Returns
+    -------
+    float
+        RMS residual, mm.
     """
     frame = canonical_frame()
     src = face.points[:N_MESH] * mm_per_px

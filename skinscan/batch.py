@@ -93,7 +93,18 @@ class BatchResult:
 
 
 def file_hash(path: Path) -> str:
-    """SHA-256 of a file's bytes (the store's identity of a photo)."""
+    """SHA-256 of a file's bytes (the store's identity of a photo).
+
+    Parameters
+    ----------
+    path : Path
+        The file, read in 1 MiB chunks.
+
+    Returns
+    -------
+    str
+        The digest as 64 lowercase hex digits.
+    """
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):

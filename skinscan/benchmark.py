@@ -173,11 +173,29 @@ def make_benchmark_photos(sample: Path, out_dir: Path, *, seed: int = 0, close_u
     ``close_ups`` 12 MP close-ups whose face is at :data:`CLOSE_UPS` px/mm (the sample at
     ``sample_px_per_mm``, enlarged).
 
-    The sample face is placed in the middle of a 4032 x 3024 frame at its own resolution (a close
-    selfie: the face about 60% of the frame's width), on a background made of the photo itself,
-    enlarged and blurred, with sensor-like noise so that the JPEG decodes like a real photo's
-    (a flat background would decode faster and flatter the ratio). The 3 MP photo is the 12 MP one
-    halved: the same face at half the resolution.
+    The sample face is placed in the middle of a 3024 x 4032 (width x height) frame at its own
+    resolution (a close selfie: the face about 60% of the frame's width), on a background made of
+    the photo itself, enlarged and blurred, with sensor-like noise so that the JPEG decodes like a
+    real photo's (a flat background would decode faster and flatter the ratio). The 3 MP photo is
+    the 12 MP one halved: the same face at half the resolution.
+
+    Parameters
+    ----------
+    sample : Path
+        The sample photo; it must fit in the 12 MP frame.
+    out_dir : Path
+        Folder the JPEGs are written to (created if missing).
+    seed : int
+        Seed of the background's noise.
+    close_ups : bool
+        Also write the close-ups (``close15``, ``close20``).
+    sample_px_per_mm : float
+        Resolution of the sample photo's face, px/mm (sets the close-ups' enlargement).
+
+    Returns
+    -------
+    dict of str to Path
+        The written photos by name: ``12mp``, ``3mp`` and, with ``close_ups``, the close-ups.
     """
     src = cv2.imread(str(sample), cv2.IMREAD_COLOR)
     if src is None:

@@ -190,6 +190,25 @@ def feature_mask(maps: dict, shape: tuple[int, int], mm_per_px: float, *, margin
 
     The margin covers the halo a thin feature leaves in the texture band (its coarse Gaussian is
     1 mm wide). Pores stay in: they are part of the texture a user sees and barely reach the band.
+
+    Parameters
+    ----------
+    maps : dict of str to ndarray
+        Maps of the families measured so far (:attr:`MetricResult.maps`): ``scar_blobs`` is an
+        (N, 3) array of blob x, y, sigma (px); ``lines`` and ``spots`` are bool masks of ``shape``.
+    shape : tuple of int
+        (H, W) of the mask to return, px.
+    mm_per_px : float
+        Image scale, mm/px.
+    margin_mm : float
+        How far the features are grown, mm.
+    keys : tuple of str
+        Which of ``scar_blobs``, ``lines`` and ``spots`` to include.
+
+    Returns
+    -------
+    ndarray of bool (H, W) or None
+        The grown union, or None if ``maps`` holds none of ``keys``.
     """
     if not any(k in maps for k in keys):
         return None
