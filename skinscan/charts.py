@@ -245,6 +245,23 @@ def region_grid(summary: pd.DataFrame, *, subject, metric: str, treatments: Iter
     """Small multiples of one metric: one panel per region (3 x 3, the whole face first), shared y axis.
 
     Regions without data show "no data". See :func:`trend_chart` for what each panel shows.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`skinscan.series.summarise` output.
+    subject : str
+        The subject to draw.
+    metric : str
+        The metric key to draw.
+    treatments : iterable of date
+        Treatment days, drawn as dotted vertical lines (only on a date axis).
+
+    Returns
+    -------
+    Figure
+        Nine panels: the regions of :data:`~skinscan.chartdata.REGION_ORDER`, then any other
+        region of the summary, up to nine in all.
     """
     rows = cd.select_rows(summary, subject=subject, metric=metric)
     fig = _new_figure(7.5, 6.2)

@@ -151,20 +151,52 @@ class Discovery:
         return sorted({e.subject for e in self.entries})
 
     def sessions(self, subject: str) -> list[str]:
-        """The subject's session labels in series order."""
+        """The subject's session labels in series order.
+
+        Parameters
+        ----------
+        subject : str
+            Subject label.
+
+        Returns
+        -------
+        list of str
+            Empty for an unknown subject.
+        """
         return list(dict.fromkeys(e.session for e in self.entries if e.subject == subject))
 
     def treatment_dates(self, subject: str) -> list[date]:
-        """Sorted treatment days of the subject's ``sessions.csv`` (see :func:`treatment_dates`)."""
+        """Sorted treatment days of the subject's ``sessions.csv`` (see :func:`treatment_dates`).
+
+        Parameters
+        ----------
+        subject : str
+            Subject label.
+
+        Returns
+        -------
+        list of date
+            Empty when the subject has no ``sessions.csv``.
+        """
         return treatment_dates(self.sessions_csv.get(subject, []))
 
 
 def treatment_dates(rows: Iterable[SessionInfo]) -> list[date]:
     """Sorted dates of the ``sessions.csv`` rows that record a treatment.
 
-    A row counts when its ``treatment`` is filled in (and not ``none``); when no row names a
-    treatment (or there is no such column) the file is a plain list of treatment days and every
-    row counts.
+    A row counts when its ``treatment`` is filled in (and not ``none``); when every row's
+    ``treatment`` is blank (or there is no such column) the file is a plain list of treatment days
+    and every row counts.
+
+    Parameters
+    ----------
+    rows : iterable of SessionInfo
+        Rows of one ``sessions.csv`` (:func:`read_sessions_csv`).
+
+    Returns
+    -------
+    list of date
+        Each day once.
     """
     rows = list(rows)
     treated = [r for r in rows if r.treatment.strip().lower() not in ("", "none")]
@@ -182,6 +214,15 @@ def _text(name: str) -> str:
 def printable(text) -> str:
     """Text as a terminal may show it: control and formatting characters (escape sequences,
     newlines, right-to-left overrides) escaped, so a crafted file name cannot rewrite the screen.
+
+    Parameters
+    ----------
+    text : object
+        Converted with ``str``; undecodable bytes of a file name (surrogate escapes) become ``\\xNN``.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -205,6 +246,16 @@ def safe_name(name: str) -> str:
     names never share a slug. The result never contains a path separator, ``..``, a leading dot or
     a NUL.
 
+    Parameters
+    ----------
+    name : str
+        A subject or session name (anything else is converted with ``str``).
+
+    Returns
+    -------
+    str
+        At most 80 characters.
+
     Examples
     --------
     >>> safe_name("2026-03-14")
@@ -227,6 +278,22 @@ def parse_session_folder(name: str) -> tuple[date | None, bool] | None:
     ``2026-03-14``, ``2026-03-14 second session`` and ``2026-03-14_after`` carry their date;
     ``session-3``, ``Session_3`` and ``session3`` carry none (it comes from the photos).
     A name starting with an impossible date (``2026-13-40``) is not a session folder.
+
+    Parameters
+    ----------
+    name : str
+        A folder's name (not a path).
+
+    Returns
+    -------
+    tuple of (date or None, bool) or None
+
+    Examples
+    --------
+    >>> parse_session_folder("2026-03-14_after")
+    (datetime.date(2026, 3, 14), True)
+    >>> parse_session_folder("Session_3"), parse_session_folder("holiday")
+    ((None, True), None)
     """
     m = _DATED_FOLDER.fullmatch(name)
     if m:
@@ -257,6 +324,16 @@ def read_sessions_csv(path: str | os.PathLike) -> list[SessionInfo]:
     mark, else Windows-1252 (what spreadsheet programs write on Windows), which decodes any byte.
     Only the columns skinscan uses can stop it: a line with more fields than the header (an
     unquoted comma in the notes) keeps the extra text in its last column.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The ``sessions.csv`` file.
+
+    Returns
+    -------
+    list of SessionInfo
+        One per data line, in file order (empty for a file without any).
 
     Raises
     ------
