@@ -62,7 +62,7 @@ def check_scheduler(scheduler) -> None:
     Parameters
     ----------
     scheduler : str or distributed.Client
-        As for :func:`run_dask`.
+        As for :class:`DaskExecutor`.
 
     Raises
     ------
@@ -122,7 +122,18 @@ class BatchPlugin(WorkerPlugin):
         self.worker: Worker | None = None
 
     def setup(self, worker) -> None:
-        """Create the worker's landmarker."""
+        """Create the worker's landmarker.
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The Dask worker this plugin is set up on (not used).
+
+        Raises
+        ------
+        SkinscanError
+            The worker runs another pipeline version than the client.
+        """
         if self.pipeline_version != PIPELINE_VERSION:
             raise SkinscanError(f"this Dask worker runs skinscan pipeline {PIPELINE_VERSION}, the batch "
                                 f"{self.pipeline_version}; install the same skinscan on every worker")
@@ -133,7 +144,24 @@ class BatchPlugin(WorkerPlugin):
                              analyse=self.analyse_fn, return_files=True)
 
     def analyse(self, entry: PhotoEntry, content_hash: str) -> Outcome:
-        """Analyse one photo on this worker; its images come back as bytes in the outcome's ``files``."""
+        """Analyse one photo on this worker; its images come back as bytes in the outcome's ``files``.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo (path, subject, session).
+        content_hash : str
+            SHA-256 of its bytes (:func:`skinscan.batch.file_hash`), its identity in the store.
+
+        Returns
+        -------
+        Outcome
+
+        Raises
+        ------
+        RuntimeError
+            The batch has ended on this worker (:meth:`teardown` ran).
+        """
         with self._busy:
             worker = self.worker  # teardown clears it at once, then waits for this photo to finish
             if worker is None:
@@ -147,7 +175,13 @@ class BatchPlugin(WorkerPlugin):
                 self._busy.notify_all()
 
     async def teardown(self, worker) -> None:
-        """Close the landmarker once the tasks still running (a cancelled batch's) are done."""
+        """Close the landmarker once the tasks still running (a cancelled batch's) are done.
+
+        Parameters
+        ----------
+        worker : distributed.Worker
+            The Dask worker (not used).
+        """
         if self.worker is not None:
             await asyncio.to_thread(self._close)
 
@@ -201,11 +235,34 @@ class DaskExecutor:
         self._running: dict = {}
 
     def plugin(self, work: BatchWork, references: dict) -> BatchPlugin:
-        """The worker plugin this executor registers for the batch ``work``, with its ``references``."""
+        """The worker plugin this executor registers for the batch ``work``, with its ``references``.
+
+        Parameters
+        ----------
+        work : BatchWork
+            The batch (its ``model_path`` and ``overlays`` are used).
+        references : dict
+            The subjects' reference analyses (:func:`skinscan.worker.find_references`).
+
+        Returns
+        -------
+        BatchPlugin
+        """
         return BatchPlugin(references, model_path=work.model_path, overlays=work.overlays, analyse=self._analyse)
 
     def start(self, work: BatchWork) -> None:
-        """Find the references here, connect, and set every worker up for the batch."""
+        """Find the references here, connect, and set every worker up for the batch.
+
+        Parameters
+        ----------
+        work : BatchWork
+            The batch to start.
+
+        Raises
+        ------
+        SkinscanError
+            The scheduler cannot be reached, or a worker could not set up.
+        """
         from .landmarks import FaceLandmarker
 
         with FaceLandmarker(work.model_path) as lm:
@@ -228,7 +285,15 @@ class DaskExecutor:
             raise _lost(self._client) from None
 
     def submit(self, entry: PhotoEntry, content_hash: str) -> None:
-        """Hand one photo out to the cluster."""
+        """Hand one photo out to the cluster.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo (path, subject, session).
+        content_hash : str
+            SHA-256 of its bytes (:func:`skinscan.batch.file_hash`), its identity in the store.
+        """
         fut = self._client.submit(_analyse_task, entry, content_hash, self._plugin_name, pure=False)
         self._running[fut] = (entry, content_hash)
         self._done.add(fut)
@@ -248,7 +313,14 @@ class DaskExecutor:
                                    retry=True)
 
     def close(self, *, cancel: bool) -> None:
-        """Cancel what is still handed out, end the batch on the workers, close what this executor started."""
+        """Cancel what is still handed out, end the batch on the workers, close what this executor started.
+
+        Parameters
+        ----------
+        cancel : bool
+            The batch failed or was interrupted (not used: the photos still handed out are cancelled
+            either way).
+        """
         client, self._client, self._done = self._client, None, None
         if client is None:
             return

@@ -75,22 +75,41 @@ class Executor(Protocol):
     """
 
     def start(self, work: BatchWork) -> None:
-        """Start the workers for ``work``'s batch (references, landmarkers)."""
+        """Start the workers for ``work``'s batch (references, landmarkers).
+
+        Parameters
+        ----------
+        work : BatchWork
+            The batch to start.
+        """
 
     def capacity(self) -> int:
         """Photos to have in hand at most: enough to keep every worker busy, few enough that an
         interrupt or a failed store leaves little queued."""
 
     def submit(self, entry: PhotoEntry, content_hash: str) -> None:
-        """Hand out one photo."""
+        """Hand out one photo.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo (path, subject, session).
+        content_hash : str
+            SHA-256 of its bytes (:func:`skinscan.batch.file_hash`), its identity in the store.
+        """
 
     def next_outcome(self) -> Outcome:
         """Wait for one photo handed out to be done and return its outcome (a worker lost on it
         is the photo's skipped outcome, to be retried)."""
 
     def close(self, *, cancel: bool) -> None:
-        """End the batch's workers; ``cancel``: the batch failed or was interrupted, so the photos
-        still in hand are not waited for."""
+        """End the batch's workers.
+
+        Parameters
+        ----------
+        cancel : bool
+            The batch failed or was interrupted: the photos still in hand are not waited for.
+        """
 
 
 class SerialExecutor:
@@ -113,7 +132,13 @@ class SerialExecutor:
         self._queue: deque = deque()
 
     def start(self, work: BatchWork) -> None:
-        """Load a landmarker and find the references with it (the photos use the same one)."""
+        """Load a landmarker and find the references with it (the photos use the same one).
+
+        Parameters
+        ----------
+        work : BatchWork
+            The batch to start.
+        """
         from .landmarks import FaceLandmarker
 
         self._landmarker = FaceLandmarker(work.model_path)
@@ -128,7 +153,15 @@ class SerialExecutor:
         return 1
 
     def submit(self, entry: PhotoEntry, content_hash: str) -> None:
-        """Queue one photo; it is analysed by :meth:`next_outcome`."""
+        """Queue one photo; it is analysed by :meth:`next_outcome`.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo (path, subject, session).
+        content_hash : str
+            SHA-256 of its bytes (:func:`skinscan.batch.file_hash`), its identity in the store.
+        """
         self._queue.append((entry, content_hash))
 
     def next_outcome(self) -> Outcome:
@@ -136,7 +169,13 @@ class SerialExecutor:
         return self._worker.analyse(*self._queue.popleft())
 
     def close(self, *, cancel: bool) -> None:
-        """Drop the references, close the landmarker, give OpenCV its threads back."""
+        """Drop the references, close the landmarker, give OpenCV its threads back.
+
+        Parameters
+        ----------
+        cancel : bool
+            The batch failed or was interrupted (not used: a queued photo is dropped either way).
+        """
         self._queue.clear()
         if self._worker is not None:
             self._worker.close()
@@ -215,7 +254,13 @@ class PoolExecutor:
         self._done: list = []
 
     def start(self, work: BatchWork) -> None:
-        """Fork the pool, and ask its first worker free for the references."""
+        """Fork the pool, and ask its first worker free for the references.
+
+        Parameters
+        ----------
+        work : BatchWork
+            The batch to start.
+        """
         self._work = work
         # Workers inherit one OpenCV thread from this process (set here, before they are forked:
         # changing it in a forked child can deadlock on the parent's thread pool).
@@ -239,7 +284,15 @@ class PoolExecutor:
         return 2 * self.jobs
 
     def submit(self, entry: PhotoEntry, content_hash: str) -> None:
-        """Hand out one photo; a pool broken by a dead worker is replaced first."""
+        """Hand out one photo; a pool broken by a dead worker is replaced first.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo (path, subject, session).
+        content_hash : str
+            SHA-256 of its bytes (:func:`skinscan.batch.file_hash`), its identity in the store.
+        """
         try:
             fut = self._pool.submit(_pool_analyse, entry, content_hash)
         except BrokenProcessPool:
@@ -285,6 +338,12 @@ class PoolExecutor:
         Cancelled (an interrupt, a full disk, a failed store), or with the references never
         published, the photos in hand are not waited for (a worker may be waiting for references
         that will never come): the workers are terminated, and the next run analyses their photos.
+
+        Parameters
+        ----------
+        cancel : bool
+            The batch failed or was interrupted: terminate the workers instead of waiting for
+            their photos.
         """
         try:
             if self._pool is not None:
