@@ -75,6 +75,16 @@ def iris_diameters_px(face: FaceLandmarks) -> np.ndarray:
 
     The four limbus points of each iris are east, north, west, south of its centre; the two
     diameters are the distances between opposite points.
+
+    Parameters
+    ----------
+    face : FaceLandmarks
+        Landmarks with the 10 iris points, px.
+
+    Returns
+    -------
+    ndarray, shape (2, 2)
+        Diameters, px (not corrected for head turn).
     """
     out = np.empty((2, 2))
     for row, ids in enumerate((RIGHT_IRIS, LEFT_IRIS)):
@@ -86,7 +96,17 @@ def iris_diameters_px(face: FaceLandmarks) -> np.ndarray:
 
 def eyes_closed(face: FaceLandmarks) -> float:
     """The larger of the two blink blendshapes, 0-1 (NaN without blendshapes): closed from
-    :data:`EYES_CLOSED_BLINK` on."""
+    :data:`EYES_CLOSED_BLINK` on.
+
+    Parameters
+    ----------
+    face : FaceLandmarks
+        Landmarks with their blendshapes (``eyeBlinkLeft``, ``eyeBlinkRight``).
+
+    Returns
+    -------
+    float
+    """
     blinks = [face.blendshapes[k] for k in ("eyeBlinkLeft", "eyeBlinkRight") if k in face.blendshapes]
     return float(max(blinks)) if blinks else float("nan")
 

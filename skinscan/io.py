@@ -87,7 +87,22 @@ class Photo:
 
 
 def is_photo_file(path: str | os.PathLike) -> bool:
-    """True when the file's suffix (any case) is one of :data:`SUPPORTED_SUFFIXES`; the file is not opened."""
+    """True when the file's suffix (any case) is one of :data:`SUPPORTED_SUFFIXES`; the file is not opened.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        A file name or path.
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> is_photo_file("IMG_0001.HEIC"), is_photo_file("notes.txt")
+    (True, False)
+    """
     return Path(path).suffix.lower() in SUPPORTED_SUFFIXES
 
 
@@ -297,7 +312,26 @@ def _check_jpeg_data(data: bytes, path: Path) -> None:
 def read_capture_time(path: str | os.PathLike) -> datetime | None:
     """The photo's EXIF capture time without decoding its pixels, or None when it records none.
 
-    Raises :class:`~skinscan.errors.ImageLoadError` when the file cannot be opened as a photo.
+    Parameters
+    ----------
+    path : str or PathLike
+        The photo file (read whole; only its header and EXIF are parsed).
+
+    Returns
+    -------
+    datetime or None
+        EXIF DateTimeOriginal, else DateTime: naive local time, or aware when the file records its
+        UTC offset (OffsetTimeOriginal / OffsetTime).
+
+    Raises
+    ------
+    ImageLoadError
+        The file cannot be opened as a photo.
+
+    Examples
+    --------
+    >>> read_capture_time("sample_images/astronaut/2026-01-05/IMG_20260105_100412.jpg")
+    datetime.datetime(2026, 1, 5, 10, 4, 12)
     """
     path = Path(path)
     data = _read_bytes(path)
@@ -310,8 +344,22 @@ def save_jpeg(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 92) ->
     Exports must not leak the source's time, location or camera, so nothing is copied over.
     The file is written beside its target and renamed over it, so a reader (or a second skinscan
     writing the same file) never sees half an image.
-    Raises ``ValueError`` for a bad array or quality, :class:`~skinscan.errors.OutputError`
-    when the file cannot be written.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file to write (replaced if it exists).
+    rgb : ndarray (H, W, 3) or (H, W) uint8
+        sRGB or grey pixels.
+    quality : int
+        JPEG quality, 1-100.
+
+    Raises
+    ------
+    ValueError
+        A bad array or quality.
+    OutputError
+        The file cannot be written.
     """
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
@@ -319,7 +367,24 @@ def save_jpeg(path: str | os.PathLike, rgb: np.ndarray, *, quality: int = 92) ->
 
 
 def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
-    """The bytes of :func:`save_jpeg`'s file: a JPEG with no metadata."""
+    """The bytes of :func:`save_jpeg`'s file: a JPEG with no metadata.
+
+    Parameters
+    ----------
+    rgb : ndarray (H, W, 3) or (H, W) uint8
+        sRGB or grey pixels.
+    quality : int
+        JPEG quality, 1-100.
+
+    Returns
+    -------
+    bytes
+
+    Raises
+    ------
+    ValueError
+        A bad array or quality.
+    """
     if not 1 <= quality <= 100:
         raise ValueError(f"quality must be in 1..100, got {quality}")
     buf = io.BytesIO()
@@ -328,7 +393,22 @@ def encode_jpeg(rgb: np.ndarray, *, quality: int = 92) -> bytes:
 
 
 def save_png(path: str | os.PathLike, rgb: np.ndarray) -> None:
-    """Write an (H, W, 3) or (H, W) uint8 array as a PNG carrying no metadata; see :func:`save_jpeg`."""
+    """Write an (H, W, 3) or (H, W) uint8 array as a PNG carrying no metadata; see :func:`save_jpeg`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file to write (replaced if it exists).
+    rgb : ndarray (H, W, 3) or (H, W) uint8
+        sRGB or grey pixels.
+
+    Raises
+    ------
+    ValueError
+        A bad array.
+    OutputError
+        The file cannot be written.
+    """
     _save(path, rgb, "PNG")
 
 
