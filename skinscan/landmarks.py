@@ -78,7 +78,20 @@ class FaceLandmarks:
         return np.array([self.blendshapes[k] for k in sorted(self.blendshapes)], dtype=np.float64)
 
     def transformed(self, affine: np.ndarray, image_shape: tuple[int, int] | None = None) -> "FaceLandmarks":
-        """The same landmarks after a 2x3 affine map of the photo (z scaled by its scale)."""
+        """The same landmarks after a 2x3 affine map of the photo (z scaled by its scale).
+
+        Parameters
+        ----------
+        affine : ndarray, shape (2, 3)
+            Maps the photo's pixels (x, y, 1) to the new image's pixels.
+        image_shape : tuple of int, optional
+            (height, width) of the new image, px (default: unchanged).
+
+        Returns
+        -------
+        FaceLandmarks
+            Pose, matrix and blendshapes are copied unchanged.
+        """
         a = np.asarray(affine, dtype=np.float64)
         pts = self.points @ a[:, :2].T + a[:, 2]
         scale = float(np.sqrt(abs(np.linalg.det(a[:, :2]))))
@@ -92,6 +105,17 @@ def pose_from_matrix(matrix: np.ndarray) -> tuple[float, float, float]:
     The rotation is decomposed as R = Rz(roll) Ry(yaw) Rx(pitch) in MediaPipe's camera frame
     (x right, y up, z towards the viewer); signs are then set so that yaw > 0 turns the face to
     the image right, pitch > 0 lifts the chin and roll > 0 turns the face clockwise in the image.
+
+    Parameters
+    ----------
+    matrix : ndarray, shape (4, 4) or (3, 3)
+        The facial transformation matrix; its upper-left 3 x 3 block is used, with its uniform
+        scale divided out.
+
+    Returns
+    -------
+    yaw, pitch, roll : float
+        Degrees.
     """
     r = np.asarray(matrix, dtype=np.float64)[:3, :3]
     r = r / np.cbrt(max(np.linalg.det(r), 1e-12))
@@ -308,6 +332,11 @@ class FaceLandmarker:
             so a 12 MP photo only costs time. A face smaller than that crop in the reduced photo is
             searched again at full resolution around where it was found. None: never reduce.
 
+        Returns
+        -------
+        FaceLandmarks
+            Of the largest face, in ``rgb``'s pixels.
+
         Raises
         ------
         NoFaceError
@@ -379,7 +408,18 @@ _shared_lock = threading.Lock()
 
 
 def shared_landmarker(model_path: str | os.PathLike | None = None) -> FaceLandmarker:
-    """The process-wide landmarker, created on first use (one per process, reused by every call)."""
+    """The process-wide landmarker, created on first use (one per process, reused by every call).
+
+    Parameters
+    ----------
+    model_path : str or PathLike, optional
+        The model bundle. None takes the landmarker as it is (created with the default model if
+        there is none yet); another path than the current one's closes it and loads a new one.
+
+    Returns
+    -------
+    FaceLandmarker
+    """
     global _shared
     with _shared_lock:
         if _shared is None or _shared._impl is None or (
@@ -392,5 +432,23 @@ def shared_landmarker(model_path: str | os.PathLike | None = None) -> FaceLandma
 
 
 def detect_landmarks(rgb: np.ndarray, *, model_path: str | os.PathLike | None = None) -> FaceLandmarks:
-    """Landmarks of the largest face in ``rgb`` using the process-wide landmarker."""
+    """Landmarks of the largest face in ``rgb`` using the process-wide landmarker.
+
+    Parameters
+    ----------
+    rgb : ndarray, shape (H, W, 3), uint8
+        The photo.
+    model_path : str or PathLike, optional
+        The model bundle (see :func:`shared_landmarker`).
+
+    Returns
+    -------
+    FaceLandmarks
+        In ``rgb``'s pixels.
+
+    Raises
+    ------
+    NoFaceError
+        When no face is found.
+    """
     return shared_landmarker(model_path).detect(rgb)
