@@ -21,6 +21,23 @@ def ita_degrees(l_star, b_star):
 
     Skin classes (Chardon 1991): > 55 very light, 41–55 light, 28–41 intermediate, 10–28 tan,
     −30–10 brown, < −30 dark.
+
+    Parameters
+    ----------
+    l_star : array_like
+        CIELAB L* (0-100).
+    b_star : array_like
+        CIELAB b*, same shape (or broadcastable).
+
+    Returns
+    -------
+    ndarray of float64 or numpy.float64
+        ITA, degrees (a scalar for scalar input).
+
+    Examples
+    --------
+    >>> ita_degrees([65.0, 40.0], [15.0, 20.0]).round(1)
+    array([ 45. , -26.6])
     """
     return np.degrees(np.arctan2(np.asarray(l_star, dtype=np.float64) - 50.0, np.asarray(b_star, dtype=np.float64)))
 

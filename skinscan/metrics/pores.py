@@ -180,6 +180,20 @@ def band_pass(od: np.ndarray, centre_px: float, surround_px: float, mask: np.nda
 
     With ``mask``, the surround is the skin's alone (a normalised convolution): skin beside an eye's
     white, a nostril or the photo's edge is not darker than its surround because of what lies beyond.
+
+    Parameters
+    ----------
+    od : ndarray (H, W) float32
+        Optical density plane (OD; higher is darker).
+    centre_px, surround_px : float
+        Gaussian sigmas of the centre and the surround, px.
+    mask : ndarray (H, W) bool, optional
+        The skin the surround is taken from (default: every pixel).
+
+    Returns
+    -------
+    ndarray (H, W) float32
+        OD contrast.
     """
     centre = cv2.GaussianBlur(od, (0, 0), centre_px, borderType=cv2.BORDER_REFLECT)
     if mask is None:
@@ -193,7 +207,24 @@ def band_pass(od: np.ndarray, centre_px: float, surround_px: float, mask: np.nda
 def candidates(contrast: np.ndarray, mask: np.ndarray, *, threshold: float, radius_px: float):
     """``(ys, xs)`` of the maxima of ``contrast`` over a disc of ``radius_px``, under ``mask``, at or
     over ``threshold``. The disc holds the pixels within the radius itself, not rounded to whole
-    pixels, so that a photo whose scale is a hair off does not see it jump by a ring."""
+    pixels, so that a photo whose scale is a hair off does not see it jump by a ring.
+
+    Parameters
+    ----------
+    contrast : ndarray (H, W) float32
+        The :func:`band_pass` response, OD.
+    mask : ndarray (H, W) bool
+        Where maxima count.
+    threshold : float
+        Least contrast of a maximum, OD.
+    radius_px : float
+        Radius of the disc a maximum must top, px (at least 1).
+
+    Returns
+    -------
+    ys, xs : ndarray of int
+        Row and column of each maximum, in raster order.
+    """
     r_px = max(float(radius_px), 1.0)
     r = int(math.floor(r_px))
     oy, ox = np.mgrid[-r:r + 1, -r:r + 1]
@@ -206,7 +237,23 @@ def round_dips(od: np.ndarray, ys: np.ndarray, xs: np.ndarray, *, sigma_px: floa
                max_elongation: float = np.inf) -> np.ndarray:
     """Which points are dips in both directions: both Hessian eigenvalues of ``G(sigma) * od``
     negative (an OD maximum; not a ridge, an edge or a saddle), their ratio at most ``max_elongation``
-    (Lowe 2004, section 4.1: a hair or a fine line is long, a pore is round)."""
+    (Lowe 2004, section 4.1: a hair or a fine line is long, a pore is round).
+
+    Parameters
+    ----------
+    od : ndarray (H, W) float32
+        Optical density plane, OD.
+    ys, xs : ndarray of int, shape (N,)
+        The points to test, px.
+    sigma_px : float
+        Gaussian sigma of the smoothing before the Hessian (finite differences over 1 px), px.
+    max_elongation : float
+        Largest ratio of the two eigenvalues (default: no limit).
+
+    Returns
+    -------
+    ndarray of bool, shape (N,)
+    """
     g = cv2.GaussianBlur(od, (0, 0), sigma_px, borderType=cv2.BORDER_REFLECT)
     h, w = g.shape
     yp, ym = np.minimum(ys + 1, h - 1), np.maximum(ys - 1, 0)
@@ -227,6 +274,20 @@ def noise_sd_od(od: np.ndarray, mask: np.ndarray, *, max_samples: int = 200_000)
     The 3x3 kernel [[1, -2, 1], [-2, 4, -2], [1, -2, 1]] cancels every surface up to a quadratic
     over 3 px, so pores and shading give it almost nothing and what is left is noise (sensor,
     demosaicing, JPEG); its L2 norm is 6. The MAD keeps edges and hairs out of the estimate.
+
+    Parameters
+    ----------
+    od : ndarray (H, W) float32
+        Optical density plane, OD.
+    mask : ndarray (H, W) bool
+        The skin to measure on (eroded by 1 px, so that the kernel stays inside).
+    max_samples : int
+        Roughly this many pixels are used at most (an even subsample).
+
+    Returns
+    -------
+    float
+        Noise SD, OD; NaN when the eroded mask is empty.
     """
     k = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
     r = cv2.filter2D(od, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)
@@ -239,7 +300,18 @@ def noise_sd_od(od: np.ndarray, mask: np.ndarray, *, max_samples: int = 200_000)
 
 
 def dog_noise_gain(centre_px: float, surround_px: float) -> float:
-    """The SD of :func:`band_pass`'s response to white noise of SD 1 (the L2 norm of its kernel)."""
+    """The SD of :func:`band_pass`'s response to white noise of SD 1 (the L2 norm of its kernel).
+
+    Parameters
+    ----------
+    centre_px, surround_px : float
+        The sigmas given to :func:`band_pass`, px.
+
+    Returns
+    -------
+    float
+        The gain (dimensionless; without :func:`band_pass`'s mask).
+    """
     g1, g2 = _gauss_1d(centre_px), _gauss_1d(surround_px)
     n = max(len(g1), len(g2))
     g1, g2 = np.pad(g1, (n - len(g1)) // 2), np.pad(g2, (n - len(g2)) // 2)
@@ -252,6 +324,31 @@ def scale_select(od: np.ndarray, ys: np.ndarray, xs: np.ndarray, diam_px: np.nda
     The response at each sampled diameter (log-spaced ``diam_px``, sigma = d / 2 sqrt 2) is one
     kernel dotted with each point's neighbourhood (no whole-image filtering); the peak is refined
     by a parabola in log d, and not extrapolated at the range's ends.
+
+    Parameters
+    ----------
+    od : ndarray (H, W) float32
+        Optical density plane, OD.
+    ys, xs : ndarray of int, shape (N,)
+        The points, px.
+    diam_px : ndarray, shape (D,)
+        Diameters to try, px, log-spaced and increasing.
+    chunk : int
+        Points per vectorised step (bounds the memory).
+
+    Returns
+    -------
+    ndarray, shape (N,)
+        Diameter of each point, px, within the range of ``diam_px``.
+
+    Examples
+    --------
+    A Gaussian blob of sigma 2 px reads as about 2 sqrt 2 sigma = 5.7 px across:
+
+    >>> y, x = np.mgrid[:41, :41]
+    >>> od = np.exp(-((x - 20) ** 2 + (y - 20) ** 2) / (2 * 2.0 ** 2)).astype(np.float32)
+    >>> scale_select(od, np.array([20]), np.array([20]), np.geomspace(2, 16, 13)).round(1)
+    array([5.8])
     """
     n = len(ys)
     if n == 0:
