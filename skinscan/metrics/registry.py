@@ -148,6 +148,15 @@ METRIC_UNITS = {m.key: m.unit for m in METRICS}
 def metric(key: str) -> Metric:
     """The registry's :class:`Metric` of ``key``.
 
+    Parameters
+    ----------
+    key : str
+        A metric key, as stored (``"pore_density"``).
+
+    Returns
+    -------
+    Metric
+
     Raises
     ------
     KeyError
@@ -166,6 +175,15 @@ def metric(key: str) -> Metric:
 
 def family(name: str) -> Family:
     """The registry's :class:`Family` called ``name``.
+
+    Parameters
+    ----------
+    name : str
+        A family name (``"texture"``).
+
+    Returns
+    -------
+    Family
 
     Raises
     ------

@@ -20,6 +20,21 @@ def texture_band(darkness: np.ndarray, *, mm_per_px: float, band_mm=TEXTURE_BAND
 
     The wide Gaussian (1 mm at the default band, tens of pixels) is taken on a copy reduced to
     about 4 px per sigma and interpolated back: the same low-pass at a fraction of the cost.
+
+    Parameters
+    ----------
+    darkness : ndarray (H, W) float32
+        Log-luminance (grey optical density) image, such as :meth:`SkinImage.relief`.
+    mm_per_px : float
+        Image scale, mm/px.
+    band_mm : (float, float)
+        Smallest and largest feature size of the band, mm; the Gaussians' sigmas are half of
+        them (the small one at least 0.5 px).
+
+    Returns
+    -------
+    ndarray (H, W) float32
+        The band-passed relief, in the units of ``darkness``.
     """
     s1 = max(band_mm[0] / 2 / mm_per_px, 0.5)
     s2 = band_mm[1] / 2 / mm_per_px
