@@ -43,6 +43,15 @@ def resolve_model_path(model_path: str | os.PathLike | None = None) -> Path:
     """Return the model bundle to use: the argument, else ``$SKINSCAN_MODEL``, else the shipped copy.
 
     The path is not checked here; :func:`verify_model` does that.
+
+    Parameters
+    ----------
+    model_path : str or PathLike, optional
+        A ``face_landmarker.task`` bundle chosen by the caller.
+
+    Returns
+    -------
+    Path
     """
     if model_path is not None:
         return Path(model_path)
@@ -54,6 +63,12 @@ def resolve_model_path(model_path: str | os.PathLike | None = None) -> Path:
 
 def verify_model(model_path: str | os.PathLike | None = None) -> Path:
     """Resolve the model and check its SHA-256 once per process (and per file version).
+
+    Parameters
+    ----------
+    model_path : str or PathLike, optional
+        As for :func:`resolve_model_path`. A file version is its resolved path, modification
+        time and size: a file replaced in place is checked again.
 
     Returns
     -------
@@ -200,5 +215,26 @@ def _canonical_mesh_cached(path_str: str) -> CanonicalMesh:
 
 
 def canonical_mesh(model_path: str | os.PathLike | None = None) -> CanonicalMesh:
-    """Return the canonical face mesh stored in the (verified) model bundle."""
+    """Return the canonical face mesh stored in the (verified) model bundle.
+
+    Parameters
+    ----------
+    model_path : str or PathLike, optional
+        As for :func:`resolve_model_path`; the mesh read is cached per path.
+
+    Returns
+    -------
+    CanonicalMesh
+
+    Raises
+    ------
+    ModelError
+        As for :func:`verify_model`.
+
+    Examples
+    --------
+    >>> mesh = canonical_mesh()
+    >>> mesh.vertices.shape, mesh.triangles.shape
+    ((468, 3), (898, 3))
+    """
     return _canonical_mesh_cached(str(verify_model(model_path)))
