@@ -53,7 +53,22 @@ class Outputs(dict):
 
 def export_tables(store: ResultStore, out: Path, *, force: bool = False) -> dict[str, list[Path]]:
     """Export the store's tables (``results``, ``photos``, ``detections``: CSV and Parquet) into ``out``,
-    unless they were exported from the same content before (see the module) and are all there."""
+    unless they were exported from the same content before (see the module) and are all there.
+
+    Parameters
+    ----------
+    store : ResultStore
+        The open store.
+    out : Path
+        Output folder (the manifest recording what was exported lives there too).
+    force : bool
+        Export even when the files are up to date.
+
+    Returns
+    -------
+    dict of str to list of Path
+        Per table, its CSV and Parquet file.
+    """
     manifest = _read(out)
     key = _digest(version_text(), store.fingerprint())
     files = [out / f"{t}{s}" for t in TABLES for s in (".csv", ".parquet")]
@@ -214,7 +229,27 @@ def before_after(out: Path, photos, summary, subject: str) -> dict | None:
     """Baseline and latest photo of a subject in the canonical frame, with redness and texture change
     maps, from the files the analysis left in ``canonical/`` (:func:`skinscan.worker.overlay_files`);
     None when the subject has a single session, or its photos' files are not there (analysed with no
-    overlays)."""
+    overlays).
+
+    Parameters
+    ----------
+    out : Path
+        The batch's output folder.
+    photos : DataFrame
+        The store's photos table (``subject``, ``session``, ``status``, ``photo``); the first
+        analysed photo of the first and of the last session is shown.
+    summary : DataFrame
+        :func:`skinscan.series.summarise` output (its sessions and their order).
+    subject : str
+        Subject label.
+
+    Returns
+    -------
+    dict or None
+        Keyword arguments of :func:`skinscan.charts.before_after_figure`: ``baseline_rgb``,
+        ``latest_rgb``, ``valid``, ``heatmaps`` (latest minus baseline: ``redness`` in a*,
+        ``texture`` in relief a.u.; each only when both photos have its map) and ``titles``.
+    """
     sessions = summary[summary["subject"] == subject].sort_values("session_index")["session"].unique()
     if len(sessions) < 2:
         return None

@@ -42,7 +42,14 @@ class Progress:
                              unit="photo" if label == "analysing" else "it", mininterval=0.2)
 
     def step(self, postfix: str = "") -> None:
-        """Count one item done; ``postfix`` names it (escaped for the terminal)."""
+        """Count one item done; ``postfix`` names it (escaped for the terminal).
+
+        Parameters
+        ----------
+        postfix : str
+            The item's name, shown after the bar (its last 40 characters); not shown without a
+            terminal, where a plain line with the count is written every 10 s at most instead.
+        """
         self.n += 1
         if not self.enabled:
             return

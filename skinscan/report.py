@@ -337,6 +337,19 @@ def relative_change_shown(metric: str, baseline: float, mdc: float) -> bool:
 
     Otherwise the report gives the change in the metric's unit alone.
 
+    Parameters
+    ----------
+    metric : str
+        Metric key.
+    baseline : float
+        Baseline value, in the metric's unit.
+    mdc : float
+        Its minimal detectable change, same unit (NaN when not determinable).
+
+    Returns
+    -------
+    bool
+
     Examples
     --------
     >>> relative_change_shown("pore_density", 137.0, 7.5)
@@ -813,7 +826,24 @@ EVIDENCE = ("Pore density, area and size are checked against pores labelled by p
 
 
 def write_report(path, html_text: str) -> Path:
-    """Write a report (UTF-8) atomically: a reader never sees a half-written file. Returns the path."""
+    """Write a report (UTF-8) atomically: a reader never sees a half-written file. Returns the path.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The HTML file; missing parent folders are created.
+    html_text : str
+        The report, as :func:`build_report` returns it.
+
+    Returns
+    -------
+    Path
+
+    Raises
+    ------
+    OutputError
+        The folder or the file cannot be written.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
