@@ -35,7 +35,23 @@ _Z95 = 1.959964
 
 def included_values(values: pd.DataFrame, photos: pd.DataFrame, *, include_flagged: bool = False) -> pd.DataFrame:
     """The values of analysed photos on a timeline: without undated photos (session
-    ``(undated)``), nor those a blocking quality check excluded (unless asked)."""
+    ``(undated)``), nor those a blocking quality check excluded (unless asked).
+
+    Parameters
+    ----------
+    values : DataFrame
+        ``ResultStore.values_frame()`` (at least subject, session, photo).
+    photos : DataFrame
+        ``ResultStore.photos_frame()`` (subject, session, photo, status, and excluded_by when any
+        photo was analysed).
+    include_flagged : bool
+        Keep photos that failed a blocking quality check.
+
+    Returns
+    -------
+    DataFrame
+        The kept rows of ``values``, in their order.
+    """
     ok = photos[(photos["status"] == "analysed") & (photos["session"] != UNDATED_SESSION)]
     if not include_flagged:
         ok = ok[_excluded_by(ok) == ""]
@@ -69,6 +85,15 @@ def split_recovery(photos: pd.DataFrame, treatments: dict[str, list[date]], *,
     A session dated 1 to ``window_days`` days after one of its subject's treatment days, and not
     itself a treatment day, is a recovery session: its photos show the redness of healing, not
     progress, so it is charted as recovery and left out of the trend.
+
+    Parameters
+    ----------
+    photos : DataFrame
+        ``ResultStore.photos_frame()`` (subject, session, session_index, date).
+    treatments : dict of subject to list of date
+        Treatment days per subject.
+    window_days : int
+        Length of the recovery window, days.
 
     Returns
     -------
@@ -202,10 +227,24 @@ def recovery_curve(values: pd.DataFrame, photos: pd.DataFrame, treatments: dict[
     from the spread of the treatment-day photos when there are two or more, else from the photos'
     own standard errors (see :func:`summarise`); NaN otherwise, and then no time to recovery is given.
 
+    Parameters
+    ----------
+    values, photos : DataFrame
+        ``ResultStore.values_frame()`` and ``photos_frame()``, as for :func:`summarise` (capture_time
+        in ``photos`` gives the photos' hours).
+    treatments : dict of subject to list of date
+        Treatment days per subject; a treatment day without photos gives no curve.
+    metrics : tuple of str
+        The metric keys to follow.
+    include_flagged : bool
+        Keep photos that failed a blocking quality check.
+
     Returns
     -------
     DataFrame
-        subject, treatment_date, hours_after, session, photo, region, metric, value, pre_value, mdc.
+        subject, treatment_date, hours_after, session, photo, region, metric, value, pre_value, mdc;
+        one row per recovery photo within :data:`RECOVERY_WINDOW_DAYS` of the treatment, sorted by
+        subject, treatment_date, metric, region, hours_after.
     """
     _, recovery = split_recovery(photos, treatments)
     vals = included_values(values, photos, include_flagged=include_flagged)
@@ -276,7 +315,19 @@ def recovery_time_hours(curve: pd.DataFrame) -> dict[tuple, float]:
     """Hours until redness is back within the MDC of its pre-treatment level, per (subject, treatment, region, metric).
 
     Linear interpolation between the last point above and the first within the band; NaN when
-    the last photo is still above it; the first photo's time (an upper bound) when it already is.
+    no photo is within it; the first photo's time (an upper bound) when it already is. A point
+    is within the band when ``value <= pre_value + mdc`` (photos taken at the same hour count as
+    their median).
+
+    Parameters
+    ----------
+    curve : DataFrame
+        :func:`recovery_curve` output.
+
+    Returns
+    -------
+    dict of tuple to float
+        Hours after the treatment, keyed by (subject, treatment_date, region, metric).
     """
     out = {}
     for key, g in curve.groupby(["subject", "treatment_date", "region", "metric"]):
