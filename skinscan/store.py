@@ -251,7 +251,23 @@ class ResultStore:
     def is_done(self, content_hash: str, pipeline_version: str, subject: str, session: str, *,
                 path: str | os.PathLike | None = None) -> bool:
         """True when this content is stored for this subject and session by this pipeline version
-        (for this file, when ``path`` is given; a duplicate row does not count)."""
+        (for this file, when ``path`` is given; a duplicate row does not count).
+
+        Parameters
+        ----------
+        content_hash : str
+            SHA-256 of the photo's bytes (:func:`skinscan.batch.file_hash`).
+        pipeline_version : str
+            :data:`skinscan.analysis.PIPELINE_VERSION` of the analysis wanted.
+        subject, session : str
+            The photo's labels.
+        path : str or PathLike, optional
+            The file, spelled as stored.
+
+        Returns
+        -------
+        bool
+        """
         sql = ("SELECT 1 FROM photos WHERE subject = ? AND session = ? AND content_hash = ? AND pipeline_version = ?"
                " AND status != 'duplicate'")
         params: tuple = (_text(subject), _text(session), content_hash, pipeline_version)
@@ -261,14 +277,37 @@ class ResultStore:
 
     def stored(self, content_hash: str, pipeline_version: str, subject: str, session: str) -> list[tuple[str, str]]:
         """``(path, quality_flags)`` of the files whose result for this content, subject, session
-        and pipeline version is stored (duplicates and photos to retry left out)."""
+        and pipeline version is stored (duplicates and photos to retry left out).
+
+        Parameters
+        ----------
+        content_hash : str
+            SHA-256 of the photo's bytes (:func:`skinscan.batch.file_hash`).
+        pipeline_version : str
+            :data:`skinscan.analysis.PIPELINE_VERSION` of the analysis wanted.
+        subject, session : str
+            The photo's labels.
+
+        Returns
+        -------
+        list of (str, str)
+            In the order they were stored; ``quality_flags`` is ';'-joined, '' for none.
+        """
         return [(p, f or "") for p, f in self._read(
             "SELECT path, quality_flags FROM photos WHERE subject = ? AND session = ? AND content_hash = ?"
             " AND pipeline_version = ? AND status != 'duplicate' ORDER BY id",
             (_text(subject), _text(session), content_hash, pipeline_version))]
 
     def move(self, old_path: str | os.PathLike, new_path: str | os.PathLike) -> None:
-        """Give a stored photo the path its file has now (renamed within its session)."""
+        """Give a stored photo the path its file has now (renamed within its session).
+
+        Parameters
+        ----------
+        old_path : str or PathLike
+            The path stored.
+        new_path : str or PathLike
+            The file's path now; a row already stored at it is replaced.
+        """
         old, new = _text(os.fspath(old_path)), _text(os.fspath(new_path))
         with self._write() as conn:
             conn.execute("DELETE FROM photos WHERE path = ?", (new,))
@@ -373,6 +412,12 @@ class ResultStore:
 
         A session added later (or earlier) shifts the others' indices, and photos skipped by
         :meth:`is_done` are not rewritten; call this once per run with every entry found.
+
+        Parameters
+        ----------
+        entries : iterable of mapping
+            ``subject``, ``session``, ``session_index`` and ``date`` (date, ISO string or None) of
+            each photo found (``PhotoEntry.as_dict()``); every stored photo of a session gets them.
         """
         rows = {}
         for e in entries:
@@ -388,7 +433,22 @@ class ResultStore:
         """Delete the photos stored from below the ``scanned`` folders whose path is not ``present``
         (files deleted, renamed or moved since they were stored), except below ``unscanned``
         folders (or at ``unscanned`` files), whose files were not looked at. Rows from other folders
-        are untouched. Returns the paths deleted."""
+        are untouched. Returns the paths deleted.
+
+        Parameters
+        ----------
+        scanned : iterable of str or PathLike
+            Folders whose photos were all listed, spelled as the stored paths are (absolute).
+        present : iterable of str or PathLike
+            The photo paths found there now.
+        unscanned : iterable of str or PathLike
+            Folders or files below ``scanned`` that were not looked at.
+
+        Returns
+        -------
+        list of str
+            The stored paths deleted.
+        """
         inside = [_folder_prefix(p) for p in scanned]
         outside = [_folder_prefix(p) for p in unscanned]
         present = {_text(os.fspath(p)) for p in present}
@@ -402,7 +462,18 @@ class ResultStore:
     def fingerprint(self, *, per_subject: bool = False):
         """A digest of what the store holds (every photo's key, content, pipeline version, outcome
         and analysis time, and the treatment calendars): equal digests, equal tables. With
-        ``per_subject``: ``{subject: digest}`` of the subjects with an analysed photo."""
+        ``per_subject``: ``{subject: digest}`` of the subjects with an analysed photo.
+
+        Parameters
+        ----------
+        per_subject : bool
+            One digest per subject instead of one for the store.
+
+        Returns
+        -------
+        str or dict of str to str
+            SHA-256 hex digest(s).
+        """
         import hashlib
 
         photos = self._read("SELECT subject, session, session_index, date, path, content_hash, pipeline_version,"
@@ -420,13 +491,32 @@ class ResultStore:
                 if any(r[7] == "analysed" for r in rows[0])}
 
     def count_below(self, folder: str | os.PathLike) -> int:
-        """How many photos are stored from below ``folder``."""
+        """How many photos are stored from below ``folder``.
+
+        Parameters
+        ----------
+        folder : str or PathLike
+            Spelled as the stored paths are (absolute).
+
+        Returns
+        -------
+        int
+        """
         prefix = _folder_prefix(folder)
         return sum(p.startswith(prefix) for (p,) in self._read("SELECT path FROM photos"))
 
     def set_treatments(self, subject: str, rows: Iterable[Mapping]) -> None:
         """Replace a subject's treatment calendar (its ``sessions.csv`` rows: ``date``, ``session``,
-        ``treatment``, ``needle_depth_mm``, ``notes``), so reports can be rebuilt from the store alone."""
+        ``treatment``, ``needle_depth_mm``, ``notes``), so reports can be rebuilt from the store alone.
+
+        Parameters
+        ----------
+        subject : str
+            Subject label.
+        rows : iterable of mapping
+            The calendar's rows; ``date`` (date or ISO string) is required, the others may be
+            missing. An empty iterable clears the calendar.
+        """
         values = []
         for r in rows:
             day = r["date"]
@@ -532,7 +622,21 @@ class ResultStore:
 
         Each file is written beside its target and renamed over it, so a reader never sees half a
         file; text cells of the CSV files are made inert for spreadsheets (:func:`skinscan._write.inert_text`).
-        Raises :class:`~skinscan.errors.OutputError` when a file cannot be written.
+
+        Parameters
+        ----------
+        out_dir : str or PathLike
+            Folder to write into (created if missing).
+
+        Returns
+        -------
+        dict of str to Path
+            The six files, by file name (``results.csv``, ``results.parquet``...).
+
+        Raises
+        ------
+        OutputError
+            A file cannot be written.
         """
         out_dir = Path(out_dir)
         try:
