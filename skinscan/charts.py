@@ -260,8 +260,8 @@ def region_grid(summary: pd.DataFrame, *, subject, metric: str, treatments: Iter
     Returns
     -------
     Figure
-        Nine panels: the regions of :data:`~skinscan.chartdata.REGION_ORDER`, then any other
-        region of the summary, up to nine in all.
+        Nine panels, in :data:`~skinscan.chartdata.REGION_ORDER`: the whole face and the eight
+        named regions (the order holds nine, so a region outside it is not drawn).
     """
     rows = cd.select_rows(summary, subject=subject, metric=metric)
     fig = _new_figure(7.5, 6.2)

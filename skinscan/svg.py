@@ -55,7 +55,25 @@ def _esc(text) -> str:
 
 
 def text_width(text: str, size: float) -> float:
-    """Estimated width of ``text`` at font ``size`` (viewBox units), for laying out labels."""
+    """Estimated width of ``text`` at font ``size`` (viewBox units), for laying out labels.
+
+    Parameters
+    ----------
+    text : str
+        The label (converted with ``str``).
+    size : float
+        Font size, viewBox units.
+
+    Returns
+    -------
+    float
+        0.6 ``size`` per character.
+
+    Examples
+    --------
+    >>> text_width("abc", 10)
+    18.0
+    """
     return len(str(text)) * size * _CHAR_EM
 
 
@@ -72,26 +90,112 @@ class Canvas:
         self.width, self.height, self.parts = float(width), float(height), []
 
     def line(self, x1, y1, x2, y2, *, stroke, width=1.0, dash=None, opacity=None, cls=None):
+        """Add a line segment.
+
+        Parameters
+        ----------
+        x1, y1, x2, y2 : float
+            End points, viewBox units (y down).
+        stroke : str
+            Colour (``"#rrggbb"``).
+        width : float
+            Stroke width, viewBox units.
+        dash : str, optional
+            SVG ``stroke-dasharray`` (``"3 3"``).
+        opacity : float, optional
+            0-1.
+        cls : str, optional
+            CSS class.
+        """
         self.parts.append(f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}"'
                           + _paint(stroke=stroke, width=width, dash=dash, opacity=opacity, cls=cls) + "/>")
 
     def rect(self, x, y, w, h, *, fill, opacity=None, cls=None):
+        """Add a filled rectangle.
+
+        Parameters
+        ----------
+        x, y : float
+            Top-left corner, viewBox units.
+        w, h : float
+            Width and height, viewBox units (negative ones are drawn as 0).
+        fill : str
+            Colour.
+        opacity : float, optional
+            0-1.
+        cls : str, optional
+            CSS class.
+        """
         self.parts.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(max(w, 0))}" height="{_n(max(h, 0))}" '
                           f'fill="{fill}"' + _paint(opacity=opacity, cls=cls) + "/>")
 
     def polyline(self, xs, ys, *, stroke, width=1.5, dash=None, opacity=None, cls=None):
+        """Add an open line through the points (round joins, no fill).
+
+        Parameters
+        ----------
+        xs, ys : iterable of float
+            The points, viewBox units.
+        stroke : str
+            Colour.
+        width : float
+            Stroke width, viewBox units.
+        dash : str, optional
+            SVG ``stroke-dasharray``.
+        opacity : float, optional
+            0-1.
+        cls : str, optional
+            CSS class.
+        """
         pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in zip(xs, ys))
         self.parts.append(f'<polyline points="{pts}" fill="none"'
                           + _paint(stroke=stroke, width=width, dash=dash, opacity=opacity, cls=cls)
                           + ' stroke-linejoin="round"/>')
 
     def circle(self, x, y, r, *, fill, stroke="#ffffff", title=None, cls=None):
+        """Add a filled circle with a 1-unit outline.
+
+        Parameters
+        ----------
+        x, y : float
+            Centre, viewBox units.
+        r : float
+            Radius, viewBox units.
+        fill : str
+            Colour.
+        stroke : str
+            Outline colour.
+        title : str, optional
+            Tooltip (an SVG ``<title>``, escaped).
+        cls : str, optional
+            CSS class.
+        """
         tip = f"<title>{_esc(title)}</title>" if title else ""
         self.parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" fill="{fill}"'
                           + _paint(stroke=stroke, width=1, cls=cls) + (f">{tip}</circle>" if tip else "/>"))
 
     def text(self, x, y, text, *, size=SMALL_PX, anchor="start", fill=_MUTED, weight=None, rotate=False, cls=None):
-        """``text`` with its baseline at ``y``; ``rotate`` turns it to read upwards about (x, y)."""
+        """``text`` with its baseline at ``y``; ``rotate`` turns it to read upwards about (x, y).
+
+        Parameters
+        ----------
+        x, y : float
+            Anchor point, viewBox units.
+        text : str
+            The text (escaped).
+        size : float
+            Font size, viewBox units.
+        anchor : {"start", "middle", "end"}
+            SVG ``text-anchor``.
+        fill : str
+            Colour.
+        weight : str, optional
+            SVG ``font-weight`` (``"600"``).
+        rotate : bool
+            Rotate by -90 degrees about (x, y).
+        cls : str, optional
+            CSS class.
+        """
         attrs = f' x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" fill="{fill}"'
         if anchor != "start":
             attrs += f' text-anchor="{anchor}"'
@@ -104,7 +208,29 @@ class Canvas:
         self.parts.append(f"<text{attrs}>{_esc(text)}</text>")
 
     def svg(self, *, label: str, cls: str = "chart", standalone: bool = False) -> str:
-        """The ``<svg>`` element: ``role="img"`` with ``label`` as its accessible name and ``<title>``."""
+        """The ``<svg>`` element: ``role="img"`` with ``label`` as its accessible name and ``<title>``.
+
+        Parameters
+        ----------
+        label : str
+            Accessible name (escaped).
+        cls : str
+            CSS class of the element.
+        standalone : bool
+            Add the SVG namespace and a font, for a file of its own.
+
+        Returns
+        -------
+        str
+
+        Examples
+        --------
+        >>> c = Canvas(100, 50)
+        >>> c.line(0, 0, 100, 50, stroke="#000000")
+        >>> print(c.svg(label="demo"))
+        <svg class="chart" viewBox="0 0 100 50" role="img" aria-label="demo"><title>demo</title><line
+        x1="0" y1="0" x2="100" y2="50" stroke="#000000" stroke-width="1"/></svg>
+        """
         ns = f' xmlns="http://www.w3.org/2000/svg" font-family="{_esc(_FONT)}"' if standalone else ""
         return (f'<svg{ns} class="{cls}" viewBox="0 0 {_n(self.width)} {_n(self.height)}" role="img" '
                 f'aria-label="{_esc(label)}"><title>{_esc(label)}</title>' + "".join(self.parts) + "</svg>")
@@ -142,6 +268,20 @@ class _Scale:
 
 def nice_ticks(lo: float, hi: float, n: int = 5) -> tuple[np.ndarray, int]:
     """About ``n`` round tick values (steps of 1, 2, 2.5 or 5 x 10^k) within [lo, hi], and the decimals they need.
+
+    Parameters
+    ----------
+    lo, hi : float
+        The data interval.
+    n : int
+        Number of ticks wanted.
+
+    Returns
+    -------
+    ticks : ndarray
+        The tick values; ``[lo]`` alone when the interval is empty or not finite.
+    decimals : int
+        Decimals that show the step (2 for the degenerate case).
 
     Examples
     --------
@@ -440,10 +580,26 @@ def region_panels_svg(summary: pd.DataFrame, *, subject, metric: str, treatments
     without data show "no data". See :func:`trend_svg` for what a panel shows; every panel's y
     axis is labelled with the unit.
 
+    Parameters
+    ----------
+    summary : DataFrame
+        :func:`skinscan.series.summarise` output.
+    subject : str
+        The subject to draw.
+    metric : str
+        The metric key to draw.
+    treatments : iterable of date
+        Treatment days, drawn as dotted vertical lines (only on a date axis).
+    width, height : float
+        Each panel's viewBox (user units).
+    standalone : bool
+        Add the SVG namespace and a font, for files of their own.
+
     Returns
     -------
     list of (region, svg)
-        Nine panels: the whole face and the eight named regions, then any other region up to nine.
+        Nine panels, in :data:`~skinscan.chartdata.REGION_ORDER`: the whole face and the eight
+        named regions (the order holds nine, so a region outside it is not drawn).
     """
     rows = cd.select_rows(summary, subject=subject, metric=metric)
     regions = (list(cd.REGION_ORDER) + sorted(set(rows["region"].astype(str)) - set(cd.REGION_ORDER)))[:9]
