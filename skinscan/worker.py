@@ -124,7 +124,23 @@ class Outcome:
     @classmethod
     def analysed(cls, entry: PhotoEntry, content_hash: str, a: PhotoAnalysis,
                  files: dict[str, bytes] | None = None) -> Outcome:
-        """The outcome of a photo analysed into ``a``, with its images ``files`` still to write."""
+        """The outcome of a photo analysed into ``a``, with its images ``files`` still to write.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo.
+        content_hash : str
+            SHA-256 of its bytes.
+        a : PhotoAnalysis
+            Its analysis.
+        files : dict of str to bytes, optional
+            Images still to write, by path within the output folder.
+
+        Returns
+        -------
+        Outcome
+        """
         return cls(entry, content_hash, "analysed", record=a.record(), metrics=a.metrics,
                    quality=[q.as_dict() for q in a.quality], flagged=bool(a.failed_checks),
                    detections=a.detections, se=a.uncertainty, files=dict(files or {}))
@@ -134,8 +150,22 @@ class Outcome:
                 fatal: str | None = None) -> Outcome:
         """The outcome of a photo not analysed, with the one-line ``reason``.
 
-        ``retry``: the reason is not the photo's, so the next run analyses it again; ``fatal``:
-        the batch stops with this message (the output folder failed).
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo.
+        content_hash : str
+            SHA-256 of its bytes.
+        reason : str
+            Why it was not analysed, stored and shown.
+        retry : bool
+            The reason is not the photo's, so the next run analyses it again.
+        fatal : str, optional
+            The batch stops with this message (the output folder failed).
+
+        Returns
+        -------
+        Outcome
         """
         return cls(entry, content_hash, "skipped", error=reason, retry=retry, fatal=fatal)
 
@@ -145,6 +175,20 @@ class Outcome:
 
         An expected failure (not a photo, no face...) says why and what to do; a failure of the
         output folder stops the batch; anything else is an internal error, retried by the next run.
+
+        Parameters
+        ----------
+        entry : PhotoEntry
+            The photo.
+        content_hash : str
+            SHA-256 of its bytes.
+        exc : BaseException
+            What the analysis raised.
+
+        Returns
+        -------
+        Outcome
+            Skipped, with its reason.
         """
         if isinstance(exc, OutputError):  # the output folder's failure, not the photo's
             return cls.skipped(entry, content_hash, _reason(exc), retry=True, fatal=str(exc))
@@ -334,7 +378,22 @@ class Worker:
         return refs
 
     def find_references(self, disc: Discovery, hashes: dict, subjects) -> dict[str, PhotoAnalysis]:
-        """:func:`find_references` with this worker's landmarker and analysis."""
+        """:func:`find_references` with this worker's landmarker and analysis.
+
+        Parameters
+        ----------
+        disc : Discovery
+            The batch's photos.
+        hashes : dict
+            Content hash of each photo path (None: the file could not be read).
+        subjects : collection of str
+            The subjects whose reference is needed.
+
+        Returns
+        -------
+        dict of str to PhotoAnalysis
+            By subject (see :func:`find_references`).
+        """
         return find_references(disc, hashes, subjects, landmarker=self.landmarker, analyse=self._analyse)
 
     def analyse(self, entry: PhotoEntry, content_hash: str) -> Outcome:
