@@ -114,7 +114,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import run_validation
 
     tones = tuple(args.tones.split(","))
-    rep = run_validation(n_draws=args.draws, tones=tones, jobs=args.jobs, seed=args.seed, progress=not args.quiet)
+    faces = tuple(args.faces.split(","))
+    concerns = tuple(args.concerns.split(",")) if args.concerns else None
+    rep = run_validation(n_draws=args.draws, faces=faces, tones=tones, jobs=args.jobs, seed=args.seed,
+                         concerns=concerns, px_per_mm=args.px_per_mm, progress=not args.quiet)
     table = rep.table()
     print(table)
     if args.out:
@@ -244,6 +247,12 @@ def _add_validate(sub, shared: argparse.ArgumentParser) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     v.add_argument("--draws", type=int, default=8, help="nuisance draws per dose (default: 8)")
     v.add_argument("--tones", default="light,deep", help="skin tones: light, deep or both (default: light,deep)")
+    v.add_argument("--faces", default="sample,closeup",
+                   help="faces: sample (the astronaut with real skin's pores), closeup (the real close-up) or both "
+                        "(default: sample,closeup)")
+    v.add_argument("--concerns", default=None, help="only these concerns' rows, e.g. pore_size (default: all)")
+    v.add_argument("--px-per-mm", type=float, default=None,
+                   help="photograph the sample face at this resolution (0.8-1.25x around it; --faces sample)")
     v.add_argument("--jobs", type=int, default=None, help="worker processes (default: all CPUs)")
     v.add_argument("--seed", type=int, default=0)
     v.add_argument("--out", default=None, help="also write validation.md and validation.json here")

@@ -1,10 +1,10 @@
 """The phantom protocol: inject known skin changes at four doses into real face photos under photo nuisances, and check every metric.
 
 For each concern a change is injected inside its skin regions at four doses, each dosed face is
-"photographed" under the same set of random nuisances (rotation, yaw, scale, shift, exposure,
-white balance, JPEG, sensor noise), and every metric is measured on every photo by the full
-pipeline (landmarks, millimetre scale, regions, light normalisation, metrics). Four thresholds
-are checked per metric, on the face as it is and darkened to a deep skin tone:
+"photographed" under the same set of random nuisances (rotation, yaw, an expression, scale, shift,
+exposure, white balance, JPEG, sensor noise), and every metric is measured on every photo by the
+full pipeline (landmarks, millimetre scale, regions, light normalisation, metrics). Four
+thresholds are checked per metric, on every face as it is and darkened to a deep skin tone:
 
 1. monotonic: the mean response over the four doses has Spearman rho = 1 (in the metric's direction);
 2. detectable: the smallest dose's mean response is >= 3x the metric's SD over nuisance-only photos;
@@ -15,14 +15,12 @@ are checked per metric, on the face as it is and darkened to a deep skin tone:
 
 The coefficient of variation over nuisance-only photos (test-retest) is reported beside them.
 
-Most concerns are injected into the face as it is, and their responses, nuisance SD and
-cross-talk are read against the undosed face. A concern with a ``base`` changes something the face
-must first have: pore size is dosed by growing a fixed set of pores (the sample face has no
-visible pores of its own, and a size measured on nothing measures noise). Its base face (the
-pores at their starting size) is its reference: responses are read against it, its nuisance SD
-is taken over nuisance-only photos of it, and its cross-talk is every other concern's largest
-dose injected into it; the base's growth to the top dose is, in turn, the cross-talk it causes
-to the other concerns.
+The faces (:data:`FACES`) are skin full of pores, as real cheeks and noses are: the sample face
+(the astronaut, upscaled, given the pores and relief measured on a real close-up, see
+:data:`skinscan.phantom.REAL_SKIN`) and that real close-up itself (its own pores; eyes closed, so
+no sclera to normalise the light on: its absolute colour metrics, a*, erythema index and ITA, are
+not measured, and the table says so). Pores are dosed as pores of that skin: more of them (the
+count), or every visible pore grown (the size); both are read against the face as it is.
 """
 
 from __future__ import annotations
@@ -32,11 +30,19 @@ import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from . import phantom
 
-__all__ = ["CONCERNS", "PORE_BASE", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws"]
+__all__ = ["CONCERNS", "FACES", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws",
+           "build_masters", "photograph", "inject"]
+
+#: The protocol's subjects: the sample face with real skin's pores drawn on it, and the real close-up.
+FACES = ("sample", "closeup")
+#: The sample face's resolution: the scale nuisance (0.8-1.25x) then keeps every photo at 10 px/mm or
+#: more, where pores are measured (at its former 11.8 px/mm, one photo in eight was under it: NaN).
+SAMPLE_PX_PER_MM = 12.5
 
 
 @dataclass(frozen=True)
@@ -52,19 +58,23 @@ class Concern:
     # Concerns of one family are one skin concern dosed two ways (pore count, pore size): not each
     # other's cross-talk.
     family: str = ""
-    # What the face is given before dosing, when the dose changes something it must first have
-    # (see the module docstring); empty: dosed on the face as it is.
-    base: str = ""
 
 
+# The pore doses are changes of skin that already has ~60 visible pores per cm^2 (the real close-up's
+# 60.7; faces range 20-120). Count: more pores of the skin's own kind (its diameters, depths and
+# colour, 0.45 mm clear of the pores there), +15 per cm^2 a step: a quarter of the skin's own, the
+# size of the change in visible pore counts that treatments report (20-30%); the top dose doubles
+# them, still within the range between faces. Size: every visible pore grown by 0.05 mm at the
+# smallest dose, the smallest growth the project holds pore size to, in steps of 0.025 mm to
+# 0.125 mm: 13-33% of the median pore (0.38 mm as labelled), where enlarged pores shrink by about
+# 20-35% after resurfacing. Larger growth merges neighbours (pores 0.5 mm apart, grown past it).
 CONCERNS = (
     Concern("redness", ("cheek_left", "cheek_right", "forehead", "chin"), (1.5, 3.0, 4.5, 6.0), "delta a*",
             (("a_star", 1), ("erythema_index", 1), ("red_area_pct", 1))),
-    Concern("pores", ("cheek_left", "cheek_right", "nose"), (4.0, 8.0, 12.0, 16.0), "pores/cm2 of 0.15-0.3 mm",
-            (("pore_density", 1), ("pore_area_pct", 1)), family="pores"),
-    Concern("pore_size", ("cheek_left", "cheek_right", "nose"), (0.025, 0.05, 0.075, 0.1),
-            "mm added to every pore's diameter", (("pore_diameter_mm", 1),), family="pores",
-            base="10 pores/cm2 of 0.15-0.3 mm"),
+    Concern("pores", ("cheek_left", "cheek_right", "nose"), (15.0, 30.0, 45.0, 60.0),
+            "pores/cm2 like the skin's own", (("pore_density", 1), ("pore_area_pct", 1)), family="pores"),
+    Concern("pore_size", ("cheek_left", "cheek_right", "nose"), (0.05, 0.075, 0.1, 0.125),
+            "mm added to every visible pore's diameter", (("pore_diameter_mm", 1),), family="pores"),
     Concern("scars", ("cheek_left", "cheek_right"), (0.2, 0.4, 0.6, 0.8), "scars/cm2 of 1-3 mm",
             (("scar_density", 1), ("scar_area_pct", 1), ("scar_severity", 1))),
     Concern("lines", ("forehead", "periorbital_left", "periorbital_right"), (5.0, 10.0, 15.0, 20.0),
@@ -76,15 +86,21 @@ CONCERNS = (
             "relative band-energy gain", (("roughness", 1),)),
 )
 
-
-#: The pore-size concern's base: pores per cm2 and their diameters (mm) before growth; the same
-#: kind of pore as the pore-count dose adds.
-PORE_BASE = {"density_per_cm2": 10.0, "diameter_mm": (0.15, 0.3), "depth": 0.08}
-
 #: ITA° describes the constitutive skin tone (it classifies the light and deep validation faces);
 #: a few brown spots must not move it, so it is held to stability instead of a dose response: its
 #: SD over nuisance-only photos must stay below this many degrees.
 DESCRIPTOR_MAX_SD = {"ita_deg": 3.0}
+
+#: The texture dose's relief: undulations larger than pores (99% of the real close-up's labelled
+#: pores are under 0.76 mm). The roughness metric's band (0.2-2 mm) reaches down to pore size, and
+#: a dose of isotropic relief over all of it is made, at pore size, of round dips that are pores:
+#: +60% band energy so added gave the (clean) sample face 86 more detected pores per cm^2 (1.4 times
+#: its own 60), relief at 0.6-2 mm 3.1 and at 0.8-2 mm 0.9 (moving the pores' mean diameter by 0.015
+#: and 0.008 mm). The energy gain is still measured in the metric's band.
+TEXTURE_NOISE_BAND_MM = (0.8, 2.0)
+
+#: Share of the nuisance draws with each expression (none, squint, smile).
+EXPRESSION_ODDS = (0.4, 0.3, 0.3)
 
 
 @dataclass(frozen=True)
@@ -100,33 +116,52 @@ class Nuisance:
     jpeg_quality: int
     noise_sigma: float
     seed: int
+    expression: str = "none"
 
 
-def nuisance_draws(n: int, *, seed: int = 0, strength: float = 1.0) -> list[Nuisance]:
-    """``n`` random nuisances over the protocol's ranges (rotation ±10°, yaw ±8°, scale 0.8–1.25,
-    shift ±40 px, exposure ±0.3 EV, white balance ±8% per channel, JPEG 75–95, noise)."""
+def nuisance_draws(n: int, *, seed: int = 0, strength: float = 1.0, scale_centre: float = 1.0,
+                   expressions: bool = True) -> list[Nuisance]:
+    """``n`` random nuisances over the protocol's ranges (rotation ±10°, yaw ±8°, scale 0.8–1.25 times
+    ``scale_centre``, shift ±40 px, exposure ±0.3 EV, white balance ±8% per channel, JPEG 75–95,
+    noise, and an expression: none, a squint or a smile, see :data:`EXPRESSION_ODDS`). Without
+    ``expressions`` the same draws keep a still face."""
     rng = np.random.default_rng(seed)
     out = []
-    for i in range(n):
-        out.append(Nuisance(
+    for _ in range(n):
+        values = dict(
             angle_deg=float(rng.uniform(-10, 10) * strength),
             yaw_deg=float(rng.uniform(-8, 8) * strength),
-            scale=float(np.exp(rng.uniform(np.log(0.8), np.log(1.25)) * strength)),
+            scale=float(scale_centre * np.exp(rng.uniform(np.log(0.8), np.log(1.25)) * strength)),
             shift_px=tuple(float(v) for v in rng.uniform(-40, 40, 2) * strength),
             exposure_ev=float(rng.uniform(-0.3, 0.3) * strength),
             wb_gains=tuple(float(v) for v in 1 + rng.uniform(-0.08, 0.08, 3) * strength),
             jpeg_quality=int(rng.integers(75, 96)),
             noise_sigma=float(rng.uniform(0.004, 0.012)),
             seed=int(rng.integers(2 ** 31)),
-        ))
+        )
+        face = str(rng.choice(phantom.EXPRESSIONS, p=EXPRESSION_ODDS))  # drawn either way: the same draws
+        out.append(Nuisance(**values, expression=face if strength and expressions else "none"))
     return out
 
 
-def photograph(rgb: np.ndarray, face, mm_per_px: float, nz: Nuisance) -> np.ndarray:
-    """The face as photographed under nuisance ``nz``."""
+def expression_for(master: dict, nz: Nuisance) -> str:
+    """The draw's expression as this face can show it: a smile needs the mouth corners in frame."""
+    if nz.expression == "smile" and not master["mouth_in_frame"]:
+        return "none"
+    return nz.expression
+
+
+def photograph(master: dict, rgb: np.ndarray, nz: Nuisance) -> np.ndarray:
+    """The face ``rgb`` (a dosed copy of ``master``'s) as photographed under nuisance ``nz``.
+
+    The turn, the expression and the similarity are sampled once (bicubic, as the similarity alone
+    was; see :func:`skinscan.phantom.photograph`); a face that fills its frame keeps filling it.
+    """
     rng = np.random.default_rng(nz.seed)
-    out = phantom.turn_head(rgb, face, yaw_deg=nz.yaw_deg, mm_per_px=mm_per_px) if nz.yaw_deg else rgb
-    out, _ = phantom.similarity(out, angle_deg=nz.angle_deg, scale=nz.scale, shift_px=nz.shift_px)
+    out = phantom.photograph(rgb, master["face"], mm_per_px=master["mm_per_px"], angle_deg=nz.angle_deg,
+                             scale=nz.scale, shift_px=nz.shift_px, yaw_deg=nz.yaw_deg,
+                             expression=expression_for(master, nz), fit_frame=master["fills_frame"],
+                             interpolation=cv2.INTER_CUBIC)
     out = phantom.white_balance(phantom.exposure(out, nz.exposure_ev), nz.wb_gains)
     out = phantom.sensor_noise(out, nz.noise_sigma, rng)
     return phantom.jpeg_roundtrip(out, nz.jpeg_quality)
@@ -136,22 +171,24 @@ def _zone(masks: dict, regions) -> np.ndarray:
     return np.logical_or.reduce([masks[r] for r in regions])
 
 
-def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dose: float, *, seed: int) -> np.ndarray:
+def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dose: float, *, seed: int,
+           pores: dict | None = None) -> np.ndarray:
     """The face with one concern injected at one dose, inside its regions.
 
     Blob-like changes are drawn once, as a pool larger than the largest dose; each dose takes a
     prefix of exactly ``round(dose x area)`` of the same objects, so doses are nested as in a real
-    improvement and step up by equal counts.
+    improvement and step up by equal counts. ``pores`` is the face's own (see
+    :class:`skinscan.phantom.MasterFace`): new pores keep 0.45 mm clear of them, as real pores keep
+    apart, and a size dose grows the visible ones inside the regions.
     """
     zone = _zone(masks, concern.regions)
     rng = np.random.default_rng(seed)
     top = concern.doses[-1]
-    if concern.base and concern.name != "pore_size":
-        raise ValueError(f"{concern.name}: no injection of its base ({concern.base!r}) is defined")
     if concern.name == "redness":
         return phantom.redness_for_delta_a(rgb, zone, dose)[0]
     if concern.name == "texture":
-        return phantom.add_texture(rgb, zone, mm_per_px=mm_per_px, energy_gain=dose, rng=rng)[0]
+        return phantom.add_texture(rgb, zone, mm_per_px=mm_per_px, energy_gain=dose, noise_band_mm=TEXTURE_NOISE_BAND_MM,
+                                   rng=rng)[0]
     if concern.name == "lines":
         out = rgb
         for i, (region, angle) in enumerate((("forehead", 0.0), ("periorbital_left", -10.0), ("periorbital_right", 10.0))):
@@ -160,31 +197,26 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
             _, pool = phantom.add_lines(rgb, masks[region], density_mm_per_cm2=top, rng=np.random.default_rng(seed + i), **kw)
             out, _ = phantom.add_lines(out, masks[region], density_mm_per_cm2=dose, placement=pool, **kw)
         return out
-    pore = {"diameter_mm": PORE_BASE["diameter_mm"], "depth": PORE_BASE["depth"]}
     if concern.name == "pore_size":
-        # A fixed count of pores, drawn where the largest grown pore fits, each then grown by
-        # ``dose`` mm (0: the base): the pool is drawn at the top size and shrunk by the rest.
-        lo, hi = PORE_BASE["diameter_mm"]
-        fn, kw = phantom.add_pores, {**pore, "diameter_mm": (lo + top, hi + top)}
-        count = most = PORE_BASE["density_per_cm2"]
-        shrink_grow_px = (top / mm_per_px, dose / mm_per_px)
-    else:
-        fn, kw = {
-            "pores": (phantom.add_pores, pore),
-            "scars": (phantom.add_scars, {"diameter_mm": (1.0, 3.0), "depth": 0.1}),
-            "spots": (phantom.add_spots, {"diameter_mm": (1.0, 3.0), "melanin_od": 0.2}),
-        }[concern.name]
-        count, most, shrink_grow_px = dose, top, None
+        c = np.asarray(pores["centres_px"], float).reshape(-1, 2)
+        h, w = zone.shape
+        inside = zone[np.clip(np.rint(c[:, 1]).astype(int), 0, h - 1), np.clip(np.rint(c[:, 0]).astype(int), 0, w - 1)]
+        return phantom.grow_pores(rgb, c[inside], np.asarray(pores["diameters_px"], float)[inside],
+                                  growth_mm=dose, mm_per_px=mm_per_px)
+    fn, kw = {
+        "pores": (phantom.add_pores, {k: phantom.SKIN_PORES[k] for k in ("diameter_mm", "depth", "spacing_mm")}
+                  | {"avoid_px": None if pores is None else pores["avoid_px"]}),
+        "scars": (phantom.add_scars, {"diameter_mm": (1.0, 3.0), "depth": 0.1}),
+        "spots": (phantom.add_spots, {"diameter_mm": (1.0, 3.0), "melanin_od": 0.2}),
+    }[concern.name]
     # The pool is drawn with room to spare (its count is Poisson) and every dose, the largest too,
-    # takes exactly round(count x area) of it: a pool drawn at the largest dose itself realised 32
+    # takes exactly round(dose x area) of it: a pool drawn at the largest dose itself realised 32
     # scars for the 36 of 0.8/cm2, so the top step added 5 scars where the others added 9.
-    _, pool = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * most, rng=rng, **kw)
-    if shrink_grow_px:  # back to the base size, then grown by the dose
-        pool = {**pool, "diameters_px": pool["diameters_px"] - shrink_grow_px[0] + shrink_grow_px[1]}
-    out, rec = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=count, placement=pool, **kw)
-    if rec["count"] != int(round(count * rec["area_cm2"])):
-        raise RuntimeError(f"{concern.name}: the pool holds {pool['count']} objects, {count} per cm2 needs "
-                           f"{int(round(count * rec['area_cm2']))}")
+    _, pool = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=1.5 * top, rng=rng, **kw)
+    out, rec = fn(rgb, zone, mm_per_px=mm_per_px, density_per_cm2=dose, placement=pool, **kw)
+    if rec["count"] != int(round(dose * rec["area_cm2"])):
+        raise RuntimeError(f"{concern.name}: the pool holds {pool['count']} objects, {dose} per cm2 needs "
+                           f"{int(round(dose * rec['area_cm2']))}")
     return out
 
 
@@ -198,25 +230,15 @@ def _crosstalk_sources(c: Concern) -> list[Concern]:
 
 
 def dosed_face(master: dict, name: str | None, dose_idx: int) -> np.ndarray:
-    """A master face (see :func:`build_masters`) with concern ``name`` at dose ``dose_idx``.
+    """A master face (see :func:`build_masters`) with concern ``name`` at dose ``dose_idx``; None: as it is.
 
-    ``name`` None is the face as it is; dose index -1 is a concern's base (its dose 0); a name
-    ``"based+other"`` is concern ``based``'s base with ``other`` at dose ``dose_idx`` added to it.
     The same seed at every dose: each dose is a prefix of the same objects (or the same noise field).
     """
-    rgb = master["rgb"]
     if name is None:
-        return rgb
-    if "+" in name:
-        based, other = name.split("+")
-        steps = ((based, -1), (other, dose_idx))
-    else:
-        steps = ((name, dose_idx),)
-    for part, i in steps:
-        c = _concern(part)
-        rgb = inject(c, rgb, master["masks"], master["mm_per_px"], 0.0 if i < 0 else c.doses[i],
-                     seed=master["seed"] + sum(map(ord, c.name)))
-    return rgb
+        return master["rgb"]
+    c = _concern(name)
+    return inject(c, master["rgb"], master["masks"], master["mm_per_px"], c.doses[dose_idx],
+                  seed=master["seed"] + sum(map(ord, c.name)), pores=master["pores"])
 
 
 # ------------------------------------------------------------------------------------ workers
@@ -234,29 +256,35 @@ def _worker_init(masters: dict) -> None:
 def _measure(task: tuple) -> tuple:
     """Build one photo of the protocol and measure every metric on every concern's zone."""
     from .analysis import analyse_photo
+    from .light import ABSOLUTE_COLOUR
     from .metrics import compute_metrics
     from .regions import SKIN_PX_PER_MM, region_masks
 
-    tone, concern_name, dose_idx, nz = task
-    m = _W["masters"][tone]
-    key = (tone, concern_name, dose_idx)
+    subject, concern_name, dose_idx, nz = task
+    m = _W["masters"][subject]
+    key = (subject, concern_name, dose_idx)
     if key not in _W["cache"]:
         _W["cache"].clear()  # tasks arrive grouped by dose: keep one dosed face at a time
         _W["cache"][key] = dosed_face(m, concern_name, dose_idx)
-    photo = photograph(_W["cache"][key], m["face"], m["mm_per_px"], nz)
-    a = analyse_photo(photo, landmarker=_W["landmarker"], metrics=False)
+    photo = photograph(m, _W["cache"][key], nz)
+    a = analyse_photo(photo, landmarker=_W["landmarker"], metrics=False, max_px_per_mm=m["max_px_per_mm"])
     # The sample face's fringe covers the band above the mesh that the forehead region reaches
     # into; the protocol measures the forehead below it, as it injects there. The skin mask is
     # classified at the analysis's own working resolution, so the protocol measures what it does.
     masks = region_masks(a.face, mm_per_px=a.scale.mm_per_px, rgb=a.rgb, forehead_extension_mm=0.0,
                          skin_px_per_mm=SKIN_PX_PER_MM)
     zones = {c.name: _zone(masks, c.regions) for c in CONCERNS}
-    measured = compute_metrics(a.rgb, zones, mm_per_px=a.scale.mm_per_px, gains=a.gains)
-    return task[:3], nz.seed, measured.values
+    values = compute_metrics(a.rgb, zones, mm_per_px=a.scale.mm_per_px, gains=a.gains).values
+    if a.light_source == "none":  # as the analysis reports it: no absolute colour from a light nobody knows
+        for region in values.values():
+            region.update({k: float("nan") for k in ABSOLUTE_COLOUR if k in region})
+    return key, nz.seed, values, {"light_source": a.light_source, "light_note": a.light_reason,
+                                  "px_per_mm": a.scale.px_per_mm, "expression": expression_for(m, nz)}
 
 
 @dataclass
 class MetricRow:
+    face: str
     tone: str
     concern: str
     metric: str
@@ -271,9 +299,14 @@ class MetricRow:
     cv_pct: float
     #: Photos (of the 5 x n_draws behind the responses and SD) where the metric was not measurable (NaN).
     missing: int = 0
+    #: Why this face cannot give the metric at all (e.g. no light reference): the row then passes
+    #: when every photo refuses it (NaN), and fails when any photo reports a value.
+    refused: str = ""
 
     @property
     def passed(self) -> dict[str, bool]:
+        if self.refused:
+            return {"not measured": bool(np.isnan(self.nuisance_mean) and all(np.isnan(self.responses)))}
         if self.direction == 0:
             return {"stable": bool(self.nuisance_sd <= DESCRIPTOR_MAX_SD.get(self.metric, np.inf))}
         return {"monotonic": bool(self.rho == 1.0), "detectable": bool(self.detect_ratio >= 3.0),
@@ -285,28 +318,36 @@ class ValidationReport:
     rows: list[MetricRow]
     n_draws: int
     settings: dict = field(default_factory=dict)
+    #: Per subject ("face/tone"): the nuisance-only photos' light source, px/mm and expression, by draw.
+    photos: dict = field(default_factory=dict)
+    #: Every photo's values of the rows' metrics on their concern's zone: {"face/tone|concern|dose":
+    #: {metric: [value per draw]}} (concern "none": nuisance-only; dose index 0-3).
+    values: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return bool(all(all(r.passed.values()) for r in self.rows))
 
     def failures(self) -> list[str]:
-        return [f"{r.tone}/{r.metric}: {k}" for r in self.rows for k, ok in r.passed.items() if not ok]
+        return [f"{r.face}/{r.tone}/{r.metric}: {k}" for r in self.rows for k, ok in r.passed.items() if not ok]
 
     def table(self) -> str:
         """The validation table as Markdown."""
-        head = ("| tone | concern | metric | response at 4 doses | nuisance SD | dose 1 / SD | rho | "
+        head = ("| face | tone | concern | metric | response at 4 doses | nuisance SD | dose 1 / SD | rho | "
                 "worst cross-talk | CV % | pass |")
-        lines = [head, "|" + "---|" * 10]
+        lines = [head, "|" + "---|" * 11]
         for r in self.rows:
             resp = ", ".join(f"{v:.3g}" for v in r.responses)
             ok = "yes" if all(r.passed.values()) else "NO: " + ", ".join(k for k, v in r.passed.items() if not v)
-            if r.direction == 0:
+            if r.refused:
+                ok = f"not measured ({r.refused}): " + ("yes" if all(r.passed.values()) else "NO, a value was given")
+            elif r.direction == 0:
                 ok = f"descriptor, SD <= {DESCRIPTOR_MAX_SD[r.metric]:g}: " + ("yes" if all(r.passed.values()) else "NO")
-            lines.append(f"| {r.tone} | {r.concern} | {r.metric} | {resp} | {r.nuisance_sd:.3g} | "
+            lines.append(f"| {r.face} | {r.tone} | {r.concern} | {r.metric} | {resp} | {r.nuisance_sd:.3g} | "
                          f"{r.detect_ratio:.1f} | {r.rho:+.2f} | {r.crosstalk_pct:.0f}% ({r.crosstalk_by}) | "
                          f"{r.cv_pct:.1f} | {ok} |")
-        gaps = [f"{r.tone} {r.metric} {r.missing} of {5 * self.n_draws}" for r in self.rows if r.missing]
+        gaps = [f"{r.face} {r.tone} {r.metric} {r.missing} of {5 * self.n_draws}" for r in self.rows
+                if r.missing and not r.refused]
         if gaps:
             lines += ["", "Not measurable (NaN) in some photos, left out of their dose's mean and, paired, of its "
                       "response: " + "; ".join(gaps) + "."]
@@ -314,6 +355,7 @@ class ValidationReport:
 
     def to_json(self) -> str:
         return json.dumps({"n_draws": self.n_draws, "settings": self.settings, "passed": self.passed,
+                           "photos": self.photos, "values": self.values,
                            "rows": [{**r.__dict__, "passed": r.passed} for r in self.rows]}, indent=1)
 
 
@@ -336,85 +378,131 @@ def _spearman(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def build_masters(tones=("light", "deep"), *, seed: int = 0) -> dict:
-    """The protocol's base faces: the sample master face, and the same face darkened to ITA < 10°."""
+def build_masters(faces=FACES, tones=("light", "deep"), *, seed: int = 0, px_per_mm: float | None = None,
+                  max_px_per_mm: float | None = None) -> dict:
+    """The protocol's subjects, keyed ``"face/tone"``: each face as it is and darkened to ITA < 10°.
+
+    ``px_per_mm`` builds the sample face at that resolution (default :data:`SAMPLE_PX_PER_MM`; see
+    :func:`skinscan.phantom.master_face`); ``max_px_per_mm`` is the analysis's cap (default the pipeline's).
+    """
+    from .analysis import MAX_PX_PER_MM
     from .landmarks import FaceLandmarker
     from .regions import region_masks
 
+    out = {}
     with FaceLandmarker() as lm:
-        master = phantom.master_face(lm, seed=seed)
-        out = {}
-        for tone in tones:
-            rgb = master.rgb
-            if tone == "deep":
-                rgb, _ = phantom.darken_to_ita(rgb, master.skin, ita_deg=5.0)
-            face = lm.detect(rgb)
-            masks = region_masks(face, mm_per_px=master.mm_per_px, rgb=rgb, forehead_extension_mm=0.0)
-            out[tone] = {"rgb": rgb, "face": face, "mm_per_px": master.mm_per_px, "masks": masks, "seed": seed}
+        for name in faces:
+            if name == "sample":
+                master = phantom.master_face(lm, seed=seed, px_per_mm=px_per_mm or SAMPLE_PX_PER_MM)
+            elif name == "closeup":
+                master = phantom.closeup_face(lm)
+            else:
+                raise ValueError(f"unknown face {name!r}; expected one of {FACES}")
+            for tone in tones:
+                rgb = master.rgb
+                if tone == "deep":
+                    rgb, _ = phantom.darken_to_ita(rgb, master.skin, ita_deg=5.0)
+                elif tone != "light":
+                    raise ValueError(f"unknown tone {tone!r}; expected light or deep")
+                face = lm.detect(rgb)
+                masks = region_masks(face, mm_per_px=master.mm_per_px, rgb=rgb, forehead_extension_mm=0.0)
+                out[f"{name}/{tone}"] = {
+                    "rgb": rgb, "face": face, "mm_per_px": master.mm_per_px, "masks": masks, "seed": seed,
+                    "pores": master.pores, "fills_frame": master.fills_frame,
+                    "mouth_in_frame": phantom.mouth_in_frame(face, rgb.shape[:2], mm_per_px=master.mm_per_px),
+                    "max_px_per_mm": MAX_PX_PER_MM if max_px_per_mm is None else max_px_per_mm}
     return out
 
 
-def run_validation(*, n_draws: int = 8, tones=("light", "deep"), jobs: int | None = None, seed: int = 0,
-                   progress: bool = True) -> ValidationReport:
+def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jobs: int | None = None,
+                   seed: int = 0, concerns=None, px_per_mm: float | None = None, max_px_per_mm: float | None = None,
+                   expressions: bool = True, progress: bool = True) -> ValidationReport:
     """Run the phantom protocol and return its report (see the module docstring).
 
     Parameters
     ----------
     n_draws : int
         Nuisance draws per dose (and nuisance-only photos); each dose's response is the mean over them.
+    faces : tuple of str
+        Of :data:`FACES`.
     tones : tuple of str
-        ``"light"`` (the sample face as it is) and/or ``"deep"`` (darkened to ITA < 10°).
+        ``"light"`` (each face as it is) and/or ``"deep"`` (darkened to ITA < 10°).
     jobs : int, optional
         Worker processes (default: the number of CPUs).
+    concerns : tuple of str, optional
+        Only these concerns' rows (their cross-talk from all the others is still measured).
+    px_per_mm : float, optional
+        Photograph at this resolution (the nuisance scale spreads 0.8-1.25 times around it): the
+        sample face is built at 1.25 times it, so every photo is a reduction; the close-up can
+        only be photographed around its own 13.3 px/mm.
+    max_px_per_mm : float, optional
+        The analysis's cap on resolution (default :data:`skinscan.analysis.MAX_PX_PER_MM`).
+    expressions : bool
+        Squints and smiles among the nuisances (False: the same draws with a still face).
     """
+    from .light import ABSOLUTE_COLOUR
     from .progress import Progress
 
-    masters = build_masters(tones, seed=seed)
-    draws = nuisance_draws(n_draws, seed=seed + 1)
-    tasks = [(tone, None, 0, nz) for tone in tones for nz in draws]
-    for c in CONCERNS:
-        keys = [(c.name, i) for i in range(-1 if c.base else 0, 4)]
-        if c.base:  # every other family's largest dose (and base, if it has one) on this concern's base
-            keys += [(f"{c.name}+{o.name}", i) for o in _crosstalk_sources(c) for i in ((-1, 3) if o.base else (3,))]
-        tasks += [(tone, name, i, nz) for tone in tones for name, i in keys for nz in draws]
+    if px_per_mm is not None and "closeup" in faces:
+        raise ValueError("px_per_mm: the close-up has a resolution of its own; run it with faces=('sample',)")
+    masters = build_masters(faces, tones, seed=seed, max_px_per_mm=max_px_per_mm,
+                            px_per_mm=None if px_per_mm is None else 1.25 * px_per_mm)
+    subjects = list(masters)
+    centre = 1.0 if px_per_mm is None else px_per_mm * masters[subjects[0]]["mm_per_px"]
+    draws = nuisance_draws(n_draws, seed=seed + 1, scale_centre=centre, expressions=expressions)
+    wanted = [c for c in CONCERNS if concerns is None or c.name in concerns]
+    needed = {c.name for c in wanted} | {o.name for c in wanted for o in _crosstalk_sources(c)}
+    keys = [(None, 0)] + [(c.name, i) for c in CONCERNS if c.name in needed
+                          for i in (range(4) if c in wanted else (3,))]
+    tasks = [(subject, name, i, nz) for subject in subjects for name, i in keys for nz in draws]
     jobs = jobs or os.cpu_count() or 1
     results: dict = {}
+    photos: dict = {}
     chunk = max(1, n_draws // 2)
     with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(masters,)) as ex:
         bar = Progress(ex.map(_measure, tasks, chunksize=chunk), "validating", total=len(tasks), enabled=progress)
-        for key, s, values in bar:
+        for key, s, values, info in bar:
             results.setdefault(key, {})[s] = values
-    def reference(tone, c):  # what a concern's doses are read against
-        return (tone, c.name, -1) if c.base else (tone, None, 0)
+            if key[1] is None:
+                photos.setdefault(key[0], []).append({"seed": s, **info})
 
     rows = []
-    for tone in tones:
-        for c in CONCERNS:
+    for subject in subjects:
+        face, tone = subject.split("/")
+        # A face no photo of which has a trustworthy light reference (the eyes-closed close-up) cannot
+        # give absolute colour: the analysis refuses it, and the row checks that it does.
+        none = all(p["light_source"] == "none" for p in photos[subject])
+        refused = photos[subject][0]["light_note"] if none else ""
+        for c in wanted:
             for metric, direction in c.metrics:
-                def vals(key, zone=c.name, metric=metric):
-                    return np.array([results[key][nz.seed][zone][metric] for nz in draws], dtype=float)
+                def vals(name, i, zone=c.name, metric=metric, subject=subject):
+                    return np.array([results[(subject, name, i)][nz.seed][zone][metric] for nz in draws], dtype=float)
 
-                null = vals(reference(tone, c))
-                doses = [vals((tone, c.name, i)) for i in range(4)]
+                null = vals(None, 0)
+                doses = [vals(c.name, i) for i in range(4)]
                 resp = np.array([_paired_change(d, null) for d in doses])
-                sd = float(np.nanstd(null, ddof=1)) if n_draws > 1 else float("nan")
+                sd = float(np.nanstd(null, ddof=1)) if np.isfinite(null).sum() > 1 else float("nan")
                 rho = _spearman(np.array(c.doses), (direction or 1) * resp)
                 own = abs(resp[-1])
                 worst, by = 0.0, "-"
                 for other in _crosstalk_sources(c):
-                    if c.base:  # the other concern injected into this one's base (its growth, if it has a base too)
-                        ref = vals((tone, f"{c.name}+{other.name}", -1)) if other.base else null
-                        move = _paired_change(vals((tone, f"{c.name}+{other.name}", 3)), ref)
-                    else:
-                        move = _paired_change(vals((tone, other.name, 3)), vals(reference(tone, other)))
+                    move = _paired_change(vals(other.name, 3), null)
                     x = abs(float(move)) / own * 100 if own > 0 else float("inf")
                     if x > worst:
                         worst, by = x, other.name
+                mean = float(np.nanmean(null)) if np.isfinite(null).any() else float("nan")
                 rows.append(MetricRow(
-                    tone=tone, concern=c.name, metric=metric, direction=direction, responses=resp.tolist(),
-                    nuisance_sd=sd, nuisance_mean=float(np.nanmean(null)), rho=rho,
+                    face=face, tone=tone, concern=c.name, metric=metric, direction=direction, responses=resp.tolist(),
+                    nuisance_sd=sd, nuisance_mean=mean, rho=rho,
                     detect_ratio=float((direction or 1) * resp[0] / sd) if sd > 0 else float("inf"),
                     crosstalk_pct=worst, crosstalk_by=by,
-                    cv_pct=100 * sd / abs(float(np.nanmean(null))) if np.nanmean(null) else float("nan"),
-                    missing=int(sum(np.count_nonzero(~np.isfinite(v)) for v in [null, *doses]))))
-    return ValidationReport(rows, n_draws, {"tones": list(tones), "seed": seed, "jobs": jobs})
+                    cv_pct=100 * sd / abs(mean) if mean else float("nan"),
+                    missing=int(sum(np.count_nonzero(~np.isfinite(v)) for v in [null, *doses])),
+                    refused=refused if metric in ABSOLUTE_COLOUR else ""))
+    settings = {"faces": list(faces), "tones": list(tones), "seed": seed, "jobs": jobs,
+                "px_per_mm": px_per_mm, "max_px_per_mm": max_px_per_mm, "with_expressions": expressions,
+                "expressions": {s: m["mouth_in_frame"] for s, m in masters.items()}}
+    values = {f"{subject}|{name or 'none'}|{i}": {
+        m: [results[(subject, name, i)][nz.seed][c.name][m] for nz in draws] for c in wanted for m, _ in c.metrics}
+        for subject in subjects for name, i in keys}
+    return ValidationReport(rows, n_draws, settings, photos, values)

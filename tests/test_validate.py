@@ -1,115 +1,148 @@
-"""A run of the phantom protocol (`skinscan validate --draws 6`, as in the README), asserting its four thresholds.
+"""A reduced run of the phantom protocol, asserting its thresholds.
 
-Every metric must respond monotonically to its own concern's four doses, detectably through
-photo noise, and specifically (under 30% of its own response under any other concern), on the
-light and the deep-tone face. Six nuisance draws per dose (the command's default is 8). Four were
-used until 0.3; with four, the two top scar doses (0.6 and 0.8 scars/cm²) were detected within
-noise of each other on the light face (0.255 and 0.248 per cm²). The cause was found in 0.3.1: the
-top dose held 32 scars instead of 36, and the scar detector's opening disc flipped between 3 and
-5 px with the photo's scale (see the README); both are fixed, and the scar rows now step up by
-equal amounts on both tones.
+Both faces (the sample face with real skin's pores, the real close-up), both tones, 4 nuisance draws
+per dose (the command's default is 8), squints and smiles among the nuisances. Every metric must
+respond monotonically to its own concern's four doses, detectably through photo noise, and
+specifically (under 30% of its own response under any other concern); the close-up, whose eyes are
+closed, must refuse the absolute colour metrics rather than report them from a light nobody knows.
 """
 
 import numpy as np
 import pytest
 
-from skinscan.validate import CONCERNS, run_validation
+from skinscan import phantom
+from skinscan.validate import CONCERNS, FACES, inject, run_validation
 
 pytestmark = pytest.mark.slow  # not in `make quick`
 
 CONCERNS_BY_NAME = {c.name: c for c in CONCERNS}
+N_DRAWS = 4
 
 
 @pytest.fixture(scope="module")
 def report():
-    return run_validation(n_draws=6, tones=("light", "deep"), jobs=2, progress=False)
+    return run_validation(n_draws=N_DRAWS, faces=FACES, tones=("light", "deep"), jobs=2, progress=False)
 
 
-#: Metrics that do not yet meet every threshold, with the reason (kept visible, not hidden):
-#: the mean diameter of the detected pores grows with the pores (pore-size concern) and is
-#: specific, but it shifts with the photo's resolution (pores near the detection limit are found
-#: in sharper photos only), by more than a third of the smallest growth: not detectable (README).
-KNOWN_GAPS = {"pore_diameter_mm"}
+#: Rows that do not yet meet every threshold, with the reason (kept visible, not hidden): see the
+#: README and ``skinscan validate``'s table.
+KNOWN_GAPS = {
+    # The mean diameter of the detected pores grows with the pores and is specific, but photos of
+    # 10-16 px/mm read the same pores 0.02-0.03 mm apart: the smallest growth (0.05 mm) is 2.3-2.8
+    # SDs. Pore size is a descriptor below 20 px/mm (tests/test_validate.py::test_pore_size_*).
+    "pore_diameter_mm": {"detectable", "specific"},
+}
+
+
+def _gaps(report):
+    return [f for f in report.failures()
+            if f.split(": ")[1] not in KNOWN_GAPS.get(f.split(": ")[0].split("/")[2], ())]
 
 
 def test_every_metric_meets_every_threshold(report):
-    missed = [f for f in report.failures() if f.split("/")[1].split(":")[0] not in KNOWN_GAPS]
-    assert not missed, "\n" + report.table()
+    assert not _gaps(report), "\n" + report.table()
 
 
-@pytest.mark.xfail(reason="pore diameter: see KNOWN_GAPS", strict=False)
-def test_known_gaps_meet_every_threshold(report):
-    assert not [f for f in report.failures() if f.split("/")[1].split(":")[0] in KNOWN_GAPS]
-
-
-def test_the_protocol_covers_every_metric_on_both_tones(report):
+def test_the_protocol_covers_every_metric_on_both_faces_and_tones(report):
     metrics = {m for c in CONCERNS for m, _ in c.metrics}
     assert len(metrics) == 16
-    for tone in ("light", "deep"):
-        assert {r.metric for r in report.rows if r.tone == tone} == metrics
+    for face in FACES:
+        for tone in ("light", "deep"):
+            assert {r.metric for r in report.rows if (r.face, r.tone) == (face, tone)} == metrics
+
+
+def test_the_eyes_closed_close_up_refuses_absolute_colour(report):
+    """No sclera, no chart, no background: a*, erythema index and ITA are NaN in every photo of the
+    close-up (and the rows say why), while the sample face's are measured; red area, which
+    compares skin with skin, is measured on both."""
+    for r in report.rows:
+        if r.metric in ("a_star", "erythema_index", "ita_deg"):
+            if r.face == "closeup":
+                assert r.refused.startswith("no trustworthy light reference") and r.missing == 5 * N_DRAWS
+                assert np.isnan(r.nuisance_mean) and all(r.passed.values())
+            else:
+                assert not r.refused and np.isfinite(r.nuisance_mean)
+        if r.metric == "red_area_pct":
+            assert not r.refused and r.missing == 0
+
+
+def test_expressions_are_among_the_nuisances(report):
+    """The draws hold squints and smiles; the close-up, whose mouth corners are on its frame's edge,
+    is never given a smile."""
+    seen = {s: {p["expression"] for p in photos} for s, photos in report.photos.items()}
+    assert {"squint", "smile"} <= seen["sample/light"]
+    assert "smile" not in seen["closeup/light"] and "smile" not in seen["closeup/deep"]
+    assert report.settings["expressions"] == {"sample/light": True, "sample/deep": True,
+                                              "closeup/light": False, "closeup/deep": False}
 
 
 def test_responses_are_in_physical_units(report):
-    row = {(r.tone, r.metric): r for r in report.rows}
+    row = {(r.face, r.tone, r.metric): r for r in report.rows}
     # Redness is injected as a known rise of mean a* over its zone: 1.5, 3, 4.5, 6.
-    np.testing.assert_allclose(row["light", "a_star"].responses, [1.5, 3.0, 4.5, 6.0], atol=0.5)
-    # Lines are injected at 5-20 mm per cm2 of forehead and periorbital skin (faint, 0.15-0.4 mm
-    # wide). Since 0.3.5 (scales in mm, branches judged one by one) the detector reads 84-93% of
-    # them on the light face and 77-81% on the deep one (58-74% and 52% before, when two lines that
-    # crossed were kept or dropped as one network); since 0.3.7, whose skeleton length no longer
-    # counts the zig-zags of a wavering skeleton, 79-88% and 72-77%.
-    for tone in ("light", "deep"):
-        lines = np.array(row[tone, "wrinkle_density"].responses) / np.array(CONCERNS_BY_NAME["lines"].doses)
-        assert np.all((0.65 < lines) & (lines < 1.1)), lines
-    # Pore size is dosed by growing a fixed set of pores by 0.025-0.1 mm: the mean diameter of the
-    # detected pores must grow by a good part of it (pores grown past the detection limit join
-    # the detections at their smaller size, so the mean grows by less than the pores do).
-    for tone in ("light", "deep"):
-        pores = np.array(row[tone, "pore_diameter_mm"].responses)
-        assert np.all((0.4 * np.array(CONCERNS_BY_NAME["pore_size"].doses) < pores)
-                      & (pores < 1.05 * np.array(CONCERNS_BY_NAME["pore_size"].doses))), pores
+    np.testing.assert_allclose(row["sample", "light", "a_star"].responses, [1.5, 3.0, 4.5, 6.0], atol=0.5)
+    for face in FACES:
+        for tone in ("light", "deep"):
+            # Lines: 5-20 mm per cm2 of forehead and periorbital skin, faint; 0.3.7 read 72-88% of them.
+            lines = np.array(row[face, tone, "wrinkle_density"].responses) / np.array(CONCERNS_BY_NAME["lines"].doses)
+            assert np.all((0.55 < lines) & (lines < 1.1)), (face, tone, lines)
+            # Pores like the skin's own, 15-60 per cm2 on skin with ~60 of its own: about two thirds
+            # are found (a quarter are under the detector's contrast, as a quarter of real pores are).
+            pores = np.array(row[face, tone, "pore_density"].responses) / np.array(CONCERNS_BY_NAME["pores"].doses)
+            assert np.all((0.5 < pores) & (pores < 0.95)), (face, tone, pores)
+            # Every visible pore grown by 0.05-0.125 mm: the detected pores' mean diameter grows by
+            # about 40-50% of it (a quarter of the detections are dips that did not grow, and the
+            # grown pores near the contrast threshold join the detections at their smaller size).
+            size = np.array(row[face, tone, "pore_diameter_mm"].responses) / np.array(CONCERNS_BY_NAME["pore_size"].doses)
+            assert np.all((0.3 < size) & (size < 0.8)), (face, tone, size)
 
 
-def test_a_concern_dosed_on_a_base_is_read_against_its_base(report):
-    """Pore size grows 10 pores/cm2 that the face is first given: its responses, nuisance SD and
-    cross-talk are read on that base face (a size measured on a face without pores measures noise),
-    and concerns of one family (pore count, pore size) are not each other's cross-talk."""
-    row = {(r.tone, r.metric): r for r in report.rows}
-    for tone in ("light", "deep"):
-        size = row[tone, "pore_diameter_mm"]
-        assert size.concern == "pore_size" and size.crosstalk_by not in ("pores", "pore_size")
-        # The base face has pores of 0.15-0.3 mm: its mean detected diameter is a pore's, not noise's.
-        assert 0.18 < size.nuisance_mean < 0.35
-        for metric in ("pore_density", "pore_area_pct"):
-            assert row[tone, metric].crosstalk_by not in ("pores", "pore_size")
-
-
-def test_pore_size_dose_grows_the_same_pores_by_the_dose():
-    """The pore-size injection: the same 10/cm2 pores at every dose, each grown by the dose (mm).
-
-    Read back on a clean 12 px/mm phantom by the pore detector: the mean diameter grows by the
-    dose within 20%, and the pore density stays at the injected 10/cm2 within 15%.
-    """
-    from skinscan import phantom
-    from skinscan.metrics import pore_metrics
-    from skinscan.validate import PORE_BASE, inject
-
+def _clean_skin():
+    """Flat skin with real skin's microtexture, 6 x 6 cm at 12 px/mm, as region masks."""
     mm = 1 / 12
-    h = w = 720
-    yy, xx = np.mgrid[:h, :w]
-    mask = (xx - w / 2) ** 2 + (yy - h / 2) ** 2 < 340 ** 2
-    face = phantom.sensor_noise(np.full((h, w, 3), (200, 150, 130), np.uint8), 0.004, np.random.default_rng(0))
+    rgb = phantom.sensor_noise(np.full((720, 720, 3), (200, 150, 130), np.uint8), 0.004, np.random.default_rng(0))
+    mask = np.zeros(rgb.shape[:2], bool)
+    mask[30:-30, 30:-30] = True
+    rgb, rec = phantom.skin_microtexture(rgb, mask, mm_per_px=mm, rng=np.random.default_rng(1))
     masks = {"cheek_left": mask, "cheek_right": np.zeros_like(mask), "nose": np.zeros_like(mask)}
-    size = CONCERNS_BY_NAME["pore_size"]
-    got = []
-    for dose in (0.0,) + size.doses:
-        img = inject(size, face, masks, mm, dose, seed=5)
-        got.append(pore_metrics(img, mask, mm_per_px=mm).value)
-    n_expected = PORE_BASE["density_per_cm2"]
-    for v in got:  # the same pores at every dose, nearly all found on a clean photo
-        assert v["pore_density"] == pytest.approx(n_expected, rel=0.15)
-    growth = np.array([v["pore_diameter_mm"] for v in got[1:]]) - got[0]["pore_diameter_mm"]
-    np.testing.assert_allclose(growth, size.doses, rtol=0.2)
+    pores = {"centres_px": rec["pores"]["centres_px"], "diameters_px": rec["pores"]["diameters_px"],
+             "avoid_px": np.concatenate([rec["pores"]["centres_px"], rec["faint_pores"]["centres_px"]])}
+    return rgb, masks, mask, pores, mm
+
+
+def test_the_pore_count_dose_adds_the_skins_kind_of_pore_clear_of_its_own():
+    """Each dose adds exactly round(dose x area) pores, nested, at least 0.45 mm from the skin's own
+    pores and from each other; the detector finds most of them."""
+    from skinscan.metrics import pore_metrics
+
+    rgb, masks, mask, pores, mm = _clean_skin()
+    c = CONCERNS_BY_NAME["pores"]
+    base = pore_metrics(rgb, mask, mm_per_px=mm).value["pore_density"]
+    added = [pore_metrics(inject(c, rgb, masks, mm, d, seed=3, pores=pores), mask, mm_per_px=mm).value["pore_density"]
+             - base for d in c.doses]
+    np.testing.assert_allclose(np.array(added) / np.array(c.doses), 0.74, atol=0.1)
+    assert np.all(np.diff(added) > 0)
+    _, pool = phantom.add_pores(rgb, mask, mm_per_px=mm, density_per_cm2=1.5 * c.doses[-1], rng=np.random.default_rng(3),
+                                avoid_px=pores["avoid_px"], **{k: phantom.SKIN_PORES[k] for k in ("diameter_mm", "depth",
+                                                                                                 "spacing_mm")})
+    gap = np.linalg.norm(pool["centres_px"][:, None] - pores["avoid_px"][None], axis=2).min()
+    assert gap * mm >= 0.45 - 1e-9
+
+
+def test_the_pore_size_dose_grows_the_skins_own_pores():
+    """The size dose magnifies every visible pore by its growth: on a clean 12 px/mm photo the detected
+    pores' mean diameter grows by 55% of the dose (a quarter of the detections are faint pores and
+    relief dips, which do not grow, and grown pores near the contrast threshold join the detections
+    at their smaller size), in proportion, and nothing grows at dose 0."""
+    from skinscan.metrics import pore_metrics
+
+    rgb, masks, mask, pores, mm = _clean_skin()
+    c = CONCERNS_BY_NAME["pore_size"]
+    assert np.array_equal(inject(c, rgb, masks, mm, 0.0, seed=5, pores=pores), rgb)
+    d0 = pore_metrics(rgb, mask, mm_per_px=mm).value["pore_diameter_mm"]
+    growth = np.array([pore_metrics(inject(c, rgb, masks, mm, d, seed=5, pores=pores), mask, mm_per_px=mm)
+                       .value["pore_diameter_mm"] - d0 for d in c.doses])
+    np.testing.assert_allclose(growth / np.array(c.doses), 0.55, atol=0.1)
+    assert np.all(np.diff(growth) > 0)
 
 
 def test_a_photo_not_measured_is_left_out_of_both_sides_of_a_change():
@@ -125,6 +158,19 @@ def test_a_photo_not_measured_is_left_out_of_both_sides_of_a_change():
     assert np.nanmean(dosed) - np.nanmean(null) == pytest.approx(0.375)
     assert _paired_change(dosed, null) == pytest.approx(0.5)
     assert np.isnan(_paired_change(np.full(4, np.nan), null))
-    row = MetricRow("light", "pores", "pore_density", 1, [0.5] * 4, 0.1, 1.0, 1.0, 5.0, 0.0, "-", 10.0, missing=1)
+    row = MetricRow("sample", "light", "pores", "pore_density", 1, [0.5] * 4, 0.1, 1.0, 1.0, 5.0, 0.0, "-", 10.0,
+                    missing=1)
     table = ValidationReport([row], n_draws=4).table()
-    assert "light pore_density 1 of 20" in table.splitlines()[-1]
+    assert "sample light pore_density 1 of 20" in table.splitlines()[-1]
+
+
+def test_a_refused_row_fails_when_a_value_is_given():
+    from skinscan.validate import MetricRow
+
+    nan = float("nan")
+    refused = MetricRow("closeup", "light", "redness", "a_star", 1, [nan] * 4, nan, nan, 1.0, nan, 0.0, "-", nan,
+                        missing=20, refused="no trustworthy light reference")
+    assert refused.passed == {"not measured": True}
+    given = MetricRow("closeup", "light", "redness", "a_star", 1, [nan] * 4, nan, 0.3, 1.0, nan, 0.0, "-", nan,
+                      missing=19, refused="no trustworthy light reference")
+    assert given.passed == {"not measured": False}
