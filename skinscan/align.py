@@ -411,10 +411,6 @@ def triangle_affines(src_v: np.ndarray, dst_v: np.ndarray, triangles: np.ndarray
     return np.transpose(a, (0, 2, 1))
 
 
-# The names the phantom imports (skinscan.phantom), until it imports the public ones.
-_rasterise_triangles, _triangle_affines = rasterise_triangles, triangle_affines
-
-
 def warp_piecewise(image: np.ndarray, src_vertices: np.ndarray, dst_vertices: np.ndarray, triangles: np.ndarray,
                    dst_shape: tuple[int, int], *, triangle_index: np.ndarray | None = None,
                    interpolation: int = cv2.INTER_LINEAR, border_value=0) -> tuple[np.ndarray, np.ndarray]:

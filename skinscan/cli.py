@@ -111,7 +111,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
 
-    from .validate import run_validation
+    from .validation.protocol import run_validation
 
     tones = tuple(args.tones.split(","))
     faces = tuple(args.faces.split(","))

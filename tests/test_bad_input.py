@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from skinscan.geometry import estimate_scale
-from skinscan.phantom import turn_head
+from skinscan.validation.phantom import turn_head
 
 pytestmark = pytest.mark.slow  # not in `make quick`
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from skinscan.floors import measure_floors
+from skinscan.validation.floors import measure_floors
 from skinscan.metrics import FAMILIES, family
 
 CLOSE_UP = Path(__file__).resolve().parent / "data" / "porenet" / "photo.png"
@@ -20,8 +20,13 @@ def table(landmarker):
 
 def test_the_shipped_floors_are_the_measured_ones(table):
     for fam in FAMILIES:
-        measured = max(table.floors[k] for k in fam.keys)
-        assert fam.floor_px_per_mm == pytest.approx(measured, abs=0.05), (fam.name, measured)
+        measured = [table.floors[k] for k in fam.keys if np.isfinite(table.floors[k])]
+        if fam.name == "scars":
+            # The close-up has about two scar-sized dips (0.036 per cm^2, SE 0.018): too few to
+            # measure a floor on. The scars' floor puts the smallest scar (1 mm) across 2.5 px.
+            assert not measured and fam.floor_px_per_mm == 2.5
+            continue
+        assert fam.floor_px_per_mm == pytest.approx(max(measured), abs=0.05), (fam.name, measured)
 
 
 def test_below_its_floor_a_family_reads_something_else(table):

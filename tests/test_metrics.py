@@ -4,7 +4,7 @@ import cv2
 import numpy as np
 import pytest
 
-from skinscan import phantom
+from skinscan.validation import phantom
 from skinscan.color import linear_to_srgb8, rgb_to_lab, srgb_to_linear
 from skinscan.metrics import (SkinImage, compute_metrics, ita_degrees, pigmentation_metrics, pore_metrics,
                               redness, roughness, scar_metrics, wrinkle_metrics)

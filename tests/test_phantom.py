@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from skinscan import phantom as ph
+from skinscan.validation import phantom as ph
 from skinscan.color import linear_to_srgb8, luminance, rgb_to_lab, srgb_to_linear
 
 

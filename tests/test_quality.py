@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from skinscan import phantom
+from skinscan.validation import phantom
 from skinscan.geometry import estimate_scale
 from skinscan.light import choose_light, light_reference, sclera_mask
 from skinscan.quality import QualityThresholds, assess_quality, sharpness

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from skinscan.labelled import label_centres, score_detections
+from skinscan.validation.labelled import label_centres, score_detections
 
 DATA = Path(__file__).resolve().parent / "data" / "porenet"
 MIDLINE_X = 787  # the labels cover the image-left half

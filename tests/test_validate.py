@@ -10,8 +10,8 @@ closed, must refuse the absolute colour metrics rather than report them from a l
 import numpy as np
 import pytest
 
-from skinscan import phantom
-from skinscan.validate import CONCERNS, FACES, inject, run_validation
+from skinscan.validation import phantom
+from skinscan.validation.protocol import CONCERNS, FACES, inject, run_validation
 
 pytestmark = pytest.mark.slow  # not in `make quick`
 
@@ -24,23 +24,21 @@ def report():
     return run_validation(n_draws=N_DRAWS, faces=FACES, tones=("light", "deep"), jobs=2, progress=False)
 
 
-#: Rows that do not yet meet every threshold, with the reason (kept visible, not hidden): see the
-#: README and ``skinscan validate``'s table.
-KNOWN_GAPS = {
-    # The mean diameter of the detected pores grows with the pores and is specific, but photos of
-    # 10-16 px/mm read the same pores 0.02-0.03 mm apart: the smallest growth (0.05 mm) is 2.3-2.8
-    # SDs. Pore size is a descriptor below 20 px/mm (tests/test_validate.py::test_pore_size_*).
-    "pore_diameter_mm": {"detectable", "specific"},
-}
-
-
-def _gaps(report):
-    return [f for f in report.failures()
-            if f.split(": ")[1] not in KNOWN_GAPS.get(f.split(": ")[0].split("/")[2], ())]
-
-
 def test_every_metric_meets_every_threshold(report):
-    assert not _gaps(report), "\n" + report.table()
+    assert report.passed, "\n".join(report.failures()) + "\n" + report.table()
+
+
+def test_pore_size_is_a_descriptor_that_rises_with_the_dose(report):
+    """Pore diameter is reported without change labels: through squints, smiles and 10-16 px/mm its
+    smallest growth (0.05 mm) is not 3 SDs (the table shows by how much), but it must still rise
+    with the growth, on both faces and tones."""
+    from skinscan.metrics import metric
+
+    assert not metric("pore_diameter_mm").higher_is_worse
+    rows = [r for r in report.rows if r.metric == "pore_diameter_mm"]
+    assert len(rows) == 4 and all(r.passed == {"monotonic": True} for r in rows)
+    assert all(0 < r.responses[0] < r.responses[-1] for r in rows)
+    assert "descriptor (no change label), monotonic: yes" in report.table()
 
 
 def test_the_protocol_covers_every_metric_on_both_faces_and_tones(report):
@@ -54,7 +52,8 @@ def test_the_protocol_covers_every_metric_on_both_faces_and_tones(report):
 def test_the_eyes_closed_close_up_refuses_absolute_colour(report):
     """No sclera, no chart, no background: a*, erythema index and ITA are NaN in every photo of the
     close-up (and the rows say why), while the sample face's are measured; red area, which
-    compares skin with skin, is measured on both."""
+    compares skin with skin, is measured on both (but in photos a series leaves out: over 15% of
+    the skin clipped, and the like)."""
     for r in report.rows:
         if r.metric in ("a_star", "erythema_index", "ita_deg"):
             if r.face == "closeup":
@@ -63,7 +62,8 @@ def test_the_eyes_closed_close_up_refuses_absolute_colour(report):
             else:
                 assert not r.refused and np.isfinite(r.nuisance_mean)
         if r.metric == "red_area_pct":
-            assert not r.refused and r.missing == 0
+            blocked = sum(report.left_out.get(f"{r.face}/{r.tone}", {}).values())
+            assert not r.refused and r.missing <= blocked
 
 
 def test_expressions_are_among_the_nuisances(report):
@@ -151,7 +151,7 @@ def test_a_photo_not_measured_is_left_out_of_both_sides_of_a_change():
     Draw 3 reads 0.5 higher in both (its nuisance, not the dose); its dose photo is not measurable.
     Unpaired means would report a change of 0.5 - 0.5 / 4; paired, the change is the dose's 0.5.
     """
-    from skinscan.validate import MetricRow, ValidationReport, _paired_change
+    from skinscan.validation.protocol import MetricRow, ValidationReport, _paired_change
 
     null = np.array([1.0, 1.0, 1.0, 1.5])
     dosed = np.array([1.5, 1.5, 1.5, np.nan])
@@ -165,7 +165,7 @@ def test_a_photo_not_measured_is_left_out_of_both_sides_of_a_change():
 
 
 def test_a_refused_row_fails_when_a_value_is_given():
-    from skinscan.validate import MetricRow
+    from skinscan.validation.protocol import MetricRow
 
     nan = float("nan")
     refused = MetricRow("closeup", "light", "redness", "a_star", 1, [nan] * 4, nan, nan, 1.0, nan, 0.0, "-", nan,

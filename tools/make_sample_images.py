@@ -6,7 +6,7 @@ Run from the repository root::
 
 The face is cropped, upscaled to about 10 px/mm, smoothed and given procedural skin
 micro-texture: that is the un-injected *master*. Each of five sessions, 4-5 weeks apart, injects
-concerns into the master with :mod:`skinscan.phantom` (redness, extra pores, atrophic scars,
+concerns into the master with :mod:`skinscan.validation.phantom` (redness, extra pores, atrophic scars,
 fine lines, brown spots, extra texture), at doses that fall session by session, and then takes two
 "photos" of it with independent nuisances (rotation, scale, shift, exposure, white balance,
 sensor noise, JPEG quality). Everything is drawn from one seed, so the output is reproducible.
@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 from skimage import data
 
-from skinscan import phantom
+from skinscan.validation import phantom
 from skinscan.color import rgb_to_lab
 from skinscan.landmarks import FaceLandmarker
 from skinscan.geometry import IRIS_DIAMETER_MM, estimate_scale
@@ -46,7 +46,7 @@ PHOTOS_PER_SESSION = 2
 RECOVERY = (("2026-01-06", "day 1", "09:12:40", 5.0), ("2026-01-08", "day 3", "19:40:05", 1.2))
 NEEDLE_DEPTH_MM = (1.0, 1.0, 1.5, 1.5, 1.5)
 
-#: Injected doses per session (baseline first), in the units of :mod:`skinscan.phantom`.
+#: Injected doses per session (baseline first), in the units of :mod:`skinscan.validation.phantom`.
 SCHEDULE = {
     "delta_a_star": (4.0, 3.0, 2.0, 1.2, 0.5),  # over the face, vs the master
     "pore_density_per_cm2": (40.0, 30.0, 20.0, 12.0, 6.0),  # extra pores, cheeks + nose

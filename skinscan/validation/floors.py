@@ -57,7 +57,8 @@ class FloorTable:
         The reference copy's own standard error of each metric (NaN where one photo cannot tell).
     floors : dict of str to float
         Each metric's floor (px/mm); NaN when even the photo's own resolution is not enough to
-        compare (the value is NaN there).
+        compare (the value is NaN there), or when the photo holds too little of it to tell (its
+        tolerance reaches zero).
     """
 
     px_per_mm: list
@@ -89,11 +90,11 @@ def measure_floors(path: str | os.PathLike, *, steps=DEFAULT_STEPS, landmarker=N
         Coarser resolutions to try, px/mm; those not coarser than the photo are skipped.
     landmarker : FaceLandmarker, optional
     """
-    from .analysis import analyse_photo
-    from .io import load_photo
-    from .metrics import compute_metrics
+    from ..analysis import analyse_photo
+    from ..io import load_photo
+    from ..metrics import compute_metrics
 
-    from .uncertainty import measurement_se
+    from ..uncertainty import measurement_se
 
     photo = load_photo(path)
     native = analyse_photo(photo, landmarker=landmarker, metrics=False, max_px_per_mm=None).photo_px_per_mm
@@ -128,6 +129,10 @@ def _floor(metric: str, resolutions: list, values: list, se: float) -> float:
     if not np.isfinite(ref):
         return float("nan")
     tol = max(0.1 * abs(ref), NEAR_ZERO_TOLERANCE.get(metric, 0.0), 2 * se if np.isfinite(se) else 0.0)
+    if metric not in NEAR_ZERO_TOLERANCE and tol >= abs(ref):
+        # The photo holds too little of it to tell (e.g. two scar-sized dips on the close-up): a
+        # reading of nothing would be within tolerance, and every resolution would pass.
+        return float("nan")
     floor = resolutions[0]
     for r, v in zip(resolutions[1:], values[1:]):
         if not (np.isfinite(v) and abs(v - ref) <= tol):
@@ -136,10 +141,10 @@ def _floor(metric: str, resolutions: list, values: list, se: float) -> float:
     return float(floor)
 
 
-if __name__ == "__main__":  # python -m skinscan.floors PHOTO
+if __name__ == "__main__":  # python -m skinscan.validation.floors PHOTO
     import sys
 
-    from .landmarks import FaceLandmarker
+    from ..landmarks import FaceLandmarker
 
     with FaceLandmarker() as lm:
         table = measure_floors(sys.argv[1], landmarker=lm)

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .color import HAEMOGLOBIN_OD, MELANIN_OD, linear_to_srgb8, luminance, rgb_to_lab, srgb_to_linear
+from ..color import HAEMOGLOBIN_OD, MELANIN_OD, linear_to_srgb8, luminance, rgb_to_lab, srgb_to_linear
 
 __all__ = [
     "HAEMOGLOBIN_OD", "MELANIN_OD", "TEXTURE_BAND_MM",
@@ -736,9 +736,9 @@ def measure_skin(rgb, roi, labels, *, mm_per_px: float) -> dict:
     from scipy.spatial import cKDTree
 
     from .labelled import score_detections
-    from .metrics import SkinImage
-    from .metrics.stats import robust_sigma
-    from .metrics.pores import DETECTOR, band_pass, detect_pores, noise_sd_od
+    from ..metrics import SkinImage
+    from ..metrics.stats import robust_sigma
+    from ..metrics.pores import DETECTOR, band_pass, detect_pores, noise_sd_od
 
     rgb, roi = _check(rgb, roi)
     labels = np.asarray(labels)
@@ -975,7 +975,7 @@ def face_warp_map(face, shape_hw, *, mm_per_px: float, yaw_deg: float = 0.0, exp
     (map_x, map_y) : ndarrays, shape ``shape_hw``, float32
         Source x and y of every output pixel (``cv2.remap``'s maps); None when nothing moves.
     """
-    from .align import canonical_frame, photo_vertices, rasterise_triangles, triangle_affines
+    from ..align import canonical_frame, photo_vertices, rasterise_triangles, triangle_affines
 
     if not yaw_deg and expression == "none":
         return None
@@ -1089,13 +1089,13 @@ ASTRONAUT_CROP_XYXY = (170, 50, 280, 190)
 ASTRONAUT_UPSCALE = 17.0
 MASTER_SEED = 20260105
 #: The real close-up (Pore-Net, Apache-2.0; see tests/data/porenet/README.md): 13.3 px/mm, eyes closed.
-CLOSEUP_PHOTO = Path(__file__).resolve().parents[1] / "tests" / "data" / "porenet" / "photo.png"
+CLOSEUP_PHOTO = Path(__file__).resolve().parents[2] / "tests" / "data" / "porenet" / "photo.png"
 
 
 def _facial_skin(face, shape_hw, mm_per_px: float) -> np.ndarray:
     """All facial skin of a photo: the face oval and the regions, less the eyes, brows, lips and nostrils (2 mm wider)."""
-    from .landmark_ids import FACE_OVAL
-    from .regions import EXCLUSION_POLYGONS, polygon_masks
+    from ..landmark_ids import FACE_OVAL
+    from ..regions import EXCLUSION_POLYGONS, polygon_masks
 
     oval = np.zeros(shape_hw, np.uint8)
     cv2.fillPoly(oval, [np.round(face.points[FACE_OVAL]).astype(np.int32)], 1)
@@ -1107,7 +1107,7 @@ def _facial_skin(face, shape_hw, mm_per_px: float) -> np.ndarray:
 
 
 def _masks(face, rgb, mm_per_px: float) -> dict:
-    from .regions import region_masks
+    from ..regions import region_masks
 
     masks = region_masks(face, mm_per_px=mm_per_px, rgb=rgb)
     masks["forehead_below_fringe"] = region_masks(face, mm_per_px=mm_per_px, rgb=rgb,
@@ -1125,8 +1125,8 @@ def master_face(landmarker=None, *, seed: int = MASTER_SEED, px_per_mm: float | 
     """
     from skimage import data
 
-    from .geometry import estimate_scale
-    from .landmarks import FaceLandmarker
+    from ..geometry import estimate_scale
+    from ..landmarks import FaceLandmarker
 
     own = landmarker is None
     lm = landmarker or FaceLandmarker()
@@ -1163,11 +1163,11 @@ def closeup_face(landmarker=None, *, path=CLOSEUP_PHOTO) -> MasterFace:
     against the labels, which cover only the image-left half): they are what a pore-size dose
     grows and what a pore-count dose keeps clear of.
     """
-    from .geometry import estimate_scale
-    from .io import load_photo
-    from .landmarks import FaceLandmarker
-    from .metrics import SkinImage
-    from .metrics.pores import detect_pores
+    from ..geometry import estimate_scale
+    from ..io import load_photo
+    from ..landmarks import FaceLandmarker
+    from ..metrics import SkinImage
+    from ..metrics.pores import detect_pores
 
     path = Path(path)
     if not path.is_file():

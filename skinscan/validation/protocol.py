@@ -17,7 +17,7 @@ The coefficient of variation over nuisance-only photos (test-retest) is reported
 
 The faces (:data:`FACES`) are skin full of pores, as real cheeks and noses are: the sample face
 (the astronaut, upscaled, given the pores and relief measured on a real close-up, see
-:data:`skinscan.phantom.REAL_SKIN`) and that real close-up itself (its own pores; eyes closed, so
+:data:`skinscan.validation.phantom.REAL_SKIN`) and that real close-up itself (its own pores; eyes closed, so
 no sclera to normalise the light on: its absolute colour metrics, a*, erythema index and ITA, are
 not measured, and the table says so). Pores are dosed as pores of that skin: more of them (the
 count), or every visible pore grown (the size); both are read against the face as it is.
@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 
 from . import phantom
+from ..metrics.registry import METRICS
 
 __all__ = ["CONCERNS", "FACES", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws",
            "build_masters", "photograph", "inject"]
@@ -90,6 +91,12 @@ CONCERNS = (
 #: a few brown spots must not move it, so it is held to stability instead of a dose response: its
 #: SD over nuisance-only photos must stay below this many degrees.
 DESCRIPTOR_MAX_SD = {"ita_deg": 3.0}
+
+#: Metrics dosed with a change of their own that the tool reports as descriptors (no change is
+#: called improved or worse, see :data:`skinscan.metrics.registry.METRICS`) because this protocol
+#: finds them not detectable: their rows must still rise with the dose; their detectability and
+#: cross-talk are reported, as the evidence for that decision, not required.
+DOSED_DESCRIPTORS = frozenset(m.key for m in METRICS if not m.higher_is_worse) - set(DESCRIPTOR_MAX_SD)
 
 #: The texture dose's relief: undulations larger than pores (99% of the real close-up's labelled
 #: pores are under 0.76 mm). The roughness metric's band (0.2-2 mm) reaches down to pore size, and
@@ -155,7 +162,7 @@ def photograph(master: dict, rgb: np.ndarray, nz: Nuisance) -> np.ndarray:
     """The face ``rgb`` (a dosed copy of ``master``'s) as photographed under nuisance ``nz``.
 
     The turn, the expression and the similarity are sampled once (bicubic, as the similarity alone
-    was; see :func:`skinscan.phantom.photograph`); a face that fills its frame keeps filling it.
+    was; see :func:`skinscan.validation.phantom.photograph`); a face that fills its frame keeps filling it.
     """
     rng = np.random.default_rng(nz.seed)
     out = phantom.photograph(rgb, master["face"], mm_per_px=master["mm_per_px"], angle_deg=nz.angle_deg,
@@ -178,7 +185,7 @@ def inject(concern: Concern, rgb: np.ndarray, masks: dict, mm_per_px: float, dos
     Blob-like changes are drawn once, as a pool larger than the largest dose; each dose takes a
     prefix of exactly ``round(dose x area)`` of the same objects, so doses are nested as in a real
     improvement and step up by equal counts. ``pores`` is the face's own (see
-    :class:`skinscan.phantom.MasterFace`): new pores keep 0.45 mm clear of them, as real pores keep
+    :class:`skinscan.validation.phantom.MasterFace`): new pores keep 0.45 mm clear of them, as real pores keep
     apart, and a size dose grows the visible ones inside the regions.
     """
     zone = _zone(masks, concern.regions)
@@ -246,7 +253,7 @@ _W: dict = {}
 
 
 def _worker_init(masters: dict) -> None:
-    from .landmarks import FaceLandmarker
+    from ..landmarks import FaceLandmarker
 
     _W["masters"] = masters
     _W["landmarker"] = FaceLandmarker()
@@ -255,10 +262,10 @@ def _worker_init(masters: dict) -> None:
 
 def _measure(task: tuple) -> tuple:
     """Build one photo of the protocol and measure every metric on every concern's zone."""
-    from .analysis import analyse_photo
-    from .light import ABSOLUTE_COLOUR
-    from .metrics import compute_metrics
-    from .regions import SKIN_PX_PER_MM, region_masks
+    from ..analysis import analyse_photo
+    from ..light import ABSOLUTE_COLOUR
+    from ..metrics import compute_metrics
+    from ..regions import SKIN_PX_PER_MM, region_masks
 
     subject, concern_name, dose_idx, nz = task
     m = _W["masters"][subject]
@@ -278,8 +285,17 @@ def _measure(task: tuple) -> tuple:
     if a.light_source == "none":  # as the analysis reports it: no absolute colour from a light nobody knows
         for region in values.values():
             region.update({k: float("nan") for k in ABSOLUTE_COLOUR if k in region})
+    # A photo that fails a blocking quality check (over 15% of the skin clipped, blurred, too dark,
+    # the head turned too far) is left out of a series' trends, and so of the protocol's: measured
+    # anyway, the bright face at +0.25 EV (22% of its skin clipped) read an erythema index 2.5 below
+    # the other photos'.
+    blocked = sorted(c.name for c in a.quality if c.blocking and not c.passed)
+    if blocked:
+        for region in values.values():
+            region.update({k: float("nan") for k in region})
     return key, nz.seed, values, {"light_source": a.light_source, "light_note": a.light_reason,
-                                  "px_per_mm": a.scale.px_per_mm, "expression": expression_for(m, nz)}
+                                  "px_per_mm": a.scale.px_per_mm, "expression": expression_for(m, nz),
+                                  "blocked": blocked}
 
 
 @dataclass
@@ -309,6 +325,8 @@ class MetricRow:
             return {"not measured": bool(np.isnan(self.nuisance_mean) and all(np.isnan(self.responses)))}
         if self.direction == 0:
             return {"stable": bool(self.nuisance_sd <= DESCRIPTOR_MAX_SD.get(self.metric, np.inf))}
+        if self.metric in DOSED_DESCRIPTORS:
+            return {"monotonic": bool(self.rho == 1.0)}
         return {"monotonic": bool(self.rho == 1.0), "detectable": bool(self.detect_ratio >= 3.0),
                 "specific": bool(self.crosstalk_pct < 30.0)}
 
@@ -323,6 +341,8 @@ class ValidationReport:
     #: Every photo's values of the rows' metrics on their concern's zone: {"face/tone|concern|dose":
     #: {metric: [value per draw]}} (concern "none": nuisance-only; dose index 0-3).
     values: dict = field(default_factory=dict)
+    #: Per subject, the photos left out because a blocking quality check failed: {check: count}.
+    left_out: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -341,6 +361,8 @@ class ValidationReport:
             ok = "yes" if all(r.passed.values()) else "NO: " + ", ".join(k for k, v in r.passed.items() if not v)
             if r.refused:
                 ok = f"not measured ({r.refused}): " + ("yes" if all(r.passed.values()) else "NO, a value was given")
+            elif r.metric in DOSED_DESCRIPTORS:
+                ok = "descriptor (no change label), monotonic: " + ("yes" if all(r.passed.values()) else "NO")
             elif r.direction == 0:
                 ok = f"descriptor, SD <= {DESCRIPTOR_MAX_SD[r.metric]:g}: " + ("yes" if all(r.passed.values()) else "NO")
             lines.append(f"| {r.face} | {r.tone} | {r.concern} | {r.metric} | {resp} | {r.nuisance_sd:.3g} | "
@@ -351,11 +373,17 @@ class ValidationReport:
         if gaps:
             lines += ["", "Not measurable (NaN) in some photos, left out of their dose's mean and, paired, of its "
                       "response: " + "; ".join(gaps) + "."]
+        if self.left_out:
+            total = self.settings.get("photos_per_subject", "?")
+            parts = [f"{subject.replace('/', ' ')} " + ", ".join(f"{n} ({check})" for check, n in sorted(checks.items()))
+                     for subject, checks in self.left_out.items()]
+            lines += ["", f"Left out as a series leaves them out (a blocking quality check failed), of {total} photos "
+                      "per face and tone: " + "; ".join(parts) + "."]
         return "\n".join(lines)
 
     def to_json(self) -> str:
         return json.dumps({"n_draws": self.n_draws, "settings": self.settings, "passed": self.passed,
-                           "photos": self.photos, "values": self.values,
+                           "photos": self.photos, "values": self.values, "left_out": self.left_out,
                            "rows": [{**r.__dict__, "passed": r.passed} for r in self.rows]}, indent=1)
 
 
@@ -383,11 +411,11 @@ def build_masters(faces=FACES, tones=("light", "deep"), *, seed: int = 0, px_per
     """The protocol's subjects, keyed ``"face/tone"``: each face as it is and darkened to ITA < 10°.
 
     ``px_per_mm`` builds the sample face at that resolution (default :data:`SAMPLE_PX_PER_MM`; see
-    :func:`skinscan.phantom.master_face`); ``max_px_per_mm`` is the analysis's cap (default the pipeline's).
+    :func:`skinscan.validation.phantom.master_face`); ``max_px_per_mm`` is the analysis's cap (default the pipeline's).
     """
-    from .analysis import MAX_PX_PER_MM
-    from .landmarks import FaceLandmarker
-    from .regions import region_masks
+    from ..analysis import MAX_PX_PER_MM
+    from ..landmarks import FaceLandmarker
+    from ..regions import region_masks
 
     out = {}
     with FaceLandmarker() as lm:
@@ -440,8 +468,8 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     expressions : bool
         Squints and smiles among the nuisances (False: the same draws with a still face).
     """
-    from .light import ABSOLUTE_COLOUR
-    from .progress import Progress
+    from ..light import ABSOLUTE_COLOUR
+    from ..progress import Progress
 
     if px_per_mm is not None and "closeup" in faces:
         raise ValueError("px_per_mm: the close-up has a resolution of its own; run it with faces=('sample',)")
@@ -458,11 +486,15 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     jobs = jobs or os.cpu_count() or 1
     results: dict = {}
     photos: dict = {}
+    left_out: dict = {}
     chunk = max(1, n_draws // 2)
     with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(masters,)) as ex:
         bar = Progress(ex.map(_measure, tasks, chunksize=chunk), "validating", total=len(tasks), enabled=progress)
         for key, s, values, info in bar:
             results.setdefault(key, {})[s] = values
+            for check in info["blocked"]:
+                left_out.setdefault(key[0], {}).setdefault(check, 0)
+                left_out[key[0]][check] += 1
             if key[1] is None:
                 photos.setdefault(key[0], []).append({"seed": s, **info})
 
@@ -505,4 +537,5 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     values = {f"{subject}|{name or 'none'}|{i}": {
         m: [results[(subject, name, i)][nz.seed][c.name][m] for nz in draws] for c in wanted for m, _ in c.metrics}
         for subject in subjects for name, i in keys}
-    return ValidationReport(rows, n_draws, settings, photos, values)
+    settings["photos_per_subject"] = len(keys) * n_draws
+    return ValidationReport(rows, n_draws, settings, photos, values, left_out)
