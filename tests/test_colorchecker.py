@@ -4,8 +4,9 @@ import cv2
 import numpy as np
 import pytest
 
-from skinscan import analyse_photo, phantom
-from skinscan.color import linear_to_srgb8, srgb_to_linear
+from skinscan import analyse_photo
+from skinscan.validation import phantom
+from skinscan.color import srgb_to_linear
 from skinscan.light import LightReference, choose_light, detect_colorchecker
 
 # Two lighting nuisances (white balance gains, exposure in EV), both applied in linear light.
@@ -161,10 +162,11 @@ def test_lighting_mismatch_is_measured_on_the_chart(analysed_pair):
 
 def test_a_photo_without_a_chart_reads_the_sclera_and_a_real_background(landmarker, astronaut_big):
     # A grey frame round the photo: the background strip lies in it. The upscaled astronaut's two
-    # scleras disagree by 2% in their colour balance (about +-0.6 a*): the uniform frame is trusted first.
+    # scleras disagree by 2% in their colour balance (about +-0.6 a*): an estimate from two eyes that
+    # does not show the sclera to be worse than +-0.5 a* (ESTIMATE_SPREAD_95), so it is used first.
     framed = cv2.copyMakeBorder(astronaut_big, 200, 200, 200, 200, cv2.BORDER_CONSTANT, value=(150, 150, 150))
     a = analyse_photo(_light(framed, NUISANCE_A), landmarker=landmarker, metrics=False)
-    assert a.light_source == "background" and "sclera too uncertain" in a.light_reason
+    assert a.light_source == "sclera" and a.light_reason == "no chart"
     assert a.light.chart_patches == 0 and np.all(np.isnan(a.light.chart_rgb))
     # The background is read in the whole photo, not in the face crop (where it was always empty).
     assert a.light.background_pixels > 1000

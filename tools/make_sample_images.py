@@ -26,10 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-import cv2
 import numpy as np
 from PIL import Image
-from skimage import data
 
 from skinscan.validation import phantom
 from skinscan.color import rgb_to_lab

@@ -19,6 +19,7 @@ its series' reference photo; the metrics receive only the gains.
 from .chart import ColorChecker, detect_colorchecker
 from .choice import (
            ABSOLUTE_COLOUR,
+           ESTIMATE_SPREAD_95,
            MAX_A_STAR_SE,
            UNKNOWN_EXPOSURE_EV,
            LightChoice,
@@ -34,6 +35,6 @@ from .references import (
            sclera_masks,
 )
 
-__all__ = ["ABSOLUTE_COLOUR", "MAX_A_STAR_SE", "SCLERA_TARGET", "UNKNOWN_EXPOSURE_EV", "ColorChecker", "LightChoice",
-           "LightReference", "choose_light", "colour_se", "detect_colorchecker", "light_reference",
+__all__ = ["ABSOLUTE_COLOUR", "ESTIMATE_SPREAD_95", "MAX_A_STAR_SE", "SCLERA_TARGET", "UNKNOWN_EXPOSURE_EV",
+           "ColorChecker", "LightChoice", "LightReference", "choose_light", "colour_se", "detect_colorchecker", "light_reference",
            "reference_uncertainty", "sclera_mask", "sclera_masks"]

@@ -70,13 +70,13 @@ class FloorTable:
         head = ("| metric | floor, px/mm | " + " | ".join(f"{p:.1f}" + (" (own)" if i == 0 else " (ref.)" if i == 1 else "")
                                                    for i, p in enumerate(self.px_per_mm)) + " |")
         rule = "|---|---:|" + "---:|" * len(self.px_per_mm)
-        rows = [f"| `{m}` | {self.floors[m]:.1f} | " + " | ".join(_fmt(v) for v in vals) + " |"
+        rows = [f"| `{m}` | {_fmt(self.floors[m], '.1f')} | " + " | ".join(_fmt(v) for v in vals) + " |"
                 for m, vals in self.values.items()]
         return "\n".join([head, rule, *rows])
 
 
-def _fmt(v: float) -> str:
-    return "NaN" if not np.isfinite(v) else f"{v:.3g}"
+def _fmt(v: float, spec: str = ".3g") -> str:
+    return "NaN" if not np.isfinite(v) else format(v, spec)
 
 
 def measure_floors(path: str | os.PathLike, *, steps=DEFAULT_STEPS, landmarker=None) -> FloorTable:
