@@ -111,11 +111,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
 
-    from .validation.protocol import run_validation
+    from .errors import SkinscanError
+    from .validation.protocol import CONCERNS, FACES, run_validation
 
     tones = tuple(args.tones.split(","))
     faces = tuple(args.faces.split(","))
     concerns = tuple(args.concerns.split(",")) if args.concerns else None
+    for what, given, known in (("tone", tones, ("light", "deep")), ("face", faces, FACES),
+                               ("concern", concerns or (), tuple(c.name for c in CONCERNS))):
+        unknown = [g for g in given if g not in known]
+        if unknown:
+            raise SkinscanError(f"unknown {what} {', '.join(unknown)}; choose from {', '.join(known)}")
+    if args.px_per_mm is not None and faces != ("sample",):
+        raise SkinscanError("--px-per-mm photographs the sample face only (the close-up has a resolution of its "
+                            "own): add --faces sample")
     rep = run_validation(n_draws=args.draws, faces=faces, tones=tones, jobs=args.jobs, seed=args.seed,
                          concerns=concerns, px_per_mm=args.px_per_mm, progress=not args.quiet)
     table = rep.table()

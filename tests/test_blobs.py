@@ -144,6 +144,18 @@ def test_drawn_discs_are_found_at_their_place_and_size(options):
         assert found["response"][i] == pytest.approx(PEAK, rel=0.1)
 
 
+def test_blobs_under_the_smallest_scale_go_before_the_merge():
+    """A small, stronger dip on the edge of a larger blob: merged, only the dip is left; dropped by
+    its size first (as the scars drop dips under 1 mm, the pores' size), the larger blob is found."""
+    signal = discs([(100.0, 80.0)], [8.0], contrast=0.2, noise=0.01) + discs([(108.0, 80.0)], [2.0], contrast=0.6)
+    kw = {"sigmas_px": SIGMAS, "k_sigma": 5.0, "max_elongation": 2.0, **SCAR_LIKE}
+    merged = B.detect_dark_blobs(signal, np.ones(SHAPE, bool), **kw)
+    assert len(merged["x"]) == 1 and 2 * np.sqrt(2) * merged["sigma"][0] == pytest.approx(4.0, rel=0.15)
+    found = B.detect_dark_blobs(signal, np.ones(SHAPE, bool), min_sigma_px=4.0, **kw)
+    assert len(found["x"]) == 1 and 2 * np.sqrt(2) * found["sigma"][0] == pytest.approx(16.0, rel=0.1)
+    assert abs(found["x"][0] - 100.0) < 3 and abs(found["y"][0] - 80.0) < 0.5
+
+
 @pytest.mark.parametrize("options", [{}, SCAR_LIKE], ids=["pixel", "subpixel"])
 def test_noise_alone_gives_no_blobs(options):
     noise = discs([], [], noise=0.01, seed=3)

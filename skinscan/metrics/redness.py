@@ -82,6 +82,8 @@ def redness(rgb, mask: MaskArg, *, mm_per_px: float, reference_mask: np.ndarray 
     a_mean = region_means(a_map, masks if unclipped is None else {k: m & unclipped for k, m in masks.items()})
     hb_mean = region_means(hb, masks)
     red_pct = region_means(red.astype(np.float32), masks)
-    values = {k: {"a_star": a_mean[k], "erythema_index": 100.0 * hb_mean[k], "red_area_pct": 100.0 * red_pct[k]}
-              for k in masks}
+    # Without a reference level (NaN pixels in a float image spread through the smoothing) no pixel
+    # can be called red: the red area is unknown, not zero.
+    values = {k: {"a_star": a_mean[k], "erythema_index": 100.0 * hb_mean[k],
+                  "red_area_pct": 100.0 * red_pct[k] if np.isfinite(ref) else float("nan")} for k in masks}
     return MetricResult(values, maps={"a_star": a_map, "erythema": 100.0 * hb, "red": red})

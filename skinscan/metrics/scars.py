@@ -1,4 +1,4 @@
-"""Atrophic scars: shaded, darker, edged depressions 0.5–5 mm across."""
+"""Atrophic scars: shaded, darker, edged depressions 1–5 mm across."""
 
 from __future__ import annotations
 
@@ -49,9 +49,10 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     shading left after haemoglobin and melanin are unmixed (brown spots and red patches of the
     same size are not scars).
 
-    Scars are found like pores but at 0.5–5 mm, at a working resolution of ``work_px_per_mm``
-    (scars need no finer sampling), after a grey-level opening with a disc of ``diameter_mm[0]``
-    removes every dark feature narrower than a scar (pores, fine lines, fine texture). The disc
+    Scars are found like pores but at scales of 0.5–5 mm, at a working resolution of
+    ``work_px_per_mm`` (scars need no finer sampling), after a grey-level opening with a disc of
+    ``diameter_mm[0]`` removes every dark feature narrower than it (fine lines, fine texture), and
+    count from ``min_diameter_mm`` (1 mm) across. The disc
     is the same in mm at every resolution (see :func:`_open_disc`), and so are the detector's
     tests, so the values do not depend on the working resolution beyond the odd blob at a
     threshold.
@@ -130,9 +131,8 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     blobs = detect_dark_blobs(dark, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma,
                               min_contrast=min_contrast, max_elongation=max_elongation,
                               support_max_px=support_max_mm / mm_w, ring_min=ring_min, merge_sigmas=1.0,
-                              laplacian="fourth_order", subpixel=True, support_pad_px=0.1 / mm_w)
-    keep = 2 * np.sqrt(2) * blobs["sigma"] * mm_w >= min_diameter_mm
-    blobs = {k: v[keep] for k, v in blobs.items()}
+                              laplacian="fourth_order", subpixel=True, support_pad_px=0.1 / mm_w,
+                              min_sigma_px=min_diameter_mm / (2 * np.sqrt(2)) / mm_w)
     stats = blobs_per_region(blobs, masks, mm_w)
     values = {k: {"scar_density": s["density_per_cm2"], "scar_area_pct": s["area_pct"],
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}

@@ -371,8 +371,8 @@ class ValidationReport:
         gaps = [f"{r.face} {r.tone} {r.metric} {r.missing} of {5 * self.n_draws}" for r in self.rows
                 if r.missing and not r.refused]
         if gaps:
-            lines += ["", "Not measurable (NaN) in some photos, left out of their dose's mean and, paired, of its "
-                      "response: " + "; ".join(gaps) + "."]
+            lines += ["", "Not measurable (NaN) in some photos (those left out below included), left out of their "
+                      "dose's mean and, paired, of its response: " + "; ".join(gaps) + "."]
         if self.left_out:
             total = self.settings.get("photos_per_subject", "?")
             parts = [f"{subject.replace('/', ' ')} " + ", ".join(f"{n} ({check})" for check, n in sorted(checks.items()))
@@ -399,6 +399,9 @@ def _paired_change(after: np.ndarray, before: np.ndarray) -> float:
 
 
 def _spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rho of ``y`` over ``x``; NaN when any ``y`` is not measured (a NaN would rank last)."""
+    if not np.all(np.isfinite(y)):
+        return float("nan")
     rx = np.argsort(np.argsort(x))
     ry = np.argsort(np.argsort(y))
     if np.all(ry == ry[0]):
@@ -468,11 +471,13 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     expressions : bool
         Squints and smiles among the nuisances (False: the same draws with a still face).
     """
-    from ..light import ABSOLUTE_COLOUR
     from ..progress import Progress
 
     if px_per_mm is not None and "closeup" in faces:
         raise ValueError("px_per_mm: the close-up has a resolution of its own; run it with faces=('sample',)")
+    unknown = set(concerns or ()) - {c.name for c in CONCERNS}
+    if unknown:
+        raise ValueError(f"unknown concerns {sorted(unknown)}; expected some of {[c.name for c in CONCERNS]}")
     masters = build_masters(faces, tones, seed=seed, max_px_per_mm=max_px_per_mm,
                             px_per_mm=None if px_per_mm is None else 1.25 * px_per_mm)
     subjects = list(masters)
@@ -492,45 +497,13 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
         bar = Progress(ex.map(_measure, tasks, chunksize=chunk), "validating", total=len(tasks), enabled=progress)
         for key, s, values, info in bar:
             results.setdefault(key, {})[s] = values
-            for check in info["blocked"]:
-                left_out.setdefault(key[0], {}).setdefault(check, 0)
-                left_out[key[0]][check] += 1
+            if info["blocked"]:  # a photo once, under the checks it failed
+                checks = left_out.setdefault(key[0], {})
+                checks[", ".join(info["blocked"])] = checks.get(", ".join(info["blocked"]), 0) + 1
             if key[1] is None:
                 photos.setdefault(key[0], []).append({"seed": s, **info})
 
-    rows = []
-    for subject in subjects:
-        face, tone = subject.split("/")
-        # A face no photo of which has a trustworthy light reference (the eyes-closed close-up) cannot
-        # give absolute colour: the analysis refuses it, and the row checks that it does.
-        none = all(p["light_source"] == "none" for p in photos[subject])
-        refused = photos[subject][0]["light_note"] if none else ""
-        for c in wanted:
-            for metric, direction in c.metrics:
-                def vals(name, i, zone=c.name, metric=metric, subject=subject):
-                    return np.array([results[(subject, name, i)][nz.seed][zone][metric] for nz in draws], dtype=float)
-
-                null = vals(None, 0)
-                doses = [vals(c.name, i) for i in range(4)]
-                resp = np.array([_paired_change(d, null) for d in doses])
-                sd = float(np.nanstd(null, ddof=1)) if np.isfinite(null).sum() > 1 else float("nan")
-                rho = _spearman(np.array(c.doses), (direction or 1) * resp)
-                own = abs(resp[-1])
-                worst, by = 0.0, "-"
-                for other in _crosstalk_sources(c):
-                    move = _paired_change(vals(other.name, 3), null)
-                    x = abs(float(move)) / own * 100 if own > 0 else float("inf")
-                    if x > worst:
-                        worst, by = x, other.name
-                mean = float(np.nanmean(null)) if np.isfinite(null).any() else float("nan")
-                rows.append(MetricRow(
-                    face=face, tone=tone, concern=c.name, metric=metric, direction=direction, responses=resp.tolist(),
-                    nuisance_sd=sd, nuisance_mean=mean, rho=rho,
-                    detect_ratio=float((direction or 1) * resp[0] / sd) if sd > 0 else float("inf"),
-                    crosstalk_pct=worst, crosstalk_by=by,
-                    cv_pct=100 * sd / abs(mean) if mean else float("nan"),
-                    missing=int(sum(np.count_nonzero(~np.isfinite(v)) for v in [null, *doses])),
-                    refused=refused if metric in ABSOLUTE_COLOUR else ""))
+    rows = [row for subject in subjects for row in _subject_rows(subject, wanted, results, photos[subject], draws)]
     settings = {"faces": list(faces), "tones": list(tones), "seed": seed, "jobs": jobs,
                 "px_per_mm": px_per_mm, "max_px_per_mm": max_px_per_mm, "with_expressions": expressions,
                 "expressions": {s: m["mouth_in_frame"] for s, m in masters.items()}}
@@ -539,3 +512,39 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
         for subject in subjects for name, i in keys}
     settings["photos_per_subject"] = len(keys) * n_draws
     return ValidationReport(rows, n_draws, settings, photos, values, left_out)
+
+
+def _subject_rows(subject: str, wanted, results: dict, photos: list, draws) -> list[MetricRow]:
+    """The protocol's rows for one face and tone, from every photo's values (see :func:`run_validation`)."""
+    from ..light import ABSOLUTE_COLOUR
+
+    face, tone = subject.split("/")
+    # A face no photo of which has a trustworthy light reference (the eyes-closed close-up) cannot
+    # give absolute colour: the analysis refuses it, and the row checks that it does.
+    refused = photos[0]["light_note"] if all(p["light_source"] == "none" for p in photos) else ""
+    rows = []
+    for c in wanted:
+        for metric, direction in c.metrics:
+            def vals(name, i, zone=c.name, metric=metric):
+                return np.array([results[(subject, name, i)][nz.seed][zone][metric] for nz in draws], dtype=float)
+
+            null = vals(None, 0)
+            doses = [vals(c.name, i) for i in range(4)]
+            resp = np.array([_paired_change(d, null) for d in doses])
+            sd = float(np.nanstd(null, ddof=1)) if np.isfinite(null).sum() > 1 else float("nan")
+            own = abs(resp[-1])
+            worst, by = 0.0, "-"
+            for other in _crosstalk_sources(c):
+                move = _paired_change(vals(other.name, 3), null)
+                x = abs(float(move)) / own * 100 if own > 0 else float("inf")
+                if x > worst:
+                    worst, by = x, other.name
+            mean = float(np.nanmean(null)) if np.isfinite(null).any() else float("nan")
+            rows.append(MetricRow(
+                face=face, tone=tone, concern=c.name, metric=metric, direction=direction, responses=resp.tolist(),
+                nuisance_sd=sd, nuisance_mean=mean, rho=_spearman(np.array(c.doses), (direction or 1) * resp),
+                detect_ratio=float((direction or 1) * resp[0] / sd) if sd > 0 else float("inf"),
+                crosstalk_pct=worst, crosstalk_by=by, cv_pct=100 * sd / abs(mean) if mean else float("nan"),
+                missing=int(sum(np.count_nonzero(~np.isfinite(v)) for v in [null, *doses])),
+                refused=refused if metric in ABSOLUTE_COLOUR else ""))
+    return rows
