@@ -24,8 +24,10 @@ test: setup
 quick: setup
 	$(BIN)/python -m pytest -m "not slow" --durations=10
 
+# A series of today's phantom skin, beside the committed one (which the tests' reference results are
+# measured on; see sample_images/README.md): it is written to out/samples, never over sample_images/.
 samples: setup
-	$(BIN)/python tools/make_sample_images.py --out sample_images
+	$(BIN)/python tools/make_sample_images.py --out out/samples
 
 clean:
 	rm -rf $(VENV) out .pytest_cache build *.egg-info

@@ -25,6 +25,7 @@ __all__ = [
     "stable_landmarks",
     "rasterise_triangles",
     "triangle_affines",
+    "photo_vertices",
 ]
 
 

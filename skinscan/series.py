@@ -126,7 +126,7 @@ def summarise(values: pd.DataFrame, photos: pd.DataFrame, *, treatments: dict[st
 
     No constant from another face stands in: a change that cannot be told from noise is not
     called a change. A change larger than the MDC is ``improved`` or ``worse`` by the metric's
-    direction (ITA°, a skin-tone descriptor, is ``changed``); otherwise ``no detectable change``.
+    direction (a descriptor, ITA° or the pore diameter, is ``changed``); otherwise ``no detectable change``.
     Take two or three photos per session: the MDC is then the subject's own.
 
     Parameters

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from skinscan.light import (
+    ESTIMATE_SPREAD_95,
     MAX_A_STAR_SE,
     LightReference,
     choose_light,
@@ -70,3 +71,14 @@ def test_the_eyes_closed_close_up_has_no_absolute_colour_but_its_relative_colour
     assert all(np.isnan(face[k]) for k in ("a_star", "erythema_index", "ita_deg"))
     assert np.isfinite(face["red_area_pct"]) and np.isfinite(face["tone_evenness"])
     assert "no trustworthy light reference" in a.metric_notes["colour"]
+
+
+def test_a_sclera_is_passed_over_only_when_its_two_eyes_show_it_worse_than_half_an_a_star():
+    """Half the eyes' disagreement is an estimate with one degree of freedom: it reads over 1.96 times
+    the true uncertainty in 1 photo in 20. Eyes 4% apart in red (+-0.60 a*) are used; 8% apart
+    (+-1.2 a*) show, at 95%, a reference worse than 0.5 and are passed over."""
+    assert ESTIMATE_SPREAD_95["sclera"] == pytest.approx(1.96) and ESTIMATE_SPREAD_95["chart"] == 1.0
+    used = choose_light(_light(eyes=((0.52, 0.5, 0.5), (0.5, 0.5, 0.5))), SKIN)
+    assert used.source == "sclera" and 0.5 < used.colour_se["a_star"] < 0.98
+    passed = choose_light(_light(eyes=((0.54, 0.5, 0.5), (0.5, 0.5, 0.5))), SKIN)
+    assert passed.source == "none" and "sclera too uncertain (+-1.1" in passed.reason

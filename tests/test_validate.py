@@ -3,8 +3,9 @@
 Both faces (the sample face with real skin's pores, the real close-up), both tones, 4 nuisance draws
 per dose (the command's default is 8), squints and smiles among the nuisances. Every metric must
 respond monotonically to its own concern's four doses, detectably through photo noise, and
-specifically (under 30% of its own response under any other concern); the close-up, whose eyes are
-closed, must refuse the absolute colour metrics rather than report them from a light nobody knows.
+specifically (under 30% of its own response under any other concern), but the descriptors: ITA stays
+stable and the pore diameter rises with its dose. The close-up, whose eyes are closed, must refuse the
+absolute colour metrics rather than report them from a light nobody knows.
 """
 
 import numpy as np

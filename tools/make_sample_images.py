@@ -2,9 +2,13 @@
 
 Run from the repository root::
 
-    python tools/make_sample_images.py [--out sample_images]
+    python tools/make_sample_images.py [--out out/samples]
 
-The face is cropped, upscaled to about 10 px/mm, smoothed and given procedural skin
+The committed ``sample_images/`` were made with skinscan 0.3's phantom; today's phantom gives the
+face real skin's dense pores and a phone's exposure, so this now writes a different series (keep it
+apart from ``sample_images/``, whose results the tests hold as their reference).
+
+The face is cropped, upscaled to about 12 px/mm, smoothed and given procedural skin
 micro-texture: that is the un-injected *master*. Each of five sessions, 4-5 weeks apart, injects
 concerns into the master with :mod:`skinscan.validation.phantom` (redness, extra pores, atrophic scars,
 fine lines, brown spots, extra texture), at doses that fall session by session, and then takes two
@@ -123,9 +127,104 @@ def _objects(rec: dict) -> dict:
             "diameters_mm": np.round(rec["diameters_mm"], 3).tolist()}
 
 
+def _session_photos(img, folder: Path, date: str, k: int, nuisance_rng) -> list[dict]:
+    """Photograph one session's face PHOTOS_PER_SESSION times, 37 s apart, and save the JPEGs."""
+    photos = []
+    for j in range(PHOTOS_PER_SESSION):
+        hh, mm, ss = (int(v) for v in TIMES[k].split(":"))
+        t = hh * 3600 + mm * 60 + ss + 37 * j
+        when = f"{date.replace('-', ':')} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}"
+        name = f"IMG_{date.replace('-', '')}_{when[-8:].replace(':', '')}.jpg"
+        photo, nuis = photograph(img, nuisance_rng)
+        save_jpeg(folder / name, photo, nuis["jpeg_quality"], when)
+        photos.append({"file": f"{date}/{name}", "datetime_original": when, **nuis})
+    return photos
+
+
+def _session_truth(k: int, date: str, gt: dict, lab, lab_master, photos: list) -> dict:
+    """What was injected in session ``k``, for ground_truth.json."""
+    lines = [gt[n] for n in gt if n.startswith("lines_")]
+    line_mm = sum(r["total_length_mm"] for r in lines)
+    line_cm2 = sum(r["area_cm2"] for r in lines)
+    print(f"session {k} {date}: dA*={lab[1] - lab_master[1]:.2f} pores={gt['pores']['count']} "
+          f"scars={gt['scars']['count']} spots={gt['spots']['count']} lines={line_mm:.0f} mm "
+          f"texture={gt['texture']['energy_gain']:.3f}")
+    return {
+        "session": k, "date": date,
+        "delta_a_star": {"target": SCHEDULE["delta_a_star"][k],
+                         "applied": round(float(lab[1] - lab_master[1]), 3),
+                         "redness_only": round(gt["redness"]["delta_a_star"], 3),
+                         "hb_od": round(gt["redness"]["hb_od"], 5), "region": "face"},
+        "pores_added": {**_summary(gt["pores"]), "regions": ["cheek_left", "cheek_right", "nose"]},
+        "scars": {**_summary(gt["scars"]), "regions": ["cheek_left", "cheek_right"], **_objects(gt["scars"])},
+        "lines": {"density_mm_per_cm2": round(line_mm / line_cm2, 4), "total_length_mm": round(line_mm, 2),
+                  "area_cm2": round(line_cm2, 3),
+                  "regions": ["forehead_below_fringe", "periorbital_right", "periorbital_left"],
+                  **{n: _summary(gt[n]) for n in gt if n.startswith("lines_")}},
+        "spots": {**_summary(gt["spots"]), "regions": ["cheek_left", "cheek_right", "forehead_below_fringe"],
+                  **_objects(gt["spots"])},
+        "texture": {"energy_gain_target": SCHEDULE["texture_energy_gain"][k], **_summary(gt["texture"]),
+                    "band_mm": list(phantom.TEXTURE_BAND_MM), "region": "face"},
+        "photos": photos,
+    }
+
+
+def _recovery(root: Path, baseline_img, face_mask, nuisance_rng) -> list[dict]:
+    """Healing after the first treatment: redness on top of session 0, fading by day 3."""
+    recovery = []
+    for date, label, when_t, extra in RECOVERY:
+        folder = root / f"{date} {label}"
+        folder.mkdir(exist_ok=True)
+        img, red = phantom.redness_for_delta_a(baseline_img, face_mask, extra)
+        when = f"{date.replace('-', ':')} {when_t}"
+        name = f"IMG_{date.replace('-', '')}_{when_t.replace(':', '')}.jpg"
+        photo, nuis = photograph(img, nuisance_rng)
+        save_jpeg(folder / name, photo, nuis["jpeg_quality"], when)
+        recovery.append({"file": f"{date} {label}/{name}", "datetime_original": when,
+                         "extra_delta_a_star": round(red["delta_a_star"], 3), "after_treatment_of": DATES[0], **nuis})
+    return recovery
+
+
+def _truth(m, areas: dict, sessions: list, recovery: list) -> dict:
+    """ground_truth.json: the master, the schedule, every session's and recovery photo's injections."""
+    micro = m.microtexture
+    return {
+        "subject": SUBJECT, "seed": SEED,
+        "source": "skimage.data.astronaut() (NASA photo of Eileen Collins, public domain), 512 x 512",
+        "crop_xyxy": list(phantom.ASTRONAUT_CROP_XYXY), "upscale": phantom.ASTRONAUT_UPSCALE,
+        "master_shape": list(m.rgb.shape[:2]), "mm_per_px": round(m.mm_per_px, 6), "px_per_mm": round(1 / m.mm_per_px, 4),
+        "iris_diameter_mm": IRIS_DIAMETER_MM, "region_area_cm2": areas,
+        "baseline_microtexture": {"pores": _summary(micro["pores"]), "roughness": micro["roughness"],
+                                  "mottle_od": micro["mottle_od"]},
+        "schedule": {k: list(v) for k, v in SCHEDULE.items()}, "nuisance_ranges": NUISANCE,
+        "notes": ("Injected quantities are in the master's pixel frame (matrix_master_to_photo maps master px "
+                  "to photo px). Densities are per cm2 of the union of the listed regions (region_masks with "
+                  "default options on the master; forehead_below_fringe is the forehead with "
+                  "forehead_extension_mm=0, as her fringe covers the standard extension). Objects keep their "
+                  "places; each session keeps a prefix of one random pool. delta_a_star.applied is the mean a* "
+                  "over the face mask, all concerns injected, minus the master's."),
+        "sessions": sessions,
+        "recovery": recovery,
+    }
+
+
+def _faces_found(lm, root: Path, photos: list) -> int:
+    """Every photo must still be a findable face: the number that are not."""
+    failed = 0
+    for p in photos:
+        rgb = np.asarray(Image.open(root / p["file"]).convert("RGB"))
+        try:
+            found = lm.detect(rgb)
+            print(f"  {p['file']}: face found, {estimate_scale(found).px_per_mm:.2f} px/mm")
+        except Exception as exc:  # report every photo, then fail
+            failed += 1
+            print(f"  {p['file']}: NO FACE ({exc})")
+    return failed
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="sample_images", type=Path, help="output folder (default: sample_images)")
+    ap.add_argument("--out", default="out/samples", type=Path, help="output folder (default: out/samples)")
     args = ap.parse_args(argv)
     root = args.out / SUBJECT
     root.mkdir(parents=True, exist_ok=True)
@@ -136,7 +235,7 @@ def main(argv=None) -> int:
 
     with FaceLandmarker() as lm:
         m = phantom.master_face(lm, seed=SEED)
-        master, face, mm_per_px, masks, micro = m.rgb, m.face, m.mm_per_px, m.masks, m.microtexture
+        master, mm_per_px, masks = m.rgb, m.mm_per_px, m.masks
         lab_master = rgb_to_lab(master[masks["face"]]).mean(axis=0)
         areas = {k: round(float(v.sum()) * mm_per_px**2 / 100, 3) for k, v in masks.items()}
         # One pool of objects at 1.5x the baseline dose; every session keeps a prefix of it, so the
@@ -152,88 +251,15 @@ def main(argv=None) -> int:
             lab = rgb_to_lab(img[masks["face"]]).mean(axis=0)
             folder = root / date
             folder.mkdir(exist_ok=True)
-            photos = []
-            for j in range(PHOTOS_PER_SESSION):
-                hh, mm, ss = (int(v) for v in TIMES[k].split(":"))
-                t = hh * 3600 + mm * 60 + ss + 37 * j
-                when = f"{date.replace('-', ':')} {t // 3600:02d}:{t // 60 % 60:02d}:{t % 60:02d}"
-                name = f"IMG_{date.replace('-', '')}_{when[-8:].replace(':', '')}.jpg"
-                photo, nuis = photograph(img, nuisance_rng)
-                save_jpeg(folder / name, photo, nuis["jpeg_quality"], when)
-                photos.append({"file": f"{date}/{name}", "datetime_original": when, **nuis})
-            lines = [gt[n] for n in gt if n.startswith("lines_")]
-            line_mm = sum(r["total_length_mm"] for r in lines)
-            line_cm2 = sum(r["area_cm2"] for r in lines)
-            sessions.append({
-                "session": k, "date": date,
-                "delta_a_star": {"target": SCHEDULE["delta_a_star"][k],
-                                 "applied": round(float(lab[1] - lab_master[1]), 3),
-                                 "redness_only": round(gt["redness"]["delta_a_star"], 3),
-                                 "hb_od": round(gt["redness"]["hb_od"], 5), "region": "face"},
-                "pores_added": {**_summary(gt["pores"]), "regions": ["cheek_left", "cheek_right", "nose"]},
-                "scars": {**_summary(gt["scars"]), "regions": ["cheek_left", "cheek_right"], **_objects(gt["scars"])},
-                "lines": {"density_mm_per_cm2": round(line_mm / line_cm2, 4), "total_length_mm": round(line_mm, 2),
-                          "area_cm2": round(line_cm2, 3),
-                          "regions": ["forehead_below_fringe", "periorbital_right", "periorbital_left"],
-                          **{n: _summary(gt[n]) for n in gt if n.startswith("lines_")}},
-                "spots": {**_summary(gt["spots"]), "regions": ["cheek_left", "cheek_right", "forehead_below_fringe"],
-                          **_objects(gt["spots"])},
-                "texture": {"energy_gain_target": SCHEDULE["texture_energy_gain"][k], **_summary(gt["texture"]),
-                            "band_mm": list(phantom.TEXTURE_BAND_MM), "region": "face"},
-                "photos": photos,
-            })
-            print(f"session {k} {date}: dA*={lab[1] - lab_master[1]:.2f} pores={gt['pores']['count']} "
-                  f"scars={gt['scars']['count']} spots={gt['spots']['count']} lines={line_mm:.0f} mm "
-                  f"texture={gt['texture']['energy_gain']:.3f}")
-
-        # Healing after the first treatment: redness on top of session 0, fading by day 3.
-        recovery = []
-        for date, label, when_t, extra in RECOVERY:
-            folder = root / f"{date} {label}"
-            folder.mkdir(exist_ok=True)
-            img, red = phantom.redness_for_delta_a(baseline_img, masks["face"], extra)
-            when = f"{date.replace('-', ':')} {when_t}"
-            name = f"IMG_{date.replace('-', '')}_{when_t.replace(':', '')}.jpg"
-            photo, nuis = photograph(img, nuisance_rng)
-            save_jpeg(folder / name, photo, nuis["jpeg_quality"], when)
-            recovery.append({"file": f"{date} {label}/{name}", "datetime_original": when,
-                             "extra_delta_a_star": round(red["delta_a_star"], 3), "after_treatment_of": DATES[0],
-                             **nuis})
+            photos = _session_photos(img, folder, date, k, nuisance_rng)
+            sessions.append(_session_truth(k, date, gt, lab, lab_master, photos))
+        recovery = _recovery(root, baseline_img, masks["face"], nuisance_rng)
         with open(root / "sessions.csv", "w", newline="") as fh:
             fh.write("date,session,treatment,needle_depth_mm,notes\n")
             for date, depth in zip(DATES, NEEDLE_DEPTH_MM):
                 fh.write(f"{date},{date},microneedling,{depth},photos taken before the procedure\n")
-
-        truth = {
-            "subject": SUBJECT, "seed": SEED,
-            "source": "skimage.data.astronaut() (NASA photo of Eileen Collins, public domain), 512 x 512",
-            "crop_xyxy": list(phantom.ASTRONAUT_CROP_XYXY), "upscale": phantom.ASTRONAUT_UPSCALE, "master_shape": list(master.shape[:2]),
-            "mm_per_px": round(mm_per_px, 6), "px_per_mm": round(1 / mm_per_px, 4),
-            "iris_diameter_mm": IRIS_DIAMETER_MM, "region_area_cm2": areas,
-            "baseline_microtexture": {"pores": _summary(micro["pores"]), "roughness": micro["roughness"],
-                                      "mottle_od": micro["mottle_od"]},
-            "schedule": {k: list(v) for k, v in SCHEDULE.items()}, "nuisance_ranges": NUISANCE,
-            "notes": ("Injected quantities are in the master's pixel frame (matrix_master_to_photo maps master px "
-                      "to photo px). Densities are per cm2 of the union of the listed regions (region_masks with "
-                      "default options on the master; forehead_below_fringe is the forehead with "
-                      "forehead_extension_mm=0, as her fringe covers the standard extension). Objects keep their "
-                      "places; each session keeps a prefix of one random pool. delta_a_star.applied is the mean a* "
-                      "over the face mask, all concerns injected, minus the master's."),
-            "sessions": sessions,
-            "recovery": recovery,
-        }
-        (root / "ground_truth.json").write_text(json.dumps(truth, indent=1))
-
-        # Every photo must still be a findable face.
-        failed = 0
-        for p in [p for s in sessions for p in s["photos"]] + recovery:
-            rgb = np.asarray(Image.open(root / p["file"]).convert("RGB"))
-            try:
-                found = lm.detect(rgb)
-                print(f"  {p['file']}: face found, {estimate_scale(found).px_per_mm:.2f} px/mm")
-            except Exception as exc:  # report every photo, then fail
-                failed += 1
-                print(f"  {p['file']}: NO FACE ({exc})")
+        (root / "ground_truth.json").write_text(json.dumps(_truth(m, areas, sessions, recovery), indent=1))
+        failed = _faces_found(lm, root, [p for s in sessions for p in s["photos"]] + recovery)
     return 1 if failed else 0
 
 

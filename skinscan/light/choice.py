@@ -24,8 +24,8 @@ from .references import SCLERA_TARGET, LightReference
 __all__ = ["ABSOLUTE_COLOUR", "ESTIMATE_SPREAD_95", "MAX_A_STAR_SE", "UNKNOWN_EXPOSURE_EV", "LightChoice", "choose_light", "colour_se",
            "reference_uncertainty"]
 
-#: A reference is trusted when its own uncertainty moves the skin's a* by at most this (CIELAB units):
-#: the protocol's target for the photo-to-photo SD of a* (0.5).
+#: A reference is trusted unless its own uncertainty is shown to move the skin's a* by more than this
+#: (CIELAB units; see ESTIMATE_SPREAD_95): the protocol's target for the photo-to-photo SD of a* (0.5).
 MAX_A_STAR_SE = 0.5
 #: How far above the true uncertainty a reference's own estimate of it reads in 1 photo in 20: a
 #: reference is passed over when its estimate exceeds MAX_A_STAR_SE times this, i.e. when it shows

@@ -91,7 +91,8 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, min_px_per_mm: float =
     -------
     MetricResult
         Per region: ``pore_density`` (per cm^2), ``pore_area_pct`` (% of the region covered by
-        pore discs of their diameter), ``pore_diameter_mm`` (mean diameter). Higher = worse. Map:
+        pore discs of their diameter), ``pore_diameter_mm`` (mean diameter, a descriptor: see
+        :data:`skinscan.metrics.registry.METRICS`). Higher density and area = worse. Map:
         ``pore_blobs`` (N, 3): x, y, sigma (px, the diameter being 2 sqrt 2 sigma). Detections:
         ``pore`` (centre, diameter, OD contrast).
 

@@ -13,7 +13,7 @@ metric as NaN below its floor (:attr:`skinscan.metrics.Family.floor_px_per_mm`),
 The reference is the photo resampled once by a hair (:data:`REFERENCE_SCALE`), not its own pixels:
 any resampling removes the camera's sharpening, which the photo's own pixels carry and no coarser
 copy does; on the close-up it alone moves the pore count by 15% (the table shows both), while
-between resampled copies the count holds from 12 down to 8 px/mm. That is a finding about pores
+between resampled copies the count holds from 12 down to 6 px/mm. That is a finding about pores
 (camera sharpening changes how many read as pores), reported in ``docs/validation.md``, not a
 resolution effect.
 
