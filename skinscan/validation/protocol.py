@@ -257,9 +257,13 @@ def dosed_face(master: dict, name: str | None, dose_idx: int) -> np.ndarray:
 _W: dict = {}
 
 
-def _worker_init(masters: dict) -> None:
+def _worker_init(masters: dict, parent_pid: int) -> None:
+    from .._process import die_with_parent
     from ..landmarks import FaceLandmarker
 
+    # A protocol killed outright must not leave its workers behind (two of them ran on for an hour
+    # after their parent was killed, slowing whatever ran next).
+    die_with_parent(parent_pid)
     _W["masters"] = masters
     _W["landmarker"] = FaceLandmarker()
     _W["cache"] = {}
@@ -498,7 +502,7 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     photos: dict = {}
     left_out: dict = {}
     chunk = max(1, n_draws // 2)
-    with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(masters,)) as ex:
+    with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(masters, os.getpid())) as ex:
         bar = Progress(ex.map(_measure, tasks, chunksize=chunk), "validating", total=len(tasks), enabled=progress)
         for key, s, values, info in bar:
             results.setdefault(key, {})[s] = values
