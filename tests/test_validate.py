@@ -103,7 +103,7 @@ def test_responses_are_in_physical_units(report):
         for tone in ("light", "deep"):
             # Lines: 5-20 mm per cm2 of forehead and periorbital skin, faint; 0.3.7 read 72-88% of them on
             # the smooth face. On the real close-up's own relief, deep, the densest dose reads 53% (4 draws;
-            # 58% with 8): crossing lines merge into fewer, shorter branches there.
+            # 58% with 8); why it reads fewer there is not yet measured.
             lines = np.array(row[face, tone, "wrinkle_density"].responses) / np.array(CONCERNS_BY_NAME["lines"].doses)
             assert np.all((0.45 < lines) & (lines < 1.1)), (face, tone, lines)
             # Pores like the skin's own, 15-60 per cm2 on skin with ~60 of its own: about two thirds
