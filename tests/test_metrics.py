@@ -360,6 +360,18 @@ def test_scars_count_from_1_mm_and_smaller_dips_are_left_to_the_pores(skin):
     assert hits >= 0.85 * rec_large["count"] and false == 0
 
 
+def test_a_dip_larger_than_a_scar_is_not_counted_at_the_bands_top(skin):
+    """Pits of 3.5-4.5 mm are scars; dips of 8-10 mm (a hollow, the shading beside the nose) answer
+    most past the 5 mm band and, with a scale above the band to see it, are not counted at its top."""
+    base, mask = skin
+    for diameter, expected in (((3.5, 4.5), True), ((8.0, 10.0), False)):
+        img, rec = phantom.add_scars(base, mask, mm_per_px=MM, density_per_cm2=0.3, diameter_mm=diameter,
+                                     rng=np.random.default_rng(5))
+        assert rec["count"] >= 3
+        hits, _ = _matched(scar_metrics(img, mask, mm_per_px=MM).maps["scar_blobs"], rec)
+        assert (hits >= 0.8 * rec["count"]) if expected else hits == 0, (diameter, hits, rec["count"])
+
+
 def test_scars_the_same_at_any_working_resolution(skin):
     # Six phantoms of 2 scars/cm^2 (~220 scars), pooled: 6 and 9 px/mm against the photo's own
     # 12 px/mm. The opening's digital disc (3-7 px: 0.36-0.58 mm), duplicate maxima on the flat top

@@ -51,7 +51,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
                       support_sigmas: float = 3.0, support_max_px: float = np.inf,
                       ring_min: int = 0, merge_sigmas: float = 0.0, laplacian: str = "3x3",
                       subpixel: bool = False, support_pad_px: float = 1.0,
-                      min_sigma_px: float = 0.0) -> dict[str, np.ndarray]:
+                      min_sigma_px: float = 0.0, max_sigma_px: float = np.inf) -> dict[str, np.ndarray]:
     """Bright blobs of ``signal`` (dark spots of the skin, when it is a darkness such as an optical density).
 
     Parameters
@@ -84,6 +84,10 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     min_sigma_px : float
         Blobs whose refined scale is under this are dropped, before the merge: a smaller, stronger
         dip beside a larger blob must not take the larger one with it.
+    max_sigma_px : float
+        Blobs whose refined scale is over this are dropped, before the merge. With one sampled
+        scale above it (a guard), a dip whose response still grows at the top of the band (a
+        larger shading) peaks at the guard and is dropped, rather than counted at the band's top.
 
     Returns
     -------
@@ -117,7 +121,7 @@ def detect_dark_blobs(signal: np.ndarray, mask: np.ndarray, *, sigmas_px: np.nda
     sigma = refine_scale(stack, pts["scale"], pts["y"], pts["x"], sigmas_px)
     rad = np.minimum(support_sigmas * (sigma if subpixel else sigmas_px[pts["scale"]]), support_max_px) + support_pad_px
     x, y = pts["x"] + pts["off"][0], pts["y"] + pts["off"][1]
-    ok = support_on_mask(m, x, y, rad, exact=subpixel) & (sigma >= min_sigma_px)
+    ok = support_on_mask(m, x, y, rad, exact=subpixel) & (sigma >= min_sigma_px) & (sigma <= max_sigma_px)
     x, y, sigma = x[ok], y[ok], sigma[ok]
     response = stack[pts["scale"][ok], pts["y"][ok], pts["x"][ok]].astype(np.float64)
     if merge_sigmas > 0:
