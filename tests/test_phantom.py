@@ -389,6 +389,11 @@ def test_a_squint_halves_the_eyes_opening(faces):
     ratio = (np.linalg.norm(moved[pairs[:, 1]] - moved[pairs[:, 0]], axis=1)
              / np.linalg.norm(master.face.points[pairs[:, 1]] - master.face.points[pairs[:, 0]], axis=1))
     np.testing.assert_allclose(ratio, 0.5, atol=0.01)
+    # The lids close over the eye, they do not squash it: the irises' centres keep their content.
+    irises = master.face.points[[468, 473]].astype(np.float32)
+    maps = ph.face_warp_map(master.face, master.rgb.shape[:2], mm_per_px=master.mm_per_px, expression="squint")
+    kept = np.stack([cv2.remap(m, irises[:, :1], irises[:, 1:], cv2.INTER_LINEAR)[:, 0] for m in maps], 1)
+    np.testing.assert_allclose(kept, irises, atol=0.01)
     # MediaPipe, finding the squinted face again, sees narrower eyes and a squint (its face model
     # holds the lids back: 0.76 of the opening on this face).
     squint = ph.photograph(master.rgb, master.face, mm_per_px=master.mm_per_px, expression="squint")

@@ -968,14 +968,15 @@ def face_warp_map(face, shape_hw, *, mm_per_px: float, yaw_deg: float = 0.0, exp
     projected orthographically) and the photo is warped piecewise-affinely from the old to the new
     triangle positions; the canonical frame's outer ring (the hairline and background around the
     face) stays put, so the face blends into its surroundings. Triangles are drawn far to near, so
-    the nearer side hides what turns away.
+    the nearer side hides what turns away. A squint's lids close over the eye: inside the narrowed
+    openings the eye itself is only turned.
 
     Returns
     -------
     (map_x, map_y) : ndarrays, shape ``shape_hw``, float32
         Source x and y of every output pixel (``cv2.remap``'s maps); None when nothing moves.
     """
-    from ..align import canonical_frame, photo_vertices, rasterise_triangles, triangle_affines
+    from ..align import canonical_frame, photo_vertices
 
     if not yaw_deg and expression == "none":
         return None
@@ -983,6 +984,27 @@ def face_warp_map(face, shape_hw, *, mm_per_px: float, yaw_deg: float = 0.0, exp
     src = photo_vertices(face, frame, mm_per_px=mm_per_px)
     moved = src.copy()
     moved[:468] += expression_displacement(face, expression, mm_per_px=mm_per_px)
+    (map_x, map_y), dst = _turned_map(face, frame, src, moved, yaw_deg, shape_hw)
+    if expression == "squint":
+        # Lids slide over the eye; they do not squash it. Inside the narrowed openings the eye is
+        # as the turn alone leaves it (an iris squashed with the lids read 6-7% smaller to MediaPipe,
+        # and so did the whole face's scale).
+        (still_x, still_y), _ = _turned_map(face, frame, src, src.copy(), yaw_deg, shape_hw)
+        opening = np.zeros(shape_hw, np.uint8)
+        for (outer, inner), pairs in zip(((33, 133), (263, 362)), LID_PAIRS.values()):
+            ring = [outer, *(u for u, _ in pairs), inner, *(lo for _, lo in reversed(pairs))]
+            cv2.fillPoly(opening, [np.round(dst[ring] * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        # The lid margins (2 px, what a bilinear read of a lid point reaches) stay the lids'.
+        inside = cv2.erode(opening, np.ones((5, 5), np.uint8)).view(bool)
+        map_x[inside], map_y[inside] = still_x[inside], still_y[inside]
+    return map_x, map_y
+
+
+def _turned_map(face, frame, src: np.ndarray, moved: np.ndarray, yaw_deg: float, shape_hw):
+    """The backward map taking the mesh from ``src`` to ``moved`` turned by ``yaw_deg``, and the
+    turned vertices (see :func:`face_warp_map`)."""
+    from ..align import rasterise_triangles, triangle_affines
+
     p, z = moved[:468], face.z[:468]
     c, cz = p.mean(axis=0), z.mean()
     t = np.radians(yaw_deg)
@@ -1000,7 +1022,7 @@ def face_warp_map(face, shape_hw, *, mm_per_px: float, yaw_deg: float = 0.0, exp
     map_x, map_y = xs.copy(), ys.copy()
     map_x[inside] = (coef[0] * xs[inside] + coef[1] * ys[inside] + coef[2]).astype(np.float32)
     map_y[inside] = (coef[3] * xs[inside] + coef[4] * ys[inside] + coef[5]).astype(np.float32)
-    return map_x, map_y
+    return (map_x, map_y), dst
 
 
 def turn_head(rgb, face, *, yaw_deg: float, mm_per_px: float, expression: str = "none") -> np.ndarray:
