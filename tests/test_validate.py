@@ -27,13 +27,7 @@ def report():
 
 #: Rows that miss a threshold, with why (docs/validation.md shows the measurement): kept visible here
 #: and in the table, not hidden.
-KNOWN_GAPS = {
-    # 15 more pores per cm2 (a quarter of the skin's own 60) is a paired change of 9 +- 0.5 per cm2 in
-    # every photo, but between photos the count moves 4 per cm2 (SD): it reads 53 at 10 px/mm with a
-    # squint and 61-67 at 11.4-13 px/mm (the real close-up's floor table shows the same 6% fewer at
-    # 10 px/mm). The real close-up, photographed at 11-15 px/mm, passes (4.5 and 4.7 SD).
-    ("sample", "pore_density"): {"detectable"},
-}
+KNOWN_GAPS: dict[tuple[str, str], set[str]] = {}  # none now: the pore count's was closed in 0.4.1
 
 
 def _gaps(report):
