@@ -147,12 +147,17 @@ class BenchmarkReport:
             return []
         n = max(r.get("n_photos", 1) for r in self.working_resolution)
         lines = ["", f"| metric (face), mean of {n} photos | full resolution | working resolution | "
-                 "difference % | per photo: largest difference % |", "|---|---:|---:|---:|---:|"]
+                 "difference % | per photo: mean ± SE, largest % |", "|---|---:|---:|---:|---:|"]
         for r in self.working_resolution:
             if r["region"] == "face":
-                each = [abs(v) for v in r.get("per_photo_diff_pct", [r["diff_pct"]]) if np.isfinite(v)]
+                each = np.array([v for v in r.get("per_photo_diff_pct", [r["diff_pct"]]) if np.isfinite(v)])
+                # The SE says how far the mean difference can move with the photos chosen: a threshold
+                # detector's count moves by a blob when one crosses its threshold.
+                se = each.std(ddof=1) / np.sqrt(each.size) if each.size > 1 else float("nan")
+                spread = (f"{each.mean():+.2f} ± {se:.2f}, {np.abs(each).max():.2f}" if each.size
+                          else "nan")
                 lines.append(f"| {r['metric']} | {r['full']:.4g} | {r['working']:.4g} | {r['diff_pct']:+.2f} | "
-                             f"{max(each) if each else float('nan'):.2f} |")
+                             f"{spread} |")
         return lines
 
     def to_json(self) -> str:
@@ -480,7 +485,7 @@ def _memory(photos: list[Path], n: int, warmup: int, work: Path, model_path) -> 
 
 def run_benchmark(samples: str | os.PathLike = "sample_images", out_dir: str | os.PathLike = "out/benchmark", *,
                   repeats: int = 5, batch_photos: int = 40, batch_runs: int = 2, memory_photos: int = 500,
-                  working_photos: int = 7, series: bool = True, model_path=None,
+                  working_photos: int = 12, series: bool = True, model_path=None,
                   progress: bool = True) -> BenchmarkReport:
     """Measure skinscan's speed and memory on phone-sized photos made from the sample series.
 

@@ -285,9 +285,9 @@ def _add_benchmark(sub, shared: argparse.ArgumentParser) -> None:
                    help="runs of each throughput batch, alternating; the best is reported (default: 2)")
     b.add_argument("--memory-photos", type=int, default=500,
                    help="photos analysed in one process to watch its memory (default: 500)")
-    b.add_argument("--working-photos", type=int, default=7,
+    b.add_argument("--working-photos", type=int, default=12,
                    help="12 MP photos, one per sample photo, analysed at working and at full resolution "
-                        "(default: 7)")
+                        "(default: 12, every sample photo)")
     b.add_argument("--no-series", action="store_true",
                    help="leave out the sample series run (the report's time and the re-run's)")
     b.set_defaults(func=cmd_benchmark)
