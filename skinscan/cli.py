@@ -324,16 +324,20 @@ def _stop_on_signals() -> None:
             signal.signal(getattr(signal, name), stop)
 
 
-def _interrupted(exc: KeyboardInterrupt) -> int:
-    """The one line an interrupted run prints, and its exit code (128 + the signal's number)."""
+def _interrupted(exc: KeyboardInterrupt, *, resumes: bool = True) -> int:
+    """The one line an interrupted run prints, and its exit code (128 + the signal's number).
+
+    ``resumes``: whether running the command again continues where it stopped (a batch keeps what
+    it stored; the protocol and the benchmark start again)."""
     name = getattr(exc, "signal_name", "SIGINT")
     res = getattr(exc, "batch_result", None)
     kept = ""
     if res is not None:
         kept = (f"; {res.n_analysed} photos analysed and stored by this run are kept "
                 f"({res.n_analysed + res.n_cached} in the store for the photos found)")
-    print(f"skinscan: interrupted ({name}){kept}; run the same command again to continue where it stopped",
-          file=sys.stderr)
+    then = ("run the same command again to continue where it stopped" if resumes
+            else "run it again to start it over")
+    print(f"skinscan: interrupted ({name}){kept}; {then}", file=sys.stderr)
     return 128 + int(getattr(signal, name, signal.SIGINT))
 
 
@@ -353,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt as exc:
-        return _interrupted(exc)
+        return _interrupted(exc, resumes=args.func not in (cmd_validate, cmd_benchmark))
     except Exception as exc:  # an unexpected failure: one line unless --debug
         from .errors import SkinscanError
 

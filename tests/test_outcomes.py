@@ -338,6 +338,29 @@ def test_sigterm_and_sigint_stop_a_batch_like_ctrl_c(tmp_path, sig, jobs):
     assert r.returncode == 0 and r.stdout.startswith(f"skinscan: 6 of 6 photos analysed ({n} already in the store")
 
 
+def test_sigterm_stops_the_protocol_at_once(tmp_path):
+    """`skinscan validate` ends its workers on SIGTERM instead of waiting for the photos they were
+    given (30 s it ran on), with one line that does not promise to continue."""
+    marker = f"SKINSCAN_TEST_{os.getpid()}_validate"
+    p = start("validate", "--faces", "sample", "--tones", "light", "--concerns", "pores", "--draws", 8, "--jobs", 2,
+              "--quiet", env={**os.environ, marker: "1"})
+    try:
+        wait_until(lambda: len(_children(p.pid)) >= 2 or p.poll() is not None, timeout=120, what="two workers")
+        time.sleep(8)  # measuring photos
+        assert p.poll() is None, p.communicate()
+        t0 = time.monotonic()
+        p.send_signal(signal.SIGTERM)
+        _, stderr = p.communicate(timeout=60)
+    finally:
+        p.kill()
+    assert time.monotonic() - t0 < 10
+    assert p.returncode == 128 + signal.SIGTERM, stderr
+    assert "Traceback" not in stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("skinscan:")]
+    assert len(lines) == 1 and "interrupted (SIGTERM)" in lines[0] and "start it over" in lines[0], stderr
+    wait_until(lambda: processes_with(marker) == [], timeout=10, what="the workers to end")
+
+
 def _children(pid: int) -> list[int]:
     try:
         return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 
 from . import phantom
+from .._process import terminate
 from ..metrics.registry import METRICS
 
 __all__ = ["CONCERNS", "FACES", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws",
@@ -258,8 +259,10 @@ _W: dict = {}
 
 
 def _worker_init(masters: dict, parent_pid: int) -> None:
-    from .._process import die_with_parent
+    from .._process import die_with_parent, ignore_interrupts
     from ..landmarks import FaceLandmarker
+
+    ignore_interrupts()  # Ctrl-C and SIGTERM are the parent's to handle; it ends the workers
 
     # A protocol killed outright must not leave its workers behind (two of them ran on for an hour
     # after their parent was killed, slowing whatever ran next).
@@ -267,6 +270,10 @@ def _worker_init(masters: dict, parent_pid: int) -> None:
     _W["masters"] = masters
     _W["landmarker"] = FaceLandmarker()
     _W["cache"] = {}
+
+
+def _measure_chunk(tasks: list) -> list:
+    return [_measure(t) for t in tasks]
 
 
 def _measure(task: tuple) -> tuple:
@@ -503,14 +510,26 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     left_out: dict = {}
     chunk = max(1, n_draws // 2)
     with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(masters, os.getpid())) as ex:
-        bar = Progress(ex.map(_measure, tasks, chunksize=chunk), "validating", total=len(tasks), enabled=progress)
-        for key, s, values, info in bar:
-            results.setdefault(key, {})[s] = values
-            if info["blocked"]:  # a photo once, under the checks it failed
-                checks = left_out.setdefault(key[0], {})
-                checks[", ".join(info["blocked"])] = checks.get(", ".join(info["blocked"]), 0) + 1
-            if key[1] is None:
-                photos.setdefault(key[0], []).append({"seed": s, **info})
+        # Futures of our own, not Executor.map's: map cancels what is left when its iterator is
+        # dropped, and a pool whose workers were ended then fails those cancelled futures again in
+        # its own thread, with a traceback.
+        futures = [ex.submit(_measure_chunk, tasks[i:i + chunk]) for i in range(0, len(tasks), chunk)]
+        measured = (r for f in futures for r in f.result())
+        bar = Progress(measured, "validating", total=len(tasks), enabled=progress)
+        try:
+            for key, s, values, info in bar:
+                results.setdefault(key, {})[s] = values
+                if info["blocked"]:  # a photo once, under the checks it failed
+                    checks = left_out.setdefault(key[0], {})
+                    checks[", ".join(info["blocked"])] = checks.get(", ".join(info["blocked"]), 0) + 1
+                if key[1] is None:
+                    photos.setdefault(key[0], []).append({"seed": s, **info})
+        except BaseException:
+            # Stopped (Ctrl-C, SIGTERM) or failed: the workers are ended rather than waited for
+            # (leaving the pool waited for every queued photo: 30 s after a SIGTERM).
+            terminate(list(getattr(ex, "_processes", {}).values()))
+            ex.shutdown(wait=True)
+            raise
 
     rows = [row for subject in subjects for row in _subject_rows(subject, wanted, results, photos[subject], draws)]
     settings = {"faces": list(faces), "tones": list(tones), "seed": seed, "jobs": jobs,
