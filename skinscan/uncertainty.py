@@ -9,7 +9,8 @@ standard errors, and a metric whose single photo says nothing about its own nois
 metric                                 standard error of one photo's value
 =====================================  =========================================================
 ``pore_density``, ``scar_density``,    Poisson: value / sqrt(N), with N the features counted in
-``spot_density``                       the region (one count per region area when none was)
+``spot_density``                       the region (pores from 0.3 mm; one count per region area
+                                       when none was)
 ``pore_area_pct``, ``scar_area_pct``,  value / sqrt(N) (sums over N features; none without one)
 ``spot_area_pct``, ``scar_severity``,
 ``melanin_index``, ``wrinkle_density``
@@ -25,6 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .metrics.pores import COUNTED_MIN_DIAMETER_MM
+
 __all__ = ["COUNTED", "measurement_se"]
 
 #: Metric -> the kind of detection it counts, and how its error follows from the count.
@@ -34,6 +37,8 @@ COUNTED = {
     "scar_severity": ("scar", "sum"), "melanin_index": ("spot", "sum"), "wrinkle_density": ("line", "sum"),
     "pore_diameter_mm": ("pore", "mean"),
 }
+#: Metric -> the least diameter (mm) of the detections it counts, where it counts only some.
+COUNTED_FROM_MM = {"pore_density": COUNTED_MIN_DIAMETER_MM}
 
 
 def measurement_se(values: dict, detections: dict, region_area_mm2: dict, *, colour_se: dict | None = None) -> dict:
@@ -74,6 +79,8 @@ def measurement_se(values: dict, detections: dict, region_area_mm2: dict, *, col
                 continue
             k, how = COUNTED[metric]
             sel = inside & (kind == k)
+            if metric in COUNTED_FROM_MM:
+                sel &= diameter >= COUNTED_FROM_MM[metric]
             n = int(np.count_nonzero(sel))
             if how == "density":  # value / sqrt(N) = sqrt(N) / the area the family counted in
                 se[metric] = float(abs(value) / np.sqrt(n)) if n else float(1.0 / area_cm2) if area_cm2 > 0 else float("nan")

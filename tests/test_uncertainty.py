@@ -20,7 +20,8 @@ def _found(kinds_regions_diameters):
 
 
 def test_counts_are_poisson_and_sizes_are_standard_errors_of_the_mean():
-    found = _found([("pore", "nose", 0.3)] * 16 + [("pore", "chin", 0.5), ("pore", "chin", 0.3)] + [("spot", "nose", 2.0)])
+    found = _found([("pore", "nose", 0.3)] * 16 + [("pore", "chin", 0.5), ("pore", "chin", 0.3)] + [("spot", "nose", 2.0)]
+                   + [("pore", "nose", 0.2)] * 4)  # found, not counted (under 0.3 mm), but in the pore area
     values = {"face": {"pore_density": 9.0, "pore_diameter_mm": 0.32, "pore_area_pct": 1.2, "red_area_pct": 10.0},  # 18 in 2 cm2
               "nose": {"pore_density": 16.0, "spot_density": 1.0, "spot_area_pct": 0.5},
               "chin": {"pore_density": 2.0, "pore_diameter_mm": 0.4, "scar_density": 0.0, "scar_area_pct": 0.0}}
@@ -30,7 +31,7 @@ def test_counts_are_poisson_and_sizes_are_standard_errors_of_the_mean():
     assert se["nose"]["pore_density"] == pytest.approx(4.0)                   # sqrt(16) / 1 cm2
     assert se["chin"]["scar_density"] == pytest.approx(1.0)                   # none counted: one count's worth
     assert np.isnan(se["chin"]["scar_area_pct"])                              # nothing to scale from
-    assert se["face"]["pore_area_pct"] == pytest.approx(1.2 / np.sqrt(18))
+    assert se["face"]["pore_area_pct"] == pytest.approx(1.2 / np.sqrt(22))
     assert se["chin"]["pore_diameter_mm"] == pytest.approx(np.std([0.5, 0.3], ddof=1) / np.sqrt(2))
     assert se["nose"]["spot_area_pct"] == pytest.approx(0.5)                  # one spot: 100 %
     assert np.isnan(se["face"]["red_area_pct"])                               # one photo cannot tell
@@ -40,7 +41,7 @@ def test_a_real_analysis_carries_the_standard_errors_of_its_counts(landmarker):
     from skinscan import analyse_photo
 
     a = analyse_photo(SAMPLE, landmarker=landmarker)
-    pores = (a.detections["kind"] == "pore") & (a.detections["region"] == "cheek_left")
+    pores = (a.detections["kind"] == "pore") & (a.detections["region"] == "cheek_left") & (a.detections["diameter_mm"] >= 0.3)
     n, area_cm2 = int(pores.sum()), a.region_area_mm2["cheek_left"] / 100.0
     assert n > 10
     density = a.metrics["cheek_left"]["pore_density"]  # counted on the skin left when scars and spots are out
