@@ -97,7 +97,8 @@ class PhotoAnalysis:
         Clockwise turn skinscan gave the photo, upright by its EXIF orientation, to find the face:
         0, or 90, 180, 270 for a photo taken sideways with no orientation tag (see :func:`analyse_photo`).
     detections : dict of str to ndarray
-        Every pore, scar, spot and line branch the metrics counted, as columns of equal length:
+        Every pore, scar, spot and line branch the metrics found (``pore_density`` counts the pores
+        of 0.3 mm or more of them), as columns of equal length:
         ``kind`` (``pore``, ``scar``, ``spot``, ``line``), ``region`` (the named region holding the
         centre; ``face`` only where none does), ``x_px``, ``y_px`` (the centre in the photo's pixels,
         upright by its EXIF orientation, before any ``rotation_deg``), ``diameter_mm`` or
@@ -300,8 +301,8 @@ def analyse_photo(source: str | os.PathLike | Photo | np.ndarray, *,
     >>> a = skinscan.analyse_photo("sample_images/astronaut/2026-01-05/IMG_20260105_100412.jpg")
     >>> round(a.scale.px_per_mm, 1), a.failed_checks     # a smile: expressions move skin
     (12.3, ['expression'])
-    >>> round(a.metrics["face"]["pore_density"])          # per cm²
-    143
+    >>> round(a.metrics["face"]["pore_density"])          # pores of 0.3 mm or more per cm²
+    41
     """
     clock = _Clock(timings)
     with clock("decode"):

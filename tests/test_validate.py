@@ -27,7 +27,7 @@ def report():
 
 #: Rows that miss a threshold, with why (docs/validation.md shows the measurement): kept visible here
 #: and in the table, not hidden.
-KNOWN_GAPS: dict[tuple[str, str], set[str]] = {}  # none now: the pore count's was closed in 0.4.1
+KNOWN_GAPS: dict[tuple[str, str], set[str]] = {}
 
 
 def _gaps(report):
@@ -100,10 +100,11 @@ def test_responses_are_in_physical_units(report):
             # 58% with 8); why it reads fewer there is not yet measured.
             lines = np.array(row[face, tone, "wrinkle_density"].responses) / np.array(CONCERNS_BY_NAME["lines"].doses)
             assert np.all((0.45 < lines) & (lines < 1.1)), (face, tone, lines)
-            # Pores like the skin's own, 15-60 per cm2 on skin with ~60 of its own: about two thirds
-            # are found (a quarter are under the detector's contrast, as a quarter of real pores are).
+            # Pores like the skin's own, 15-60 per cm2 on skin with ~60 of its own: about two fifths
+            # are counted (0.38-0.41 with 8 draws): a quarter are under the detector's contrast, as a
+            # quarter of real pores are, and of those found about half read under the 0.3 mm counted.
             pores = np.array(row[face, tone, "pore_density"].responses) / np.array(CONCERNS_BY_NAME["pores"].doses)
-            assert np.all((0.5 < pores) & (pores < 0.95)), (face, tone, pores)
+            assert np.all((0.3 < pores) & (pores < 0.6)), (face, tone, pores)
             # Every visible pore grown by 0.05-0.125 mm: the detected pores' mean diameter grows by
             # about 40-50% of it (a quarter of the detections are dips that did not grow, and the
             # grown pores near the contrast threshold join the detections at their smaller size).
@@ -126,7 +127,7 @@ def _clean_skin():
 
 def test_the_pore_count_dose_adds_the_skins_kind_of_pore_clear_of_its_own():
     """Each dose adds exactly round(dose x area) pores, nested, at least 0.45 mm from the skin's own
-    pores and from each other; the detector finds most of them."""
+    pores and from each other; the count takes about two fifths of them (found, and 0.3 mm or more)."""
     from skinscan.metrics import pore_metrics
 
     rgb, masks, mask, pores, mm = _clean_skin()
@@ -134,7 +135,7 @@ def test_the_pore_count_dose_adds_the_skins_kind_of_pore_clear_of_its_own():
     base = pore_metrics(rgb, mask, mm_per_px=mm).value["pore_density"]
     added = [pore_metrics(inject(c, rgb, masks, mm, d, seed=3, pores=pores), mask, mm_per_px=mm).value["pore_density"]
              - base for d in c.doses]
-    np.testing.assert_allclose(np.array(added) / np.array(c.doses), 0.74, atol=0.1)
+    np.testing.assert_allclose(np.array(added) / np.array(c.doses), 0.40, atol=0.1)  # counted: 0.3 mm or more
     assert np.all(np.diff(added) > 0)
     _, pool = phantom.add_pores(rgb, mask, mm_per_px=mm, density_per_cm2=1.5 * c.doses[-1], rng=np.random.default_rng(3),
                                 avoid_px=pores["avoid_px"], **{k: phantom.SKIN_PORES[k] for k in ("diameter_mm", "depth",

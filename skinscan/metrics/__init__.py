@@ -45,7 +45,7 @@ class Measurements:
         Family (or concern) -> why its values are NaN.
     detections : dict
         Kind -> columns ``x``, ``y`` (the photo's pixels), ``diameter_mm``, ``length_mm``,
-        ``strength``: every pore, scar, spot and line branch counted.
+        ``strength``: every pore, scar, spot and line branch found.
     """
 
     values: dict[str, dict[str, float]] = field(default_factory=dict)

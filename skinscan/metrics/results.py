@@ -40,7 +40,7 @@ def detections(x, y, *, strength, diameter_mm=None, length_mm=None) -> dict[str,
 class MetricResult(dict):
     """``{region: {metric: value}}`` plus ``maps`` (name -> image-sized array), ``notes`` (why a value
     is NaN) and ``detections`` (kind -> :func:`detections` columns: every pore, scar, spot or line
-    the values count)."""
+    found, from which the values are measured)."""
 
     def __init__(self, values=None, *, maps=None, notes=None, detections=None):
         super().__init__(values or {})

@@ -128,17 +128,19 @@ def scar_metrics(rgb, mask: MaskArg, *, mm_per_px: float, diameter_mm=SCAR_DIAME
     union = np.logical_or.reduce(list(masks.values()))
     d = np.geomspace(diameter_mm[0], diameter_mm[1], 7)
     # One scale above the band, a guard: a dip still darkening at the band's top (the shading beside
-    # the nose, a cheek's hollow) peaks there and is dropped. Without it, such a dip peaked at the
-    # last scale and counted as a 5 mm scar at one resolution and not at the next: one of 7
-    # benchmark photos read scar severity 17.7 at 12.2 px/mm and 23.5 at full resolution.
+    # the nose, a cheek's hollow) peaks there and is dropped. A maximum at the band's last scale is
+    # no maximum in scale, and whether such a dip reaches the threshold there changes with the
+    # resolution (a benchmark photo read scar severity 17.7 at 12.2 px/mm and 23.5 at full).
     d = np.append(d, d[-1] ** 2 / d[-2])
-    sig_px = np.maximum(d / (2 * np.sqrt(2)) / mm_w, 0.5)
-    top_sigma_px = sig_px[-2] * np.sqrt(sig_px[-1] / sig_px[-2])  # what the refinement reaches from the band's top
-    blobs = detect_dark_blobs(dark, union, sigmas_px=np.unique(np.round(sig_px, 3)), k_sigma=k_sigma,
+    sig_px = np.unique(np.round(np.maximum(d / (2 * np.sqrt(2)) / mm_w, 0.5), 3))
+    # Maxima at the guard scale keep its sigma (the refinement leaves the last scale's); a blob of the
+    # band refined upwards stays under it.
+    below_guard_px = sig_px[-1] * (1 - 1e-6)
+    blobs = detect_dark_blobs(dark, union, sigmas_px=sig_px, k_sigma=k_sigma,
                               min_contrast=min_contrast, max_elongation=max_elongation,
                               support_max_px=support_max_mm / mm_w, ring_min=ring_min, merge_sigmas=1.0,
                               laplacian="fourth_order", subpixel=True, support_pad_px=0.1 / mm_w,
-                              min_sigma_px=min_diameter_mm / (2 * np.sqrt(2)) / mm_w, max_sigma_px=top_sigma_px)
+                              min_sigma_px=min_diameter_mm / (2 * np.sqrt(2)) / mm_w, max_sigma_px=below_guard_px)
     stats = blobs_per_region(blobs, masks, mm_w)
     values = {k: {"scar_density": s["density_per_cm2"], "scar_area_pct": s["area_pct"],
                   "scar_severity": 100.0 * s["response_sum_mm2"] / (s["area_mm2"] / 100.0) if s["area_mm2"] else np.nan}

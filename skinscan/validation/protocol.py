@@ -513,11 +513,10 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
         # Futures of our own, not Executor.map's: map cancels what is left when its iterator is
         # dropped, and a pool whose workers were ended then fails those cancelled futures again in
         # its own thread, with a traceback.
-        futures = [ex.submit(_measure_chunk, tasks[i:i + chunk]) for i in range(0, len(tasks), chunk)]
-        measured = (r for f in futures for r in f.result())
-        bar = Progress(measured, "validating", total=len(tasks), enabled=progress)
         try:
-            for key, s, values, info in bar:
+            futures = [ex.submit(_measure_chunk, tasks[i:i + chunk]) for i in range(0, len(tasks), chunk)]
+            measured = (r for f in futures for r in f.result())
+            for key, s, values, info in Progress(measured, "validating", total=len(tasks), enabled=progress):
                 results.setdefault(key, {})[s] = values
                 if info["blocked"]:  # a photo once, under the checks it failed
                     checks = left_out.setdefault(key[0], {})
@@ -525,8 +524,8 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
                 if key[1] is None:
                     photos.setdefault(key[0], []).append({"seed": s, **info})
         except BaseException:
-            # Stopped (Ctrl-C, SIGTERM) or failed: the workers are ended rather than waited for
-            # (leaving the pool waited for every queued photo: 30 s after a SIGTERM).
+            # Stopped (Ctrl-C, SIGTERM) or failed: the workers are ended rather than waited for;
+            # leaving the pool would wait for every photo already queued to them.
             terminate(list(getattr(ex, "_processes", {}).values()))
             ex.shutdown(wait=True)
             raise
