@@ -570,7 +570,8 @@ def blob_mask(blobs: dict[str, np.ndarray], shape: tuple[int, int], *, scale: fl
 
 
 def blobs_per_region(blobs: dict[str, np.ndarray], masks: dict[str, np.ndarray], mm_per_px: float,
-                     *, diameter_factor: float = 2 * np.sqrt(2)) -> dict[str, dict[str, float]]:
+                     *, diameter_factor: float = 2 * np.sqrt(2),
+                     counted: np.ndarray | None = None) -> dict[str, dict[str, float]]:
     """Count, density (per cm^2), area (%) and mean diameter (mm) of blobs whose centre lies in each mask.
 
     Parameters
@@ -583,6 +584,8 @@ def blobs_per_region(blobs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
         The grid's scale.
     diameter_factor : float
         A blob's diameter in sigmas.
+    counted : ndarray of bool, shape (N,), optional
+        The blobs ``count`` and ``density_per_cm2`` count (default: all); the others take all.
 
     Returns
     -------
@@ -598,9 +601,10 @@ def blobs_per_region(blobs: dict[str, np.ndarray], masks: dict[str, np.ndarray],
         inside = m[np.clip(ys, 0, m.shape[0] - 1), np.clip(xs, 0, m.shape[1] - 1)] if len(xs) else np.zeros(0, bool)
         a_mm2 = np.count_nonzero(m) * mm_per_px ** 2
         n = int(inside.sum())
+        n_counted = n if counted is None else int(np.count_nonzero(inside & counted))
         out[k] = {
-            "count": n,
-            "density_per_cm2": n / (a_mm2 / 100.0) if a_mm2 > 0 else float("nan"),
+            "count": n_counted,
+            "density_per_cm2": n_counted / (a_mm2 / 100.0) if a_mm2 > 0 else float("nan"),
             "area_pct": 100.0 * float(disc_mm2[inside].sum()) / a_mm2 if a_mm2 > 0 else float("nan"),
             "diameter_mm": float(d_mm[inside].mean()) if n else float("nan"),
             "response_sum_mm2": float((blobs["response"][inside] * disc_mm2[inside]).sum()),

@@ -131,10 +131,8 @@ def pore_metrics(rgb, mask: MaskArg, *, mm_per_px: float, min_px_per_mm: float =
     found = detect_pores(img.green_od, union, mm_per_px=mm_per_px, **params)
     sigma = found["diameter_mm"] / mm_per_px / (2 * np.sqrt(2))
     blobs = {"x": found["x"], "y": found["y"], "sigma": sigma, "response": found["strength"]}
-    stats = blobs_per_region(blobs, masks, mm_per_px)
-    counted = found["diameter_mm"] >= COUNTED_MIN_DIAMETER_MM
-    density = blobs_per_region({k: v[counted] for k, v in blobs.items()}, masks, mm_per_px)
-    values = {k: {"pore_density": density[k]["density_per_cm2"], "pore_area_pct": s["area_pct"],
+    stats = blobs_per_region(blobs, masks, mm_per_px, counted=found["diameter_mm"] >= COUNTED_MIN_DIAMETER_MM)
+    values = {k: {"pore_density": s["density_per_cm2"], "pore_area_pct": s["area_pct"],
                   "pore_diameter_mm": s["diameter_mm"]} for k, s in stats.items()}
     return MetricResult(values, maps={"pore_blobs": np.stack([found["x"], found["y"], sigma], 1)},
                         detections={"pore": detections(found["x"], found["y"], diameter_mm=found["diameter_mm"],
