@@ -95,7 +95,8 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                             reports=args.command == "report", progress=not args.quiet, busy_timeout=args.wait,
                             force=args.force)
     kind = "charts" if args.command == "chart" else "reports"
-    print(f"skinscan: {len(written.get(kind, []))} {kind} written under {args.out}")
+    n = len(written.get(kind, []))
+    print(f"skinscan: {n} {kind if n != 1 else kind[:-1]} written under {args.out}")
     return 0
 
 
