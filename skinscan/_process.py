@@ -10,7 +10,7 @@ import signal
 import threading
 import time
 
-__all__ = ["die_with_parent", "ignore_interrupts", "terminate"]
+__all__ = ["die_with_parent", "ignore_interrupts", "terminate", "end_pool"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -66,3 +66,15 @@ def terminate(processes, *, grace_s: float = 2.0) -> None:
                 p.join(1.0)
             except (OSError, ValueError):
                 continue
+
+
+def end_pool(pool, *, cancel_futures: bool = False) -> None:
+    """End a ``concurrent.futures.ProcessPoolExecutor`` now: its workers are terminated (see
+    :func:`terminate`) rather than waited for with the work queued to them, then the pool is shut down.
+
+    ``cancel_futures`` also cancels the futures not yet sent. Without it the broken pool fails them
+    itself, which is what futures of one's own need; futures already cancelled (by an
+    ``Executor.map`` iterator dropped on an interrupt) it would fail again, with a traceback.
+    """
+    terminate(list(getattr(pool, "_processes", {}).values()))
+    pool.shutdown(wait=True, cancel_futures=cancel_futures)

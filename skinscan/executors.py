@@ -22,7 +22,7 @@ from typing import Protocol, runtime_checkable
 import cv2
 
 from ._heap import keep_freed_memory
-from ._process import die_with_parent, ignore_interrupts, terminate
+from ._process import die_with_parent, end_pool, ignore_interrupts
 from ._write import atomic_write, remove_stale_temporaries
 from .analysis import analyse_photo
 from .discover import Discovery, PhotoEntry
@@ -348,8 +348,7 @@ class PoolExecutor:
         try:
             if self._pool is not None:
                 if cancel or self._from_worker is not None:
-                    terminate(list(getattr(self._pool, "_processes", {}).values()))
-                    self._pool.shutdown(wait=True, cancel_futures=True)
+                    end_pool(self._pool, cancel_futures=True)
                 else:
                     self._pool.shutdown(wait=True)
         finally:

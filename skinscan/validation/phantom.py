@@ -989,7 +989,7 @@ def face_warp_map(face, shape_hw, *, mm_per_px: float, yaw_deg: float = 0.0, exp
         # Lids slide over the eye; they do not squash it. Inside the narrowed openings the eye is
         # as the turn alone leaves it (an iris squashed with the lids read 6-7% smaller to MediaPipe,
         # and so did the whole face's scale).
-        (still_x, still_y), _ = _turned_map(face, frame, src, src.copy(), yaw_deg, shape_hw)
+        (still_x, still_y), _ = _turned_map(face, frame, src, src, yaw_deg, shape_hw)
         opening = np.zeros(shape_hw, np.uint8)
         for (outer, inner), pairs in zip(((33, 133), (263, 362)), LID_PAIRS.values()):
             ring = [outer, *(u for u, _ in pairs), inner, *(lo for _, lo in reversed(pairs))]

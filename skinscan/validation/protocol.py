@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from . import phantom
-from .._process import terminate
+from .._process import end_pool
 from ..metrics.registry import METRICS
 
 __all__ = ["CONCERNS", "FACES", "Concern", "Nuisance", "ValidationReport", "run_validation", "nuisance_draws",
@@ -510,9 +510,7 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
     left_out: dict = {}
     chunk = max(1, n_draws // 2)
     with ProcessPoolExecutor(jobs, initializer=_worker_init, initargs=(masters, os.getpid())) as ex:
-        # Futures of our own, not Executor.map's: map cancels what is left when its iterator is
-        # dropped, and a pool whose workers were ended then fails those cancelled futures again in
-        # its own thread, with a traceback.
+        # Futures of our own, not Executor.map's, which cancels its own when dropped (see end_pool).
         try:
             futures = [ex.submit(_measure_chunk, tasks[i:i + chunk]) for i in range(0, len(tasks), chunk)]
             measured = (r for f in futures for r in f.result())
@@ -524,10 +522,9 @@ def run_validation(*, n_draws: int = 8, faces=FACES, tones=("light", "deep"), jo
                 if key[1] is None:
                     photos.setdefault(key[0], []).append({"seed": s, **info})
         except BaseException:
-            # Stopped (Ctrl-C, SIGTERM) or failed: the workers are ended rather than waited for;
-            # leaving the pool would wait for every photo already queued to them.
-            terminate(list(getattr(ex, "_processes", {}).values()))
-            ex.shutdown(wait=True)
+            # Stopped (Ctrl-C, SIGTERM) or failed: leaving the pool would wait for every photo
+            # already queued to its workers.
+            end_pool(ex)
             raise
 
     rows = [row for subject in subjects for row in _subject_rows(subject, wanted, results, photos[subject], draws)]
