@@ -4,10 +4,10 @@
 analysis changes its numbers, so that stored results of another pipeline are analysed again.
 """
 
-__version__ = "0.4.1"
-PIPELINE_VERSION = "0.4.1"
+__version__ = "0.4.2"
+PIPELINE_VERSION = "0.4.2"
 
 
 def version_text() -> str:
-    """``skinscan 0.4.1 (pipeline 0.4.1)``: what the command, the report and the store say."""
+    """``skinscan 0.4.2 (pipeline 0.4.2)``: what the command, the report and the store say."""
     return f"skinscan {__version__} (pipeline {PIPELINE_VERSION})"
