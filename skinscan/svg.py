@@ -27,7 +27,7 @@ import pandas as pd
 
 from . import chartdata as cd
 
-__all__ = ["trend_svg", "region_panels_svg", "recovery_svg", "colour_bar_svg", "nice_ticks", "Canvas"]
+__all__ = ["trend_svg", "trend_canvas", "region_panels_svg", "recovery_svg", "colour_bar_svg", "nice_ticks", "Canvas"]
 
 #: Font sizes in viewBox units: a 400-wide chart shown 350 px wide on a phone keeps 10-px text.
 TEXT_PX = 12
@@ -88,6 +88,7 @@ class Canvas:
 
     def __init__(self, width: float, height: float):
         self.width, self.height, self.parts = float(width), float(height), []
+        self.ops: list[tuple] = []  # the same drawing as primitives, for skinscan.raster's PNG
 
     def line(self, x1, y1, x2, y2, *, stroke, width=1.0, dash=None, opacity=None, cls=None):
         """Add a line segment.
@@ -107,6 +108,7 @@ class Canvas:
         cls : str, optional
             CSS class.
         """
+        self.ops.append(("line", (x1, y1, x2, y2), dict(stroke=stroke, width=width, dash=dash, opacity=opacity)))
         self.parts.append(f'<line x1="{_n(x1)}" y1="{_n(y1)}" x2="{_n(x2)}" y2="{_n(y2)}"'
                           + _paint(stroke=stroke, width=width, dash=dash, opacity=opacity, cls=cls) + "/>")
 
@@ -126,6 +128,7 @@ class Canvas:
         cls : str, optional
             CSS class.
         """
+        self.ops.append(("rect", (x, y, max(w, 0), max(h, 0)), dict(fill=fill, opacity=opacity)))
         self.parts.append(f'<rect x="{_n(x)}" y="{_n(y)}" width="{_n(max(w, 0))}" height="{_n(max(h, 0))}" '
                           f'fill="{fill}"' + _paint(opacity=opacity, cls=cls) + "/>")
 
@@ -147,6 +150,8 @@ class Canvas:
         cls : str, optional
             CSS class.
         """
+        xs, ys = [float(v) for v in xs], [float(v) for v in ys]
+        self.ops.append(("polyline", (xs, ys), dict(stroke=stroke, width=width, dash=dash, opacity=opacity)))
         pts = " ".join(f"{_n(x)},{_n(y)}" for x, y in zip(xs, ys))
         self.parts.append(f'<polyline points="{pts}" fill="none"'
                           + _paint(stroke=stroke, width=width, dash=dash, opacity=opacity, cls=cls)
@@ -170,6 +175,7 @@ class Canvas:
         cls : str, optional
             CSS class.
         """
+        self.ops.append(("circle", (x, y, r), dict(fill=fill, stroke=stroke)))
         tip = f"<title>{_esc(title)}</title>" if title else ""
         self.parts.append(f'<circle cx="{_n(x)}" cy="{_n(y)}" r="{_n(r)}" fill="{fill}"'
                           + _paint(stroke=stroke, width=1, cls=cls) + (f">{tip}</circle>" if tip else "/>"))
@@ -196,6 +202,8 @@ class Canvas:
         cls : str, optional
             CSS class.
         """
+        self.ops.append(("text", (x, y, str(text)), dict(size=size, anchor=anchor, fill=fill, bold=bool(weight),
+                                                          rotate=rotate)))
         attrs = f' x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" fill="{fill}"'
         if anchor != "start":
             attrs += f' text-anchor="{anchor}"'
@@ -549,6 +557,14 @@ def trend_svg(summary: pd.DataFrame, *, subject, metric: str, region: str = "fac
         MDC; points (``class="point <label>"``) are coloured by their change label and carry the
         value as a tooltip; treatment days are ``class="treatment"`` lines.
     """
+    c, label = trend_canvas(summary, subject=subject, metric=metric, region=region, treatments=treatments,
+                            width=width, height=height)
+    return c.svg(label=label, standalone=standalone)
+
+
+def trend_canvas(summary: pd.DataFrame, *, subject, metric: str, region: str = "face", treatments: Iterable = (),
+                 width: float = 340, height: float = 230) -> tuple[Canvas, str]:
+    """The drawing of :func:`trend_svg` and its accessible name (:mod:`skinscan.raster` makes a PNG of it)."""
     rows = cd.select_rows(summary, subject=subject, metric=metric, region=region)
     unit, direction = cd.first_unit(rows), cd.direction_of(rows)
     dates = cd.use_dates(rows)
@@ -568,8 +584,7 @@ def trend_svg(summary: pd.DataFrame, *, subject, metric: str, region: str = "fac
     if not dates and len(rows):
         c.text((f.left + f.right) / 2, height - 2, "session (0 = baseline)", size=SMALL_PX, anchor="middle",
                cls="xlabel")
-    label = f"{cd.metric_label(metric, unit)} over sessions, {cd.region_label(region)}"
-    return c.svg(label=label, standalone=standalone)
+    return c, f"{cd.metric_label(metric, unit)} over sessions, {cd.region_label(region)}"
 
 
 def region_panels_svg(summary: pd.DataFrame, *, subject, metric: str, treatments: Iterable = (),
