@@ -52,6 +52,8 @@ class BatchResult:
         Photos analysed by this run; photos whose stored result still holds.
     n_flagged : int
         Of those, photos with a failed quality check (warnings included) or no date.
+    flag_counts : dict of str to int
+        Of those, the photos with each flag (a quality check's name, or ``undated``).
     n_undated : int
         Of those, loose photos with no capture date (on no timeline).
     n_duplicates : int
@@ -69,11 +71,18 @@ class BatchResult:
     n_analysed: int = 0
     n_cached: int = 0
     n_flagged: int = 0
+    flag_counts: dict[str, int] = field(default_factory=dict)
     n_undated: int = 0
     n_duplicates: int = 0
     n_removed: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+
+    def count_flags(self, flags: str, undated: bool) -> None:
+        """Count one photo's flags (``;``-joined names, as stored)."""
+        names = {f for f in (flags or "").split(";") if f} | ({UNDATED_FLAG} if undated else set())
+        for name in names:
+            self.flag_counts[name] = self.flag_counts.get(name, 0) + 1
 
     @property
     def ok(self) -> bool:
@@ -87,8 +96,11 @@ class BatchResult:
         tail = "".join(f", {n} {what}" for n, what in ((self.n_duplicates, "duplicates counted once"),
                                                         (self.n_removed, "gone from disk and removed from the store"))
                        if n)
+        which = " / ".join(f"{name} {n}" for name, n in sorted(self.flag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                           if name != UNDATED_FLAG)  # said apart, with what it means
         return (f"{self.n_analysed + self.n_cached} of {self.n_photos} photos analysed "
-                f"({self.n_cached} already in the store, {self.n_flagged} with quality flags{extra}), "
+                f"({self.n_cached} already in the store, {self.n_flagged} with quality flags"
+                f"{': ' + which if which else ''}{extra}), "
                 f"{len(self.failures)} skipped{tail}; results in {self.out_dir}")
 
 
@@ -137,6 +149,7 @@ def _record(store: ResultStore, o: Outcome, result: BatchResult) -> None:
         undated = o.entry.undated
         result.n_analysed += 1
         result.n_flagged += bool(o.flagged or undated)
+        result.count_flags((o.record or {}).get("quality_flags", ""), undated)
         result.n_undated += undated
     else:
         result.failures.append((str(o.entry.path), o.error))
@@ -322,6 +335,7 @@ def _plan(store: ResultStore, disc: Discovery, paths, result: BatchResult) -> tu
         else:
             result.n_cached += 1
             result.n_flagged += bool(flags)
+            result.count_flags(flags, e.undated)
             result.n_undated += e.undated
     _forget_missing(store, disc, paths, present, result)
     store.update_sessions([e.as_dict() for e in disc.entries])

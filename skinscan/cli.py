@@ -95,8 +95,15 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                             reports=args.command == "report", progress=not args.quiet, busy_timeout=args.wait,
                             force=args.force)
     kind = "charts" if args.command == "chart" else "reports"
-    n = len(written.get(kind, []))
-    print(f"skinscan: {n} {kind if n != 1 else kind[:-1]} written under {args.out}")
+    def count(n: int) -> str:
+        return f"{n} {kind if n != 1 else kind[:-1]}"
+
+    fresh, n = len(written.new_files), len(written.get(kind, []))  # the command writes one kind only
+    if fresh:
+        print(f"skinscan: {count(fresh)} written under {args.out}"
+              + (f" ({n - fresh} up to date)" if n > fresh else ""))
+    else:
+        print(f"skinscan: {count(n)} up to date under {args.out}, nothing rewritten (--force rewrites them)")
     return 0
 
 

@@ -44,12 +44,13 @@ UNSORTED_SUBJECT = "(unsorted)"
 
 class Outputs(dict):
     """The files of each kind (``tables``, ``changes``, ``charts``, ``reports``: every subject's, written
-    now or up to date), with the subjects whose charts and report were ``written`` now and those left
-    ``up_to_date``."""
+    now or up to date), with the subjects whose charts or report were ``written`` now, those left
+    ``up_to_date``, and the charts and reports written now (``new_files``)."""
 
     def __init__(self, files: dict, *, written: list, up_to_date: list):
         super().__init__(files)
         self.written, self.up_to_date = written, up_to_date
+        self.new_files: list[Path] = []
 
 
 def export_tables(store: ResultStore, out: Path, *, force: bool = False) -> dict[str, list[Path]]:
@@ -128,38 +129,51 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         tables = export_tables(store, out, force=force)
         timings["tables"] = clock() - t0
         treatments = _treatments(store, paths)
-        options = {"formats": sorted(formats), "include_flagged": include_flagged, "charts": charts, "reports": reports}
-        keys = {s: _digest(version_text(), options, f, [d.isoformat() for d in treatments.get(s, [])])
+        # Each kind of output has its own key: `skinscan report` (reports only) after `analyse` (both)
+        # finds the reports up to date, and leaves the charts' key alone for the next `analyse`.
+        kinds = {"charts": {"formats": sorted(formats)}} if charts else {}
+        if reports:
+            kinds["reports"] = {}
+        base = {s: _digest(version_text(), include_flagged, f, [d.isoformat() for d in treatments.get(s, [])])
                 for s, f in store.fingerprint(per_subject=True).items() if s != UNSORTED_SUBJECT}
         manifest = _read(out)
-        done = manifest.get("subjects", {})
-        stale = sorted(s for s in keys if force or done.get(s, {}).get("key") != keys[s]
-                       or not all(Path(f).exists() for f in done.get(s, {}).get("files", [])))
-        changes_key = _digest(manifest.get("tables"), options, sorted(keys.items()))
+        done = {s: v for s, v in manifest.get("subjects", {}).items() if isinstance(v, dict) and "key" not in v}
+        todo = {s: [k for k, opts in kinds.items()
+                    if force or done.get(s, {}).get(k, {}).get("key") != _digest(base[s], opts)
+                    or not all(Path(f).exists() for f in done.get(s, {}).get(k, {}).get("files", []))]
+                for s in base}
+        stale = sorted(s for s in base if todo[s])
+        changes_key = _digest(manifest.get("tables"), include_flagged, sorted(base.items()))
         result = Outputs({"tables": [f for fs in tables.values() for f in fs], "changes": [out / "changes.csv"],
-                          "charts": [], "reports": []}, written=stale, up_to_date=sorted(set(keys) - set(stale)))
+                          "charts": [], "reports": []}, written=stale, up_to_date=sorted(set(base) - set(stale)))
         if not stale and manifest.get("changes") == changes_key and (out / "changes.csv").exists():
-            for s in keys:
-                _collect(result, done[s]["files"])
+            for s in base:
+                _collect(result, done, s, kinds)
             return result
         values, photos = store.values_frame(), store.photos_frame()
     from .series import recovery_curve, recovery_time_hours, summarise
 
     t0 = clock()
     summary = summarise(values, photos, treatments=treatments, include_flagged=include_flagged)
-    write_csv(summary, out / "changes.csv", what="table")
     curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged) if reports else None
     hours = recovery_time_hours(curve) if reports else {}
     timings["series"] = clock() - t0
+    if manifest.get("changes") != changes_key or not (out / "changes.csv").exists() or force:
+        write_csv(summary, out / "changes.csv", what="table")
     for subject in Progress(stale, "reporting", enabled=progress and bool(stale)):
         t0 = clock()
         files = _subject_outputs(out, subject, summary, photos, treatments.get(subject, []), curve, hours,
-                                 formats=formats, charts=charts, reports=reports)
+                                 formats=formats, charts="charts" in todo[subject],
+                                 reports="reports" in todo[subject])
         timings[f"subject:{subject}"] = clock() - t0
-        done[subject] = {"key": keys[subject], "files": [str(f) for f in files]}
-    for s in keys:
-        _collect(result, done[s]["files"])
-    manifest.update(subjects={s: done[s] for s in keys}, changes=changes_key)
+        result.new_files += files
+        entry = done.setdefault(subject, {})
+        for k in todo[subject]:
+            entry[k] = {"key": _digest(base[subject], kinds[k]),
+                        "files": [str(f) for f in files if _kind(f) == k]}
+    for s in base:
+        _collect(result, done, s, kinds)
+    manifest.update(subjects={s: done[s] for s in base if s in done}, changes=changes_key)
     _write(out, manifest)
     return result
 
@@ -198,9 +212,13 @@ def _subject_outputs(out: Path, subject: str, summary, photos, days, curve, hour
     return files
 
 
-def _collect(result: dict, files: list) -> None:
-    for f in map(Path, files):
-        result["reports" if f.name.startswith("report_") else "charts"].append(f)
+def _kind(f) -> str:
+    return "reports" if Path(f).name.startswith("report_") else "charts"
+
+
+def _collect(result: dict, done: dict, subject: str, kinds) -> None:
+    for k in kinds:
+        result[k] += map(Path, done.get(subject, {}).get(k, {}).get("files", []))
 
 
 def _treatments(store: ResultStore, paths) -> dict:

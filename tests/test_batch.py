@@ -413,6 +413,18 @@ def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path)
     assert lines[0] == "skinscan: nothing new to analyse (6 photos already in the store)"
     assert "  note: charts and reports up to date: nothing rewritten" in lines
     assert {p: p.stat().st_mtime_ns for p in files} == files  # not one file rewritten
+    # The report command alone finds its reports up to date, and leaves the next analyse nothing to redo.
+    report = cli("report", "--out", out, "--include-flagged", "--photos", photos)
+    assert report.returncode == 0, report.stderr
+    assert report.stdout.strip() == (f"skinscan: 1 report up to date under {out}, nothing rewritten "
+                                     "(--force rewrites them)")
+    again = cli("--quiet", "analyse", photos, "--out", out, "--jobs", 1, "--formats", "svg", "--include-flagged")
+    assert "  note: charts and reports up to date: nothing rewritten" in again.stderr.splitlines()
+    assert {p: p.stat().st_mtime_ns for p in files} == files
+    forced = cli("report", "--out", out, "--include-flagged", "--force")
+    assert forced.stdout.strip() == f"skinscan: 1 report written under {out}"
+    assert (out / "report_astronaut.html").stat().st_mtime_ns > files[out / "report_astronaut.html"]
+    assert all(p.stat().st_mtime_ns == files[p] for p in files if p.suffix == ".svg")  # charts left alone
     # A change to one session's photos rewrites the tables and the subject's outputs, nothing else.
     victim = sorted((photos / SMALL_SESSIONS[-1]).glob("*.jpg"))[0]
     victim.unlink()
