@@ -95,6 +95,10 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                             reports=args.command == "report", progress=not args.quiet, busy_timeout=args.wait,
                             force=args.force)
     kind = "charts" if args.command == "chart" else "reports"
+    if kind == "reports" and not (Path(args.out) / "canonical").is_dir():
+        print(f"  note: {Path(args.out) / 'canonical'} not found: the reports have no before/after images "
+              f"(run 'skinscan analyse PHOTOS --out {args.out}' to write them)", file=sys.stderr)
+
     def count(n: int) -> str:
         return f"{n} {kind if n != 1 else kind[:-1]}"
 

@@ -609,8 +609,9 @@ def _change_maps(base, valid, maps) -> str:
 def _before_after_section(before_after) -> str:
     parts = _unpack_before_after(before_after)
     if parts is None:
-        return ('<section id="before-after"><h2>Before and after</h2><p class="empty">No before/after images were '
-                "provided.</p></section>")
+        return ('<section id="before-after"><h2>Before and after</h2><p class="empty">No before/after images: they '
+                "need two sessions, and the faces in the millimetre frame that <code>skinscan analyse</code> writes "
+                "into the output folder's <code>canonical/</code>.</p></section>")
     base, latest, valid, maps = cd.check_before_after(*parts[:4])
     t0, t1 = (_e(t) for t in parts[4])
     # The end labels say what is on each side of the divider, as the tags on the photos do.

@@ -425,6 +425,13 @@ def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path)
     assert forced.stdout.strip() == f"skinscan: 1 report written under {out}"
     assert (out / "report_astronaut.html").stat().st_mtime_ns > files[out / "report_astronaut.html"]
     assert all(p.stat().st_mtime_ns == files[p] for p in files if p.suffix == ".svg")  # charts left alone
+    # A folder holding the store alone: the report says why it has no before/after images.
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / STORE_NAME).write_bytes((out / STORE_NAME).read_bytes())
+    bare = cli("report", "--out", alone, "--include-flagged", "--quiet")
+    assert bare.returncode == 0 and f"note: {alone / 'canonical'} not found" in bare.stderr
+    assert "No before/after images: they need two sessions" in (alone / "report_astronaut.html").read_text()
     # A change to one session's photos rewrites the tables and the subject's outputs, nothing else.
     victim = sorted((photos / SMALL_SESSIONS[-1]).glob("*.jpg"))[0]
     victim.unlink()

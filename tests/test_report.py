@@ -294,7 +294,7 @@ def test_report_without_optional_parts_and_without_measurements(data):
     summary, photos = data
     one = build_report(make_summary("solo", n_sessions=1, regions=("face",)), photos.iloc[:0], subject="solo")
     assert 'id="recovery"' not in one and 'type="range"' not in one and "No photos recorded" in one
-    assert "No before/after images were provided" in one
+    assert "No before/after images: they need two sessions" in one
     # Every photo of this subject failed: no measurements, but the quality section still says why.
     failed = photos[photos["subject"] == EVIL].assign(subject="failed", status="skipped", error="NoFaceError: x")
     doc = build_report(summary.iloc[:0], failed, subject="failed", title="Q & A")
