@@ -73,7 +73,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
         written = write_outputs(args.out, paths=args.paths, formats=args.formats,
                                 include_flagged=args.include_flagged, progress=not args.quiet, busy_timeout=args.wait)
         if written.up_to_date and not written.written:
-            res.notes.append("charts and reports up to date: nothing rewritten")
+            res.notes.append("charts and reports up to date" + ("" if written.changes_written else ": nothing rewritten"))
     for path, reason in res.failures:
         print(_text(f"  skipped {_shown(path)}: {reason}"), file=sys.stderr)
     for note in res.notes:
@@ -95,9 +95,11 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                             reports=args.command == "report", progress=not args.quiet, busy_timeout=args.wait,
                             force=args.force)
     kind = "charts" if args.command == "chart" else "reports"
-    if kind == "reports" and not (Path(args.out) / "canonical").is_dir():
-        print(f"  note: {Path(args.out) / 'canonical'} not found: the reports have no before/after images "
-              f"(run 'skinscan analyse PHOTOS --out {args.out}' to write them)", file=sys.stderr)
+    canonical = Path(args.out) / "canonical"
+    if kind == "reports" and not any(canonical.glob("*.jpg")):
+        print(f"  note: no faces in {canonical}: the reports have no before/after images (copy canonical/ "
+              "from the output folder the photos were analysed into, or analyse them into a fresh --out)",
+              file=sys.stderr)
 
     def count(n: int) -> str:
         return f"{n} {kind if n != 1 else kind[:-1]}"
@@ -107,7 +109,8 @@ def cmd_outputs(args: argparse.Namespace) -> int:
         print(f"skinscan: {count(fresh)} written under {args.out}"
               + (f" ({n - fresh} up to date)" if n > fresh else ""))
     else:
-        print(f"skinscan: {count(n)} up to date under {args.out}, nothing rewritten (--force rewrites them)")
+        print(f"skinscan: {count(n)} up to date under {args.out}"
+              + ("" if written.changes_written else ", nothing rewritten") + " (--force rewrites them)")
     return 0
 
 

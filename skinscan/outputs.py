@@ -51,6 +51,7 @@ class Outputs(dict):
         super().__init__(files)
         self.written, self.up_to_date = written, up_to_date
         self.new_files: list[Path] = []
+        self.changes_written = False
 
 
 def export_tables(store: ResultStore, out: Path, *, force: bool = False) -> dict[str, list[Path]]:
@@ -132,34 +133,39 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         # Each kind of output has its own key: `skinscan report` (reports only) after `analyse` (both)
         # finds the reports up to date, and leaves the charts' key alone for the next `analyse`.
         kinds = {"charts": {"formats": sorted(formats)}} if charts else {}
-        if reports:
-            kinds["reports"] = {}
         base = {s: _digest(version_text(), include_flagged, f, [d.isoformat() for d in treatments.get(s, [])])
                 for s, f in store.fingerprint(per_subject=True).items() if s != UNSORTED_SUBJECT}
         manifest = _read(out)
-        done = {s: v for s, v in manifest.get("subjects", {}).items() if isinstance(v, dict) and "key" not in v}
-        todo = {s: [k for k, opts in kinds.items()
-                    if force or done.get(s, {}).get(k, {}).get("key") != _digest(base[s], opts)
+        done = _entries(manifest)
+        opts = {s: dict(kinds) for s in base}
+        if reports:  # a report shows the canonical faces the analysis left: it follows them too
+            for s in base:
+                faces = sorted(p.name for p in (out / "canonical").glob(f"{safe_name(s)}__*"))
+                opts[s]["reports"] = {"canonical": faces}
+        todo = {s: [k for k, o in opts[s].items()
+                    if force or done.get(s, {}).get(k, {}).get("key") != _digest(base[s], o)
                     or not all(Path(f).exists() for f in done.get(s, {}).get(k, {}).get("files", []))]
                 for s in base}
         stale = sorted(s for s in base if todo[s])
         changes_key = _digest(manifest.get("tables"), include_flagged, sorted(base.items()))
         result = Outputs({"tables": [f for fs in tables.values() for f in fs], "changes": [out / "changes.csv"],
                           "charts": [], "reports": []}, written=stale, up_to_date=sorted(set(base) - set(stale)))
-        if not stale and manifest.get("changes") == changes_key and (out / "changes.csv").exists():
+        if not (stale or force) and manifest.get("changes") == changes_key and (out / "changes.csv").exists():
             for s in base:
-                _collect(result, done, s, kinds)
+                _collect(result, done, s, opts[s])
             return result
         values, photos = store.values_frame(), store.photos_frame()
     from .series import recovery_curve, recovery_time_hours, summarise
 
     t0 = clock()
     summary = summarise(values, photos, treatments=treatments, include_flagged=include_flagged)
-    curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged) if reports else None
-    hours = recovery_time_hours(curve) if reports else {}
+    any_report = any("reports" in todo[s] for s in stale)
+    curve = recovery_curve(values, photos, treatments, include_flagged=include_flagged) if any_report else None
+    hours = recovery_time_hours(curve) if any_report else {}
     timings["series"] = clock() - t0
     if manifest.get("changes") != changes_key or not (out / "changes.csv").exists() or force:
         write_csv(summary, out / "changes.csv", what="table")
+        result.changes_written = True
     for subject in Progress(stale, "reporting", enabled=progress and bool(stale)):
         t0 = clock()
         files = _subject_outputs(out, subject, summary, photos, treatments.get(subject, []), curve, hours,
@@ -169,10 +175,10 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
         result.new_files += files
         entry = done.setdefault(subject, {})
         for k in todo[subject]:
-            entry[k] = {"key": _digest(base[subject], kinds[k]),
+            entry[k] = {"key": _digest(base[subject], opts[subject][k]),
                         "files": [str(f) for f in files if _kind(f) == k]}
     for s in base:
-        _collect(result, done, s, kinds)
+        _collect(result, done, s, opts[s])
     manifest.update(subjects={s: done[s] for s in base if s in done}, changes=changes_key)
     _write(out, manifest)
     return result
@@ -210,6 +216,18 @@ def _subject_outputs(out: Path, subject: str, summary, photos, days, curve, hour
                                before_after=before_after(out, photos, summary, subject))
         files.append(rp.write_report(out / f"report_{slug}.html", html))
     return files
+
+
+def _entries(manifest: dict) -> dict:
+    """The manifest's subjects as ``{subject: {kind: {"key": str, "files": [str]}}}``, leaving out what
+    is not of that shape (an older manifest's, or a damaged one's: those outputs are written again)."""
+    subjects = manifest.get("subjects")
+    out = {}
+    for s, kinds in (subjects.items() if isinstance(subjects, dict) else ()):
+        if isinstance(kinds, dict):
+            out[s] = {k: v for k, v in kinds.items() if isinstance(v, dict) and isinstance(v.get("key"), str)
+                      and isinstance(v.get("files"), list) and all(isinstance(f, str) for f in v["files"])}
+    return out
 
 
 def _kind(f) -> str:

@@ -6,7 +6,8 @@ primitives the SVG chart is made of (lines, rectangles, polylines, circles, text
 few hundredths, and the file shows exactly the chart the report shows. The drawing is made at twice
 the output size and reduced by averaging, which smooths the edges of lines and circles (Pillow draws
 them without anti-aliasing); text is anti-aliased by FreeType. The font is DejaVu Sans, which
-matplotlib ships, so the same text gives the same pixels on every machine.
+matplotlib ships, laid out by FreeType alone (no text-shaping library, which another install may
+or may not have), so that the same chart gives the same pixels wherever matplotlib's own font is.
 """
 
 from __future__ import annotations
@@ -30,11 +31,24 @@ _ANCHORS = {"start": "ls", "middle": "ms", "end": "rs"}
 
 
 @functools.lru_cache(maxsize=None)
-def _font(px: int, bold: bool) -> ImageFont.FreeTypeFont:
+def _font(px: int, bold: bool) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     import matplotlib  # only for where its fonts are: no pyplot, no backend
 
     name = "DejaVuSans-Bold.ttf" if bold else "DejaVuSans.ttf"
-    return ImageFont.truetype(str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name), px)
+    candidates = [Path(matplotlib.get_data_path()) / "fonts" / "ttf" / name]
+    try:  # a matplotlib packaged without its fonts finds DejaVu Sans where the system keeps it
+        from matplotlib.font_manager import FontProperties, findfont
+
+        candidates.append(Path(findfont(FontProperties(family="DejaVu Sans", weight="bold" if bold else "normal"),
+                                        fallback_to_default=True)))
+    except (ImportError, ValueError, RuntimeError):
+        pass
+    for path in candidates:
+        try:
+            return ImageFont.truetype(str(path), px, layout_engine=ImageFont.Layout.BASIC)
+        except OSError:
+            continue
+    return ImageFont.load_default(px)  # Pillow's own: a chart with other letter shapes, never none
 
 
 def _colour(c: str, opacity) -> tuple:
@@ -64,12 +78,22 @@ def _dashes(points: list[tuple[float, float]], pattern: list[float]) -> list[lis
     return pieces
 
 
-def _stroke(draw: ImageDraw.ImageDraw, points, s: float, *, stroke, width, dash, opacity) -> None:
+def _stroke(img: Image.Image, draw: ImageDraw.ImageDraw, points, s: float, *, stroke, width, dash, opacity) -> None:
     pts = [(x * s, y * s) for x, y in points]
-    fill, w = _colour(stroke, opacity), max(int(round(width * s)), 1)
+    w = max(int(round(width * s)), 1)
     pattern = [float(v) * s for v in dash.replace(",", " ").split()] if dash else None
-    for piece in (_dashes(pts, pattern) if pattern and sum(pattern) > 0 else [pts]):
-        draw.line(piece, fill=fill, width=w, joint="curve" if len(piece) > 2 else None)
+    pieces = _dashes(pts, pattern) if pattern and sum(pattern) > 0 else [pts]
+    translucent = opacity is not None and float(opacity) < 1.0
+    # A translucent line is drawn whole into a mask and blended once: drawn piece by piece, its
+    # joints and round ends would be blended twice and show as dark beads.
+    mask = Image.new("L", img.size, 0) if translucent else None
+    pen = ImageDraw.Draw(mask) if translucent else draw
+    ink = 255 if translucent else _colour(stroke, None)
+    for piece in pieces:
+        pen.line(piece, fill=ink, width=w, joint="curve" if len(piece) > 2 else None)
+    if translucent:
+        alpha = mask.point(lambda v: int(round(v * float(opacity))))
+        img.paste(Image.new("RGB", img.size, ImageColor.getrgb(stroke)[:3]), (0, 0), alpha)
 
 
 def _text(img: Image.Image, draw: ImageDraw.ImageDraw, x, y, text, s: float, *, size, anchor, fill, bold, rotate):
@@ -101,7 +125,8 @@ def canvas_png(canvas: Canvas, *, scale: float = PNG_SCALE) -> bytes:
     Returns
     -------
     bytes
-        A PNG (8-bit RGB) with no metadata: the same chart gives the same bytes.
+        A PNG (8-bit RGB) with no metadata: the same chart gives the same bytes (with the same
+        Pillow and zlib).
 
     Examples
     --------
@@ -118,16 +143,17 @@ def canvas_png(canvas: Canvas, *, scale: float = PNG_SCALE) -> bytes:
     for kind, args, kw in canvas.ops:
         if kind == "line":
             x1, y1, x2, y2 = args
-            _stroke(draw, [(x1, y1), (x2, y2)], s, **kw)
+            _stroke(img, draw, [(x1, y1), (x2, y2)], s, **kw)
         elif kind == "polyline":
             if len(args[0]) > 1:
-                _stroke(draw, list(zip(*args)), s, **kw)
+                _stroke(img, draw, list(zip(*args)), s, **kw)
         elif kind == "rect":
             x, y, w, h = args
             if w > 0 and h > 0:
                 draw.rectangle([x * s, y * s, (x + w) * s - 1, (y + h) * s - 1], fill=_colour(kw["fill"], kw["opacity"]))
         elif kind == "circle":
             x, y, r = args
+            r += 0.5 if kw["stroke"] else 0.0  # SVG centres the 1-unit outline on r; Pillow draws it inside the box
             draw.ellipse([(x - r) * s, (y - r) * s, (x + r) * s, (y + r) * s], fill=_colour(kw["fill"], None),
                          outline=_colour(kw["stroke"], None) if kw["stroke"] else None, width=max(int(round(s)), 1))
         elif kind == "text":

@@ -202,8 +202,8 @@ class Canvas:
         cls : str, optional
             CSS class.
         """
-        self.ops.append(("text", (x, y, str(text)), dict(size=size, anchor=anchor, fill=fill, bold=bool(weight),
-                                                          rotate=rotate)))
+        bold = str(weight).lower() == "bold" or (str(weight).isdigit() and int(weight) >= 600)
+        self.ops.append(("text", (x, y, str(text)), dict(size=size, anchor=anchor, fill=fill, bold=bold, rotate=rotate)))
         attrs = f' x="{_n(x)}" y="{_n(y)}" font-size="{_n(size)}" fill="{fill}"'
         if anchor != "start":
             attrs += f' text-anchor="{anchor}"'

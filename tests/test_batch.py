@@ -7,6 +7,7 @@ The series is a copy of ``sample_images/astronaut`` at half size (about 6 px/mm,
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -430,8 +431,14 @@ def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path)
     alone.mkdir()
     (alone / STORE_NAME).write_bytes((out / STORE_NAME).read_bytes())
     bare = cli("report", "--out", alone, "--include-flagged", "--quiet")
-    assert bare.returncode == 0 and f"note: {alone / 'canonical'} not found" in bare.stderr
+    assert bare.returncode == 0 and f"note: no faces in {alone / 'canonical'}" in bare.stderr
     assert "No before/after images: they need two sessions" in (alone / "report_astronaut.html").read_text()
+    # ... and once the faces are copied in, the report is made again, with them.
+    shutil.copytree(out / "canonical", alone / "canonical")
+    copied = cli("report", "--out", alone, "--include-flagged", "--quiet")
+    assert copied.stdout.strip() == f"skinscan: 1 report written under {alone}" and "note" not in copied.stderr
+    assert 'id="ba-slider"' in (alone / "report_astronaut.html").read_text()
+    files = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and "skinscan.db" not in p.name}
     # A change to one session's photos rewrites the tables and the subject's outputs, nothing else.
     victim = sorted((photos / SMALL_SESSIONS[-1]).glob("*.jpg"))[0]
     victim.unlink()
@@ -439,3 +446,4 @@ def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path)
     assert third.returncode == 0 and "nothing new" not in third.stderr
     assert (out / "results.csv").stat().st_mtime_ns > files[out / "results.csv"]
     assert (out / "report_astronaut.html").stat().st_mtime_ns > files[out / "report_astronaut.html"]
+    assert any(p.stat().st_mtime_ns > files[p] for p in files if p.suffix == ".svg")  # the subject's charts
