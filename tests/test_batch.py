@@ -447,3 +447,8 @@ def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path)
     assert (out / "results.csv").stat().st_mtime_ns > files[out / "results.csv"]
     assert (out / "report_astronaut.html").stat().st_mtime_ns > files[out / "report_astronaut.html"]
     assert any(p.stat().st_mtime_ns > files[p] for p in files if p.suffix == ".svg")  # the subject's charts
+    # A damaged record of what was written costs a rewrite, not the run.
+    manifest = out / ".skinscan-outputs.json"
+    manifest.write_text(json.dumps({"subjects": {"astronaut": {"charts": [], "reports": {"key": 3}}}, "changes": 1}))
+    damaged = cli("report", "--out", out, "--include-flagged", "--quiet")
+    assert damaged.returncode == 0 and damaged.stdout.strip() == f"skinscan: 1 report written under {out}"
