@@ -78,6 +78,12 @@ class BatchResult:
     failures: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    def flags_text(self) -> str:
+        """The quality flags counted, most frequent first (``expression 12, sharpness 2``); ``undated``
+        is left to :meth:`summary`, which says what it means."""
+        return ", ".join(f"{name} {n}" for name, n in sorted(self.flag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
+                         if name != UNDATED_FLAG)
+
     def count_flags(self, flags: str, undated: bool) -> None:
         """Count one photo's flags (``;``-joined names, as stored)."""
         names = {f for f in (flags or "").split(";") if f} | ({UNDATED_FLAG} if undated else set())
@@ -96,11 +102,8 @@ class BatchResult:
         tail = "".join(f", {n} {what}" for n, what in ((self.n_duplicates, "duplicates counted once"),
                                                         (self.n_removed, "gone from disk and removed from the store"))
                        if n)
-        which = " / ".join(f"{name} {n}" for name, n in sorted(self.flag_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-                           if name != UNDATED_FLAG)  # said apart, with what it means
         return (f"{self.n_analysed + self.n_cached} of {self.n_photos} photos analysed "
-                f"({self.n_cached} already in the store, {self.n_flagged} with quality flags"
-                f"{': ' + which if which else ''}{extra}), "
+                f"({self.n_cached} already in the store, {self.n_flagged} with quality flags{extra}), "
                 f"{len(self.failures)} skipped{tail}; results in {self.out_dir}")
 
 

@@ -76,6 +76,8 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             res.notes.append("charts and reports up to date" + ("" if written.changes_written else ": nothing rewritten"))
     for path, reason in res.failures:
         print(_text(f"  skipped {_shown(path)}: {reason}"), file=sys.stderr)
+    if res.flags_text():
+        res.notes.append(f"quality flags: {res.flags_text()} (which photos: photos.csv)")
     for note in res.notes:
         print(_text(f"  note: {note}"), file=sys.stderr)
     print(_text(f"skinscan: {res.summary()}"))

@@ -413,6 +413,8 @@ def test_a_rerun_with_nothing_new_rewrites_nothing_and_says_so_at_once(tmp_path)
     lines = [line for line in again.stderr.splitlines() if line.startswith(("skinscan", "  note"))]
     assert lines[0] == "skinscan: nothing new to analyse (6 photos already in the store)"
     assert "  note: charts and reports up to date: nothing rewritten" in lines
+    flags = [line for line in lines if line.startswith("  note: quality flags: ")]
+    assert len(flags) == 1 and "resolution 6" in flags[0], lines  # 15% of the size: every photo too coarse
     assert {p: p.stat().st_mtime_ns for p in files} == files  # not one file rewritten
     # The report command alone finds its reports up to date, and leaves the next analyse nothing to redo.
     report = cli("report", "--out", out, "--include-flagged", "--photos", photos)
