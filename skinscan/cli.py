@@ -77,7 +77,7 @@ def cmd_analyse(args: argparse.Namespace) -> int:
     for path, reason in res.failures:
         print(_text(f"  skipped {_shown(path)}: {reason}"), file=sys.stderr)
     if res.flags_text():
-        res.notes.append(f"quality flags: {res.flags_text()} (which photos: photos.csv)")
+        res.notes.append(f"quality flags: {res.flags_text()} (see photos.csv)")
     for note in res.notes:
         print(_text(f"  note: {note}"), file=sys.stderr)
     print(_text(f"skinscan: {res.summary()}"))
