@@ -93,7 +93,8 @@ class BenchmarkReport:
         ok = self.passed()
         for key, (desc, op, thr) in TARGETS.items():
             v = self.results.get(key, float("nan"))
-            lines.append(f"| {desc} | {v:.2f} | {op} {thr:g} | {'yes' if ok[key] else '**no**'} |")
+            verdict = "not measured" if not np.isfinite(v) else "yes" if ok[key] else "**no**"
+            lines.append(f"| {desc} | {v:.2f} | {op} {thr:g} | {verdict} |")
         for part in (self._floor_text, self._series_text, self._throughput_text, self._memory_text,
                      self._working_table):
             lines += part()

@@ -148,6 +148,8 @@ def test_cli_prints_the_table_and_says_which_targets_were_met(tmp_path, capsys):
     out = capsys.readouterr().out
     assert code in (0, 1)
     assert "analysis / decode" in out and "targets met" in out
+    # Throughput, memory and the series (two targets) were not run: said so, and not counted as met or missed.
+    assert "(5 not measured in this run)" in out and out.count("| not measured |") == 5
     assert (tmp_path / "benchmark.json").exists()
 
 
