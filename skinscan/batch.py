@@ -85,8 +85,10 @@ class BatchResult:
                          if name != UNDATED_FLAG)
 
     def count_flags(self, flags: str, undated: bool) -> None:
-        """Count one photo's flags (``;``-joined names, as stored)."""
+        """Count one analysed photo's flags (``;``-joined names, as stored): in ``n_flagged`` when it
+        has any, and each in ``flag_counts``."""
         names = {f for f in (flags or "").split(";") if f} | ({UNDATED_FLAG} if undated else set())
+        self.n_flagged += bool(names)
         for name in names:
             self.flag_counts[name] = self.flag_counts.get(name, 0) + 1
 
@@ -151,7 +153,6 @@ def _record(store: ResultStore, o: Outcome, result: BatchResult) -> None:
     if o.status == "analysed":
         undated = o.entry.undated
         result.n_analysed += 1
-        result.n_flagged += bool(o.flagged or undated)
         result.count_flags((o.record or {}).get("quality_flags", ""), undated)
         result.n_undated += undated
     else:
@@ -283,6 +284,8 @@ def run_batch(paths, out_dir, *, jobs: int = 1, allow_file_time: bool = False, m
     except KeyboardInterrupt as exc:
         exc.batch_result = result
         raise
+    if result.flags_text():
+        result.notes.append(f"quality flags: {result.flags_text()} (see photos.csv)")
     return result
 
 
@@ -337,7 +340,6 @@ def _plan(store: ResultStore, disc: Discovery, paths, result: BatchResult) -> tu
             todo.append(e)
         else:
             result.n_cached += 1
-            result.n_flagged += bool(flags)
             result.count_flags(flags, e.undated)
             result.n_undated += e.undated
     _forget_missing(store, disc, paths, present, result)

@@ -71,6 +71,19 @@ class BenchmarkReport:
             out[key] = bool(np.isfinite(v) and (v <= thr if op == "<=" else v >= thr if op == ">=" else v < thr))
         return out
 
+    def missed(self) -> list[str]:
+        """The targets measured and not met, by their description (a target a run skipped is neither)."""
+        return [TARGETS[k][0] for k, ok in self.passed().items()
+                if not ok and np.isfinite(self.results.get(k, float("nan")))]
+
+    def verdict(self) -> str:
+        """``6 of 8 targets met; missed: ...``, saying how many a run did not measure."""
+        n_measured = sum(np.isfinite(self.results.get(k, float("nan"))) for k in TARGETS)
+        missed, skipped = self.missed(), len(TARGETS) - n_measured
+        return (f"{n_measured - len(missed)} of {n_measured} targets met"
+                + (f" ({skipped} not measured in this run)" if skipped else "")
+                + (f"; missed: {'; '.join(missed)}" if missed else ""))
+
     def table(self) -> str:
         """The report as Markdown tables."""
         lines = [f"Machine: {self.machine.get('cpu', '?')}, {self.machine.get('cores', '?')} cores, "

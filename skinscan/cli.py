@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import math
 import os
 import signal
 import sys
@@ -77,8 +76,6 @@ def cmd_analyse(args: argparse.Namespace) -> int:
             res.notes.append("charts and reports up to date" + ("" if written.changes_written else ": nothing rewritten"))
     for path, reason in res.failures:
         print(_text(f"  skipped {_shown(path)}: {reason}"), file=sys.stderr)
-    if res.flags_text():
-        res.notes.append(f"quality flags: {res.flags_text()} (see photos.csv)")
     for note in res.notes:
         print(_text(f"  note: {note}"), file=sys.stderr)
     print(_text(f"skinscan: {res.summary()}"))
@@ -97,23 +94,9 @@ def cmd_outputs(args: argparse.Namespace) -> int:
                             include_flagged=args.include_flagged, charts=args.command == "chart",
                             reports=args.command == "report", progress=not args.quiet, busy_timeout=args.wait,
                             force=args.force)
-    kind = "charts" if args.command == "chart" else "reports"
-    canonical = Path(args.out) / "canonical"
-    if kind == "reports" and not any(canonical.glob("*.jpg")):
-        print(f"  note: no faces in {canonical}: the reports have no before/after images (copy canonical/ "
-              "from the output folder the photos were analysed into, or analyse them into a fresh --out)",
-              file=sys.stderr)
-
-    def count(n: int) -> str:
-        return f"{n} {kind if n != 1 else kind[:-1]}"
-
-    fresh, n = len(written.new_files), len(written.get(kind, []))  # the command writes one kind only
-    if fresh:
-        print(f"skinscan: {count(fresh)} written under {args.out}"
-              + (f" ({n - fresh} up to date)" if n > fresh else ""))
-    else:
-        print(f"skinscan: {count(n)} up to date under {args.out}"
-              + ("" if written.changes_written else ", nothing rewritten") + " (--force rewrites them)")
+    for note in written.notes:
+        print(_text(f"  note: {note}"), file=sys.stderr)
+    print(_text(f"skinscan: {written.summary('charts' if args.command == 'chart' else 'reports', args.out)}"))
     return 0
 
 
@@ -158,19 +141,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
-    from .benchmark import TARGETS, run_benchmark
+    from .benchmark import run_benchmark
 
     rep = run_benchmark(args.samples, args.out, repeats=args.repeats, batch_photos=args.batch_photos,
                         batch_runs=args.batch_runs, memory_photos=args.memory_photos, working_photos=args.working_photos,
                         series=not args.no_series, model_path=args.model, progress=not args.quiet)
     print(rep.table())
-    measured = {k: ok for k, ok in rep.passed().items() if math.isfinite(rep.results.get(k, float("nan")))}
-    missed = [TARGETS[k][0] for k, ok in measured.items() if not ok]
-    skipped = len(rep.passed()) - len(measured)
-    print(f"skinscan benchmark: {len(measured) - len(missed)} of {len(measured)} targets met"
-          + (f" ({skipped} not measured in this run)" if skipped else "")
-          + (f"; missed: {'; '.join(missed)}" if missed else "") + f" (table and JSON in {args.out})")
-    return 0 if not missed else 1
+    print(f"skinscan benchmark: {rep.verdict()} (table and JSON in {args.out})")
+    return 0 if not rep.missed() else 1
 
 
 def _global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> None:

@@ -45,13 +45,27 @@ UNSORTED_SUBJECT = "(unsorted)"
 class Outputs(dict):
     """The files of each kind (``tables``, ``changes``, ``charts``, ``reports``: every subject's, written
     now or up to date), with the subjects whose charts or report were ``written`` now, those left
-    ``up_to_date``, and the charts and reports written now (``new_files``)."""
+    ``up_to_date``, the charts and reports written now (``new_files``), whether ``changes.csv`` was
+    rewritten, and ``notes`` for the user."""
 
     def __init__(self, files: dict, *, written: list, up_to_date: list):
         super().__init__(files)
         self.written, self.up_to_date = written, up_to_date
         self.new_files: list[Path] = []
         self.changes_written = False
+        self.notes: list[str] = []
+
+    def summary(self, kind: str, out_dir) -> str:
+        """One line on the ``charts`` or ``reports`` (the kind a command asked for alone): how many
+        were written now, or that they are up to date."""
+        def count(n: int) -> str:
+            return f"{n} {kind if n != 1 else kind[:-1]}"
+
+        fresh, n = sum(_kind(f) == kind for f in self.new_files), len(self.get(kind, []))
+        if fresh:
+            return f"{count(fresh)} written under {out_dir}" + (f" ({n - fresh} up to date)" if n > fresh else "")
+        return (f"{count(n)} up to date under {out_dir}" + ("" if self.changes_written else ", nothing rewritten")
+                + " (--force rewrites them)")
 
 
 def export_tables(store: ResultStore, out: Path, *, force: bool = False) -> dict[str, list[Path]]:
@@ -147,9 +161,16 @@ def write_outputs(out_dir, *, paths=None, formats=("png",), include_flagged: boo
                     or not all(Path(f).exists() for f in done.get(s, {}).get(k, {}).get("files", []))]
                 for s in base}
         stale = sorted(s for s in base if todo[s])
+        if reports and any(not o["reports"]["canonical"] for o in opts.values()):
+            canonical = out / "canonical"
+            notes = [f"no faces in {canonical}: the reports have no before/after images (copy canonical/ from "
+                     "the output folder the photos were analysed into, or analyse them into a fresh --out)"]
+        else:
+            notes = []
         changes_key = _digest(manifest.get("tables"), include_flagged, sorted(base.items()))
         result = Outputs({"tables": [f for fs in tables.values() for f in fs], "changes": [out / "changes.csv"],
                           "charts": [], "reports": []}, written=stale, up_to_date=sorted(set(base) - set(stale)))
+        result.notes += notes
         if not (stale or force) and manifest.get("changes") == changes_key and (out / "changes.csv").exists():
             for s in base:
                 _collect(result, done, s, opts[s])
